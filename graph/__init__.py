@@ -1,0 +1,1 @@
+"""coinfer.graph: graph IR, model zoo, ONNX import, planners, executor and CLI."""

@@ -1,0 +1,1 @@
+"""coinfer.hw: the hardware model (arena, processors, SoC, links, traces)."""

@@ -1,0 +1,88 @@
+"""Argument checks shared by the kernel sets.
+
+Every message names the op, the argument, and what was expected versus given.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def array(op: str, name: str, a, ndim: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Check that ``a`` is an ndarray of ``dtype`` with ``ndim`` axes; return it C-contiguous."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy.ndarray, got {type(a).__name__}")
+    if dtype is not None and a.dtype != dtype:
+        raise TypeError(f"{op}: {name} must have dtype {np.dtype(dtype)}, got {a.dtype}")
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{op}: {name} must be {ndim}-D, got {a.ndim}-D shape {a.shape}")
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+
+
+def out_array(op: str, out, shape, dtype=np.float32) -> np.ndarray:
+    """Check a caller-given ``out``: ndarray, dtype, exact shape, C-contiguous, writeable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{op}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{op}: out must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{op}: out must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{op}: out must be C-contiguous, got strides {out.strides}")
+    if not out.flags.writeable:
+        raise ValueError(f"{op}: out must be writeable")
+    return out
+
+
+def pair(op: str, name: str, v, *, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints -> (a, b), each >= ``minimum``."""
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        t = (int(v), int(v))
+    elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
+        isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in v
+    ):
+        t = (int(v[0]), int(v[1]))
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
+    if min(t) < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {v!r}")
+    return t
+
+
+def padding4(op: str, padding) -> tuple[int, int, int, int]:
+    """Padding as an int, (ph, pw) or ONNX (top, left, bottom, right) -> (top, left, bottom, right)."""
+    if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
+        p = (int(padding),) * 4
+    elif isinstance(padding, (tuple, list)) and len(padding) in (2, 4) and all(
+        isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in padding
+    ):
+        p = tuple(int(e) for e in padding)
+        if len(p) == 2:
+            p = (p[0], p[1], p[0], p[1])
+    else:
+        raise TypeError(
+            f"{op}: padding must be an int, (ph, pw) or (top, left, bottom, right), got {padding!r}"
+        )
+    if min(p) < 0:
+        raise ValueError(f"{op}: padding must be non-negative, got {padding!r}")
+    return p
+
+
+def region(op: str, name: str, r, limit: int, *, multiple: int = 1) -> tuple[int, int]:
+    """``None`` -> (0, limit); else a pair (start, stop) with 0 <= start <= stop <= limit.
+
+    With ``multiple`` > 1 both ends must be multiples of it, except that stop may equal
+    ``limit`` rounded up to the next multiple (a region ending in a partial block).
+    """
+    if r is None:
+        return 0, limit
+    if not (isinstance(r, (tuple, list)) and len(r) == 2) or not all(
+        isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in r
+    ):
+        raise TypeError(f"{op}: {name} must be a pair of ints (start, stop), got {r!r}")
+    r0, r1 = int(r[0]), int(r[1])
+    hi = limit if multiple == 1 else -(-limit // multiple) * multiple
+    if not (0 <= r0 <= r1 <= hi):
+        raise ValueError(f"{op}: {name} must satisfy 0 <= start <= stop <= {hi}, got {r!r}")
+    if multiple > 1 and (r0 % multiple or (r1 % multiple and r1 != limit)):
+        raise ValueError(f"{op}: {name} ends must be multiples of {multiple}, got {r!r}")
+    return r0, min(r1, limit)

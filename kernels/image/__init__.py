@@ -1,0 +1,12 @@
+"""Numba kernels on MACE-style image tensors (N, H, CB, W, 4) (the GPU's layout)."""
+from .conv import conv2d
+from .fc import fully_connected
+from .pool import max_pool2d, avg_pool2d, global_avg_pool
+from .elementwise import relu, add, concat
+from .lrn import lrn
+from .softmax import softmax
+
+__all__ = [
+    "conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool",
+    "relu", "add", "concat", "lrn", "softmax",
+]
