@@ -1,0 +1,104 @@
+"""Operator-chain search: CoDL's greedy Algorithm 1 (MobiSys 2022, Sec. 6).
+
+From each op, grow a chain of following ops split on the head's dimension,
+trying ratios within rho_head +/- delta (delta = 0.3); keep adding ops while the
+predicted gain over running those ops one by one stays >= 0; record the best
+chain found and continue after it.  ``chains=False`` gives the per-op plan
+("codl-nochain"): every op is co-executed on its own best (dimension, ratio).
+"""
+from __future__ import annotations
+
+from .costmodel import CostSource, chain_cost
+from .opview import GraphView
+from .plan import Chain
+
+RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def valid(view: GraphView, ops: list[str], dim: str) -> bool:
+    """Can these consecutive ops form one chain split on ``dim``?"""
+    if dim == "none":
+        return True
+    if dim == "H":
+        return all("H" in view.op(n).splits for n in ops)
+    head = view.op(ops[0])
+    if "OC" not in head.splits:
+        return False
+    prev = head
+    for n in ops[1:]:
+        op = view.op(n)
+        if not (op.channel_local and op.inputs[0] == prev.output and "OC" in op.splits):
+            return False
+        prev = op
+    return True
+
+
+def _candidates(dim: str, ratio: float, delta: float):
+    """(dim, ratio) pairs a chain with head plan (dim, ratio) may take."""
+    dims = [dim] if dim != "none" else ["H", "OC"]
+    out = []
+    if ratio <= delta + 1e-9:
+        out.append(("none", 0.0))
+    if ratio >= 1.0 - delta - 1e-9:
+        out.append(("none", 1.0))
+    for d in dims:
+        for r in RATIOS[1:-1]:
+            if abs(r - ratio) <= delta + 1e-9:
+                out.append((d, r))
+    return out
+
+
+def best_single(view: GraphView, name: str, costs: CostSource):
+    """Lowest predicted (cost, Chain) for one op over every dimension and ratio."""
+    op = view.op(name)
+    best = None
+    options = [("none", 0.0), ("none", 1.0)]
+    for d in ("H", "OC"):
+        if d in op.splits:
+            options += [(d, r) for r in RATIOS[1:-1]]
+    for d, r in options:
+        ch = Chain((name,), d, r)
+        c = chain_cost(view, ch, costs).total
+        if best is None or c < best[0] - 1e-12:
+            best = (c, ch)
+    return best
+
+
+def search(view: GraphView, costs: CostSource, *, chains: bool = True, delta: float = 0.3,
+           max_len: int = 24) -> list[Chain]:
+    """Chains covering every op of ``view`` in order."""
+    names = [op.name for op in view.ops]
+    singles = [best_single(view, n, costs) for n in names]
+    if not chains:
+        return [s[1] for s in singles]
+    out: list[Chain] = []
+    i = 0
+    while i < len(names):
+        head_cost, head = singles[i]
+        best_chain, best_gain = head, 0.0
+        base = head_cost
+        for j in range(i + 1, min(len(names), i + max_len)):
+            base += singles[j][0]
+            members = names[i:j + 1]
+            best_c = None
+            for d, r in _candidates(head.dim, head.ratio, delta):
+                if not valid(view, members, d):
+                    continue
+                ch = Chain(tuple(members), d, r)
+                c = chain_cost(view, ch, costs).total
+                if best_c is None or c < best_c[0]:
+                    best_c = (c, ch)
+            if best_c is None:
+                break
+            gain = base - best_c[0]
+            if gain < 0:
+                break
+            if gain >= best_gain:
+                best_gain, best_chain = gain, best_c[1]
+        out.append(best_chain)
+        i += len(best_chain.ops)
+    return out
+
+
+def plan_cost(view: GraphView, plan_chains: list[Chain], costs: CostSource) -> float:
+    return sum(chain_cost(view, c, costs).total for c in plan_chains)

@@ -1,0 +1,74 @@
+"""Plans: which processor computes which part of every op.
+
+A plan is a list of :class:`Chain` in execution order.  A chain is a run of
+consecutive ops (in topological order) split on one dimension with one ratio:
+
+- ``dim="none"``, ratio 1.0: the GPU runs the ops on images, nothing shared;
+- ``dim="none"``, ratio 0.0: the CPU runs the ops on buffers; inputs are shared
+  in at the chain's start, escaping outputs shared back at its end;
+- ``dim="H"``: the GPU computes the top ``ratio`` of every output's rows, the CPU
+  the rest, each with the halo rows later ops of the chain need;
+- ``dim="OC"``: the GPU computes the first ``ratio`` of output channels (rounded
+  to a texel, 4 channels), the CPU the rest.
+
+A chain of one op is CoDL's per-op co-execution with sharing at every op
+("codl-nochain"); longer chains share only at their ends ("codl").
+Strategies that keep one layout on both processors (``cpu``, ``mulayer``) say so
+in ``Plan.shared_layout``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Chain:
+    ops: tuple[str, ...]
+    dim: str = "none"  # "none" | "H" | "OC"
+    ratio: float = 1.0  # GPU share
+
+    def __post_init__(self):
+        if self.dim not in ("none", "H", "OC"):
+            raise ValueError(f"Chain: dim must be 'none', 'H' or 'OC', got {self.dim!r}")
+        if not 0.0 <= self.ratio <= 1.0:
+            raise ValueError(f"Chain: ratio must be in [0, 1], got {self.ratio!r}")
+        if self.dim == "none" and self.ratio not in (0.0, 1.0):
+            raise ValueError(f"Chain: dim 'none' needs ratio 0 or 1, got {self.ratio!r}")
+        if not self.ops:
+            raise ValueError("Chain: ops must not be empty")
+
+    @property
+    def split(self) -> bool:
+        return self.dim != "none"
+
+    @property
+    def device(self) -> str:
+        """'gpu', 'cpu' or 'both'."""
+        if self.dim == "none":
+            return "gpu" if self.ratio == 1.0 else "cpu"
+        return "both"
+
+
+@dataclass
+class Plan:
+    strategy: str
+    chains: list[Chain]
+    shared_layout: str | None = None  # "buffer" for cpu-only and mulayer plans
+    predicted_s: float | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def n_chains(self) -> int:
+        """Chains of two or more ops that are co-executed or run on the CPU."""
+        return sum(1 for c in self.chains if len(c.ops) > 1 and c.device != "gpu")
+
+    @property
+    def n_splits(self) -> int:
+        """Ops whose work is divided between the two processors."""
+        return sum(len(c.ops) for c in self.chains if c.split)
+
+    def describe(self) -> str:
+        lines = [f"plan {self.strategy}: {len(self.chains)} chains, {self.n_splits} split ops"]
+        for c in self.chains:
+            lines.append(f"  {c.device:>4} {c.dim:>4} {c.ratio:.2f}  " + " -> ".join(c.ops))
+        return "\n".join(lines)
