@@ -166,7 +166,9 @@ def _conv(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
     a = op.attrs
     w = _param(op, "w", None)
     if w.ndim != 4:
-        raise ValueError(f"{who}: weight 'w' must be 4-D (O, C/groups, KH, KW), got shape {w.shape}")
+        raise ValueError(
+            f"{who}: weight 'w' must be 4-D (O, C/groups, KH, KW), got shape {w.shape}"
+        )
     groups = _int(who, "groups", a.get("groups", 1), 1)
     oc, cg, kh, kw = w.shape
     if x[1] != cg * groups or oc % groups:
@@ -281,7 +283,9 @@ def _concat(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
 def _add(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
     a, b = shapes
     if a != b:
-        raise ValueError(f"{_who(op)}: input shapes must be equal (no broadcasting), got {a} and {b}")
+        raise ValueError(
+            f"{_who(op)}: input shapes must be equal (no broadcasting), got {a} and {b}"
+        )
     return {"relu": bool(op.attrs.get("relu", False))}, a
 
 
@@ -359,7 +363,9 @@ def _check_shape(name: str, shape) -> Shape:
     if not isinstance(shape, (tuple, list)) or not shape or not all(
         isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1 for d in shape
     ):
-        raise ValueError(f"graph input {name!r}: shape must be a tuple of positive ints, got {shape!r}")
+        raise ValueError(
+            f"graph input {name!r}: shape must be a tuple of positive ints, got {shape!r}"
+        )
     return tuple(int(d) for d in shape)
 
 
@@ -435,7 +441,9 @@ class Graph:
         seen: set[str] = set()
         for op in ops:
             if not isinstance(op, Op):
-                raise TypeError(f"graph {name!r}: ops must be Op instances, got {type(op).__name__}")
+                raise TypeError(
+                    f"graph {name!r}: ops must be Op instances, got {type(op).__name__}"
+                )
             if op.name in seen:
                 raise ValueError(f"{_who(op)}: duplicate op name")
             seen.add(op.name)
@@ -544,7 +552,8 @@ class Graph:
             flags = "+relu" if op.attrs.get("relu") else ""
             rows.append((
                 op.name, op.type + flags, "x".join(map(str, self.tensors[op.output].shape)),
-                f"{op.param_count:,}", f"{self.flops(op) / 1e6:.2f}", f"{self.bytes(op) / 1024:.1f}",
+                f"{op.param_count:,}", f"{self.flops(op) / 1e6:.2f}",
+                f"{self.bytes(op) / 1024:.1f}",
             ))
         rows.append(("total", f"{len(self.ops)} ops", "", f"{self.num_params():,}",
                      f"{self.total_flops() / 1e6:.2f}",
@@ -602,7 +611,8 @@ class GraphBuilder:
         self.shapes[op.output] = out
         return op.output
 
-    def build(self, outputs: Sequence[str] | None = None, *, exits: Sequence | None = None) -> Graph:
+    def build(self, outputs: Sequence[str] | None = None, *,
+              exits: Sequence | None = None) -> Graph:
         return Graph(self.name, self.inputs, self.ops, outputs, exits=exits)
 
 

@@ -16,7 +16,10 @@ Modelling choices, per model:
 - ``squeezenet``: SqueezeNet 1.0; max pools 3/2 in ceil mode as in Caffe.
 - ``vgg16``: VGG-16 (configuration D).
 - ``resnet18``: batch norm folded into the convs (which gain a bias), so the
-  count is torchvision's 11,689,512 minus one parameter per BN channel.
+  count is torchvision's 11,689,512 minus one parameter per BN channel.  The
+  last conv of each residual branch is drawn with half the He std: with full
+  He the branch-plus-shortcut sum doubles the variance at every block and the
+  softmax saturates to one class.
 - ``mobilenet_v1``: MobileNet v1 1.0; ReLU6 is a separate ``clip`` op
   (min 0, max 6) after each conv; stride-2 convs use symmetric padding 1
   (Caffe style; same output sizes as TensorFlow's SAME at even inputs).
@@ -49,13 +52,13 @@ DEFAULT_SIZE = {
 
 #: Smallest input side per model that keeps every feature map at least 1x1.
 MIN_SIZE = {
-    "alexnet": 63,
-    "nin": 63,
-    "squeezenet": 35,
+    "alexnet": 55,
+    "nin": 55,
+    "squeezenet": 29,
     "vgg16": 32,
     "resnet18": 1,
     "mobilenet_v1": 1,
-    "yolov2_tiny": 1,
+    "yolov2_tiny": 17,
 }
 
 
@@ -78,9 +81,9 @@ class _Net:
         return self.b.shape(x)[1]
 
     def conv(self, name: str, x: str, oc: int, k: int, *, stride: int = 1, pad=0,
-             groups: int = 1, relu: bool = True) -> str:
+             groups: int = 1, relu: bool = True, gain: float = 1.0) -> str:
         cg = self.channels(x) // groups
-        w = self._normal((oc, cg, k, k), np.sqrt(2.0 / (cg * k * k)))
+        w = self._normal((oc, cg, k, k), gain * np.sqrt(2.0 / (cg * k * k)))
         b = self._normal((oc,), 0.01)
         return self.b.add("conv", name, [x], params={"w": w, "b": b}, stride=stride,
                           padding=pad, groups=groups, relu=relu)
@@ -192,7 +195,7 @@ def _resnet18(n: _Net) -> str:
             name = f"layer{stage}_{blk}"
             stride = 2 if stage > 1 and blk == 0 else 1
             y = n.conv(f"{name}_conv1", x, width, 3, stride=stride, pad=1)
-            y = n.conv(f"{name}_conv2", y, width, 3, pad=1, relu=False)
+            y = n.conv(f"{name}_conv2", y, width, 3, pad=1, relu=False, gain=0.5)
             if stride != 1 or n.channels(x) != width:
                 x = n.conv(f"{name}_downsample", x, width, 1, stride=stride, relu=False)
             x = n.op("add", f"{name}_add", [y, x], relu=True)
@@ -254,10 +257,13 @@ def _size(name: str, input_size) -> tuple[int, int]:
     if isinstance(input_size, (int, np.integer)) and not isinstance(input_size, bool):
         hw = (int(input_size), int(input_size))
     elif (isinstance(input_size, (tuple, list)) and len(input_size) == 2
-          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in input_size)):
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                  for v in input_size)):
         hw = (int(input_size[0]), int(input_size[1]))
     else:
-        raise TypeError(f"zoo.build({name!r}): input_size must be an int or (H, W), got {input_size!r}")
+        raise TypeError(
+            f"zoo.build({name!r}): input_size must be an int or (H, W), got {input_size!r}"
+        )
     if min(hw) < MIN_SIZE[name]:
         raise ValueError(
             f"zoo.build({name!r}): input_size must be >= {MIN_SIZE[name]} on each side "

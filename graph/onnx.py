@@ -1,0 +1,446 @@
+"""ONNX import: ``load(path_or_ModelProto, *, batch=None) -> Graph``.
+
+Supported nodes (default domain) and how they map onto the IR:
+
+- Conv (2-D; auto_pad NOTSET/VALID/SAME_UPPER/SAME_LOWER) -> ``conv``.  A
+  BatchNormalization that alone consumes a Conv output is folded into it:
+  ``w' = w*g/sqrt(var+eps)``, ``b' = (b-mean)*g/sqrt(var+eps) + beta``.
+- MaxPool, AveragePool (2-D, no dilation), GlobalAveragePool -> pools.
+- Gemm (transA=0, any transB/alpha/beta, bias of shape (M,), (1, M) or a
+  scalar) -> ``fc``; MatMul with a constant right operand -> ``fc``, and an Add
+  of a constant bias that alone consumes it is folded in.
+- Relu, Clip (min/max as attributes or constant inputs) -> ``relu``/``clip``.
+- LRN, Softmax (one axis; opset < 13 only where its flatten-to-2-D rule equals
+  a one-axis softmax), Concat, Add of two activations, Flatten (axis 1),
+  Reshape to 2-D with a constant shape, Dropout (inference: ``dropout``),
+  Identity and Constant.
+
+Relus are then fused into the conv/fc/add before them (``fuse=False`` keeps
+them separate).  IR tensors keep their ONNX names.  Anything else, a
+malformed file or a weight that is not a constant raises ValueError naming the
+node and its op type.  Models are parsed as protobuf only; nothing is unpickled.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .ir import Graph, GraphBuilder, fuse_relu
+
+SUPPORTED = (
+    "Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm",
+    "MatMul", "Add", "Relu", "Clip", "LRN", "Softmax", "Concat", "Flatten", "Reshape",
+    "Dropout", "Identity", "Constant",
+)
+
+
+def _read(model) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        proto = model
+        where = "ModelProto"
+    elif isinstance(model, (str, os.PathLike)):
+        where = os.fspath(model)
+        try:
+            proto = onnx.load(where)
+        except OSError:
+            raise  # a missing or unreadable file keeps its own error
+        except Exception as e:  # protobuf DecodeError and friends
+            raise ValueError(f"onnx.load: {where!r} is not a valid ONNX model: {e}") from e
+    elif isinstance(model, (bytes, bytearray)):
+        where = "bytes"
+        try:
+            proto = onnx.load_model_from_string(bytes(model))
+        except Exception as e:
+            raise ValueError(f"onnx.load: the bytes are not a valid ONNX model: {e}") from e
+    else:
+        raise TypeError(
+            f"onnx.load: expected a path, bytes or onnx.ModelProto, got {type(model).__name__}"
+        )
+    g = proto.graph
+    if not g.node or not g.input or not g.output:
+        raise ValueError(
+            f"onnx.load: {where!r} is not a usable ONNX model: it has {len(g.node)} nodes, "
+            f"{len(g.input)} inputs and {len(g.output)} outputs"
+        )
+    return proto
+
+
+def _ints(v, n: int, default: int, who: str, what: str) -> tuple[int, ...]:
+    if v is None:
+        return (default,) * n
+    v = tuple(int(e) for e in v)
+    if len(v) != n:
+        raise ValueError(f"{who}: attribute {what} must have {n} values, got {list(v)}")
+    return v
+
+
+class _Importer:
+    def __init__(self, proto: onnx.ModelProto, batch: int | None):
+        self.g = proto.graph
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.consts: dict[str, np.ndarray] = {
+            t.name: numpy_helper.to_array(t) for t in self.g.initializer
+        }
+        self.alias: dict[str, str] = {}
+        self.users: dict[str, list[int]] = defaultdict(list)
+        for i, node in enumerate(self.g.node):
+            for t in node.input:
+                if t:
+                    self.users[t].append(i)
+        self.graph_outputs = {o.name for o in self.g.output}
+        self.skip: set[int] = set()
+        self.op_names: set[str] = set()
+        self.b = GraphBuilder(self.g.name or "onnx", self._inputs(batch))
+
+    # -- inputs, names, operands --------------------------------------------
+
+    def _inputs(self, batch) -> dict[str, tuple[int, ...]]:
+        shapes = {}
+        for vi in self.g.input:
+            if vi.name in self.consts:
+                continue  # an initializer listed as an input (older exporters)
+            tt = vi.type.tensor_type
+            if tt.elem_type != onnx.TensorProto.FLOAT:
+                raise ValueError(f"onnx input {vi.name!r}: only float32 inputs are supported, "
+                                 f"got {onnx.TensorProto.DataType.Name(tt.elem_type)}")
+            if not tt.HasField("shape"):
+                raise ValueError(f"onnx input {vi.name!r}: the shape is unknown")
+            dims = []
+            for i, d in enumerate(tt.shape.dim):
+                if i == 0 and batch is not None:
+                    dims.append(int(batch))
+                elif d.HasField("dim_value") and d.dim_value > 0:
+                    dims.append(int(d.dim_value))
+                elif i == 0:
+                    dims.append(1)  # a symbolic batch defaults to 1
+                else:
+                    raise ValueError(f"onnx input {vi.name!r}: dimension {i} is not a fixed size")
+            shapes[vi.name] = tuple(dims)
+        if not shapes:
+            raise ValueError("onnx.load: the model has no non-constant input")
+        return shapes
+
+    def _name(self, node, i: int) -> str:
+        base = node.name or f"{node.op_type.lower()}_{i}"
+        name, k = base, 1
+        while name in self.op_names:
+            name, k = f"{base}_{k}", k + 1
+        self.op_names.add(name)
+        return name
+
+    @staticmethod
+    def _who(node, name: str) -> str:
+        return f"onnx node {name!r} ({node.op_type})"
+
+    def act(self, node, name: str, idx: int) -> str:
+        t = node.input[idx] if idx < len(node.input) else ""
+        t = self.alias.get(t, t)
+        if t in self.consts:
+            raise ValueError(f"{self._who(node, name)}: input {idx} {t!r} is a constant; "
+                             f"an activation is expected there")
+        if t not in self.b.shapes:
+            raise ValueError(f"{self._who(node, name)}: input {idx} {t!r} is not produced by any "
+                             f"earlier node nor a graph input")
+        return t
+
+    def const(self, node, name: str, idx: int, what: str, required: bool = True):
+        t = node.input[idx] if idx < len(node.input) else ""
+        if not t:
+            if required:
+                raise ValueError(f"{self._who(node, name)}: missing input {idx} ({what})")
+            return None
+        if t not in self.consts:
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be an "
+                             f"initializer or Constant, and none is given")
+        return self.consts[t]
+
+    def sole_user(self, node, op_type: str):
+        """The node of type ``op_type`` that alone reads ``node``'s output, if any."""
+        out = node.output[0]
+        users = self.users.get(out, [])
+        if len(users) != 1 or out in self.graph_outputs:
+            return None
+        idx = users[0]
+        nxt = self.g.node[idx]
+        return (idx, nxt) if nxt.op_type == op_type and nxt.domain in ("", "ai.onnx") else None
+
+    def emit(self, node, name: str, type: str, inputs, out: str, params=None, **attrs) -> None:
+        try:
+            self.b.add(type, name, inputs, params=params, output=out, **attrs)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{self._who(node, name)}: {e}") from e
+
+    # -- run ------------------------------------------------------------------
+
+    def run(self, fuse: bool) -> Graph:
+        for i, node in enumerate(self.g.node):
+            if i in self.skip:
+                continue
+            name = self._name(node, i)
+            if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
+                raise ValueError(
+                    f"{self._who(node, name)}: unsupported op type"
+                    f"{' in domain ' + repr(node.domain) if node.domain else ''}; "
+                    f"supported: {', '.join(SUPPORTED)}"
+                )
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+            getattr(self, "_" + node.op_type)(node, name, attrs)
+        outputs = []
+        for o in self.g.output:
+            t = self.alias.get(o.name, o.name)
+            if t not in self.b.shapes or t in self.b.inputs:
+                raise ValueError(f"onnx output {o.name!r} is not computed by any supported node")
+            outputs.append(t)
+        g = self.b.build(outputs)
+        return fuse_relu(g) if fuse else g
+
+    # -- node handlers ----------------------------------------------------------
+
+    def _spatial(self, node, name, attrs, x_shape, kernel, dilation) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) padding from ``pads`` or ``auto_pad``."""
+        who = self._who(node, name)
+        mode = attrs.get("auto_pad", "NOTSET")
+        if mode == "NOTSET":
+            return _ints(attrs.get("pads"), 4, 0, who, "pads")
+        if mode == "VALID":
+            return (0, 0, 0, 0)
+        if mode not in ("SAME_UPPER", "SAME_LOWER"):
+            raise ValueError(f"{who}: unknown auto_pad {mode!r}")
+        stride = _ints(attrs.get("strides"), 2, 1, who, "strides")
+        begin, end = [], []
+        for n, k, s, d in zip(x_shape[2:], kernel, stride, dilation):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            small, large = total // 2, total - total // 2
+            begin.append(small if mode == "SAME_UPPER" else large)
+            end.append(large if mode == "SAME_UPPER" else small)
+        return (begin[0], begin[1], end[0], end[1])
+
+    def _Conv(self, node, name, attrs):
+        who = self._who(node, name)
+        x = self.act(node, name, 0)
+        w = self.const(node, name, 1, "weights").astype(np.float32)
+        if w.ndim != 4 or len(self.b.shape(x)) != 4:
+            raise ValueError(f"{who}: only 2-D convolution is supported, got weights {w.shape}")
+        b = self.const(node, name, 2, "bias", required=False)
+        b = None if b is None else b.astype(np.float32)
+        kernel = _ints(attrs.get("kernel_shape"), 2, 0, who, "kernel_shape") \
+            if "kernel_shape" in attrs else w.shape[2:]
+        if tuple(kernel) != w.shape[2:]:
+            raise ValueError(f"{who}: kernel_shape {list(kernel)} does not match weights {w.shape}")
+        dilation = _ints(attrs.get("dilations"), 2, 1, who, "dilations")
+        pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, dilation)
+        out = node.output[0]
+        bn = self.sole_user(node, "BatchNormalization")
+        if bn is not None:
+            idx, bnode = bn
+            w, b, out = self._fold_bn(bnode, self._name(bnode, idx), w, b)
+            self.skip.add(idx)
+        self.emit(node, name, "conv", [x], out, {"w": w, "b": b},
+                  stride=_ints(attrs.get("strides"), 2, 1, who, "strides"), padding=pads,
+                  dilation=dilation, groups=int(attrs.get("group", 1)))
+
+    def _fold_bn(self, node, name, w, b):
+        """Conv weights and bias with the BatchNormalization ``node`` folded in, and its output."""
+        who = self._who(node, name)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.get("training_mode", 0):
+            raise ValueError(f"{who}: training_mode BatchNormalization is not supported")
+        if len([o for o in node.output if o]) > 1:
+            raise ValueError(f"{who}: only the inference form (one output) is supported")
+        gamma, beta, mean, var = (
+            self.const(node, name, i, what).astype(np.float64).reshape(-1)
+            for i, what in enumerate(("scale", "B", "mean", "var"), 1)
+        )
+        if not all(a.shape == (w.shape[0],) for a in (gamma, beta, mean, var)):
+            raise ValueError(f"{who}: parameters must have {w.shape[0]} channels")
+        scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
+        w2 = (w.astype(np.float64) * scale[:, None, None, None]).astype(np.float32)
+        b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+        b2 = ((b0 - mean) * scale + beta).astype(np.float32)
+        return w2, b2, node.output[0]
+
+    def _BatchNormalization(self, node, name, attrs):
+        raise ValueError(f"{self._who(node, name)}: only supported right after a Conv whose "
+                         f"output it alone consumes (it is folded into that Conv)")
+
+    def _pool(self, node, name, attrs, type, **extra):
+        who = self._who(node, name)
+        x = self.act(node, name, 0)
+        if len(self.b.shape(x)) != 4:
+            raise ValueError(f"{who}: only 2-D pooling is supported, input shape {self.b.shape(x)}")
+        if len([o for o in node.output if o]) > 1:
+            raise ValueError(f"{who}: the Indices output is not supported")
+        if "kernel_shape" not in attrs:
+            raise ValueError(f"{who}: missing attribute kernel_shape")
+        kernel = _ints(attrs["kernel_shape"], 2, 0, who, "kernel_shape")
+        if _ints(attrs.get("dilations"), 2, 1, who, "dilations") != (1, 1):
+            raise ValueError(f"{who}: dilated pooling is not supported")
+        pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, (1, 1))
+        self.emit(node, name, type, [x], node.output[0], kernel=kernel,
+                  stride=_ints(attrs.get("strides"), 2, 1, who, "strides"), padding=pads,
+                  ceil_mode=bool(attrs.get("ceil_mode", 0)), **extra)
+
+    def _MaxPool(self, node, name, attrs):
+        self._pool(node, name, attrs, "maxpool")
+
+    def _AveragePool(self, node, name, attrs):
+        self._pool(node, name, attrs, "avgpool",
+                   count_include_pad=bool(attrs.get("count_include_pad", 0)))
+
+    def _GlobalAveragePool(self, node, name, attrs):
+        self.emit(node, name, "globalavgpool", [self.act(node, name, 0)], node.output[0])
+
+    def _bias(self, node, name, c, m: int) -> np.ndarray:
+        c = np.asarray(c, np.float32)
+        if c.size == 1:
+            return np.full(m, c.reshape(()), np.float32)
+        if c.shape in ((m,), (1, m)):
+            return c.reshape(m).copy()
+        raise ValueError(f"{self._who(node, name)}: bias shape {c.shape} is not (M,), (1, M) or "
+                         f"a scalar, with M = {m}")
+
+    def _Gemm(self, node, name, attrs):
+        who = self._who(node, name)
+        x = self.act(node, name, 0)
+        if attrs.get("transA", 0):
+            raise ValueError(f"{who}: transA=1 is not supported")
+        bmat = self.const(node, name, 1, "B").astype(np.float64)
+        if bmat.ndim != 2:
+            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+        w = bmat if attrs.get("transB", 0) else bmat.T
+        w = (float(attrs.get("alpha", 1.0)) * w).astype(np.float32)
+        c = self.const(node, name, 2, "C", required=False)
+        if c is not None:
+            c = float(attrs.get("beta", 1.0)) * self._bias(node, name, c, w.shape[0])
+        self.emit(node, name, "fc", [x], node.output[0],
+                  {"w": np.ascontiguousarray(w), "b": None if c is None else c.astype(np.float32)})
+
+    def _MatMul(self, node, name, attrs):
+        who = self._who(node, name)
+        x = self.act(node, name, 0)
+        bmat = self.const(node, name, 1, "B")
+        if bmat.ndim != 2:
+            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+        w = np.ascontiguousarray(bmat.T, dtype=np.float32)
+        out, b = node.output[0], None
+        add = self.sole_user(node, "Add")
+        if add is not None:
+            idx, anode = add
+            other = [t for t in anode.input if t != node.output[0]]
+            if len(other) == 1 and other[0] in self.consts:
+                b = self._bias(anode, self._name(anode, idx), self.consts[other[0]], w.shape[0])
+                out = anode.output[0]
+                self.skip.add(idx)
+        self.emit(node, name, "fc", [x], out, {"w": w, "b": b})
+
+    def _Add(self, node, name, attrs):
+        if any(t in self.consts for t in node.input):
+            raise ValueError(f"{self._who(node, name)}: an Add with a constant operand is only "
+                             f"supported right after a MatMul (folded into its bias)")
+        self.emit(node, name, "add", [self.act(node, name, 0), self.act(node, name, 1)],
+                  node.output[0])
+
+    def _Relu(self, node, name, attrs):
+        self.emit(node, name, "relu", [self.act(node, name, 0)], node.output[0])
+
+    def _Clip(self, node, name, attrs):
+        x = self.act(node, name, 0)
+        lo, hi = attrs.get("min", -math.inf), attrs.get("max", math.inf)
+        if self.opset >= 11:
+            c = self.const(node, name, 1, "min", required=False)
+            lo = -math.inf if c is None else float(np.asarray(c).reshape(()))
+            c = self.const(node, name, 2, "max", required=False)
+            hi = math.inf if c is None else float(np.asarray(c).reshape(()))
+        self.emit(node, name, "clip", [x], node.output[0], min=float(lo), max=float(hi))
+
+    def _LRN(self, node, name, attrs):
+        if "size" not in attrs:
+            raise ValueError(f"{self._who(node, name)}: missing attribute size")
+        self.emit(node, name, "lrn", [self.act(node, name, 0)], node.output[0],
+                  size=int(attrs["size"]), alpha=float(attrs.get("alpha", 1e-4)),
+                  beta=float(attrs.get("beta", 0.75)), k=float(attrs.get("bias", 1.0)))
+
+    def _Softmax(self, node, name, attrs):
+        x = self.act(node, name, 0)
+        shape = self.b.shape(x)
+        axis = int(attrs.get("axis", -1 if self.opset >= 13 else 1)) % len(shape)
+        if self.opset < 13 and math.prod(shape[axis + 1:]) != 1:
+            raise ValueError(
+                f"{self._who(node, name)}: opset {self.opset} Softmax normalises over all axes "
+                f">= {axis} of {shape}; only the case where that is one axis is supported"
+            )
+        self.emit(node, name, "softmax", [x], node.output[0], axis=axis)
+
+    def _Concat(self, node, name, attrs):
+        xs = [self.act(node, name, i) for i in range(len(node.input))]
+        if "axis" not in attrs:
+            raise ValueError(f"{self._who(node, name)}: missing attribute axis")
+        axis = int(attrs["axis"]) % len(self.b.shape(xs[0]))
+        self.emit(node, name, "concat", xs, node.output[0], axis=axis)
+
+    def _Flatten(self, node, name, attrs):
+        x = self.act(node, name, 0)
+        if int(attrs.get("axis", 1)) % len(self.b.shape(x)) != 1:
+            raise ValueError(f"{self._who(node, name)}: only axis=1 is supported, "
+                             f"got {attrs.get('axis')}")
+        self.emit(node, name, "flatten", [x], node.output[0])
+
+    def _Reshape(self, node, name, attrs):
+        who = self._who(node, name)
+        x = self.act(node, name, 0)
+        target = [int(v) for v in np.asarray(self.const(node, name, 1, "shape")).reshape(-1)]
+        if len(target) != 2:
+            raise ValueError(f"{who}: only reshapes to 2-D are supported, got shape {target}")
+        if attrs.get("allowzero", 0) and 0 in target:
+            raise ValueError(f"{who}: allowzero=1 with a zero in the shape is not supported")
+        xs = self.b.shape(x)
+        # Resolve under the current batch; keep the batch symbolic when it stays in front.
+        known = [xs[i] if v == 0 else v for i, v in enumerate(target)]
+        if -1 in known and known.count(-1) == 1:
+            rest = math.prod(v for v in known if v != -1)
+            known[known.index(-1)] = math.prod(xs) // rest if rest else -1
+        keeps_batch = known[0] == xs[0] and math.prod(known) == math.prod(xs)
+        shape = (0, -1) if keeps_batch else tuple(target)
+        self.emit(node, name, "reshape", [x], node.output[0], shape=shape)
+
+    def _Dropout(self, node, name, attrs):
+        if len(node.output) > 1 and node.output[1] and self.users.get(node.output[1]):
+            raise ValueError(f"{self._who(node, name)}: the mask output is not supported")
+        self.emit(node, name, "dropout", [self.act(node, name, 0)], node.output[0])
+
+    def _Identity(self, node, name, attrs):
+        src = node.input[0]
+        if src in self.consts:
+            self.consts[node.output[0]] = self.consts[src]
+        else:
+            self.alias[node.output[0]] = self.act(node, name, 0)
+
+    def _Constant(self, node, name, attrs):
+        for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
+            if key in attrs:
+                v = attrs[key]
+                self.consts[node.output[0]] = (
+                    numpy_helper.to_array(v) if key == "value" else np.asarray(v)
+                )
+                return
+        raise ValueError(f"{self._who(node, name)}: only value/value_float(s)/value_int(s) "
+                         f"constants are supported")
+
+
+def load(model, *, batch: int | None = None, fuse: bool = True) -> Graph:
+    """Import an ONNX model (a path, the file's bytes, or an ``onnx.ModelProto``).
+
+    ``batch`` overrides the first input dimension (a symbolic batch defaults
+    to 1).  With ``fuse`` (the default) relus are folded into the op before
+    them, as :func:`coinfer.graph.ir.fuse_relu` does.
+    """
+    if batch is not None and (not isinstance(batch, (int, np.integer)) or isinstance(batch, bool)
+                              or batch < 1):
+        raise ValueError(f"onnx.load: batch must be a positive int, got {batch!r}")
+    return _Importer(_read(model), batch).run(fuse)
