@@ -1,0 +1,87 @@
+"""Local response normalisation across channels on NCHW float32 buffers (ONNX LRN).
+
+For channel c the window is [c - floor((size-1)/2), c + ceil((size-1)/2)],
+clipped to the tensor, and ``y = x / (k + alpha/size * sum(x^2 over window))^beta``.
+The window sum slides along the channels, one running row of W sums per
+(n, h), kept in float64 so adding and removing squares does not drift.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .. import _args
+
+__all__ = ["lrn"]
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def _lrn(x, out, size, alpha, beta, k, r0, r1, c0, c1):
+    nb, nc, _, w = x.shape
+    lo = (size - 1) // 2
+    hi = size // 2
+    scale = alpha / size
+    acc = np.empty(w, np.float64)
+    for n in range(nb):
+        for h in range(r0, r1):
+            # Window sum for channel c0.
+            for i in range(w):
+                acc[i] = 0.0
+            for c in range(max(c0 - lo, 0), min(c0 + hi + 1, nc)):
+                xrow = x[n, c, h]
+                for i in range(w):
+                    acc[i] += xrow[i] * xrow[i]
+            for c in range(c0, c1):
+                xrow = x[n, c, h]
+                orow = out[n, c, h]
+                for i in range(w):
+                    orow[i] = xrow[i] * (k + scale * acc[i]) ** (-beta)
+                enter = c + 1 + hi
+                leave = c - lo
+                if enter < nc:
+                    xr = x[n, enter, h]
+                    for i in range(w):
+                        acc[i] += xr[i] * xr[i]
+                if leave >= 0:
+                    xr = x[n, leave, h]
+                    for i in range(w):
+                        acc[i] -= xr[i] * xr[i]
+                    # Guard the running sum against rounding below zero.
+                    for i in range(w):
+                        acc[i] = max(acc[i], 0.0)
+
+
+def _number(op, name, v, positive=False) -> float:
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool):
+        raise TypeError(f"{op}: {name} must be a number, got {v!r}")
+    v = float(v)
+    if not np.isfinite(v) or (positive and v <= 0):
+        raise ValueError(f"{op}: {name} must be a finite{' positive' if positive else ''} number, got {v!r}")
+    return v
+
+
+def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None, channels=None) -> np.ndarray:
+    """ONNX LRN on x (N, C, H, W); ``rows`` / ``channels`` compute only that output region."""
+    op = "lrn"
+    x = _args.array(op, "x", x, 4)
+    if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
+        raise TypeError(f"{op}: size must be an int, got {size!r}")
+    if size < 1:
+        raise ValueError(f"{op}: size must be >= 1, got {size}")
+    alpha = _number(op, "alpha", alpha)
+    beta = _number(op, "beta", beta)
+    k = _number(op, "k", k, positive=True)
+    if min(x.shape) < 1:
+        raise ValueError(f"{op}: x must have no empty axis, got shape {x.shape}")
+    shape = x.shape
+    r0, r1 = _args.region(op, "rows", rows, shape[2])
+    c0, c1 = _args.region(op, "channels", channels, shape[1])
+    if out is None:
+        whole = (r0, r1, c0, c1) == (0, shape[2], 0, shape[1])
+        out = np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
+    else:
+        out = _args.out_array(op, out, shape)
+    if np.may_share_memory(out, x):
+        raise ValueError(f"{op}: out must not overlap x (the window reads neighbouring channels)")
+    _lrn(x, out, int(size), alpha, beta, k, r0, r1, c0, c1)
+    return out

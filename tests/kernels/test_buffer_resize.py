@@ -1,0 +1,60 @@
+"""Buffer resize (bilinear, area) against the float64 reference and onnxruntime."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from coinfer.kernels import buffer as B
+from coinfer.kernels import reference as R
+from tests.kernels.test_reference import ort_resize_linear  # skips its caller without onnxruntime
+from tests.tolerance import assert_close
+
+nchw = st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 17), st.integers(1, 17))
+sizes = st.tuples(st.integers(1, 19), st.integers(1, 19))
+
+
+def rand(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "area"])
+@given(shape=nchw, size=sizes, seed=st.integers(0, 2**16))
+def test_resize_matches_reference(mode, shape, size, seed):
+    x = rand(seed, *shape)
+    y = B.resize(x, size, mode=mode)
+    assert y.shape == shape[:2] + size
+    assert_close(y, R.resize(x, size, mode=mode), mode)
+    out = np.empty_like(y)
+    assert B.resize(x, size, mode=mode, out=out) is out
+    np.testing.assert_array_equal(out, y)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "area"])
+def test_resize_identity_and_constant(mode):
+    x = rand(0, 1, 3, 6, 7)
+    assert_close(B.resize(x, (6, 7), mode=mode), x, "identity")
+    c = np.full((1, 2, 9, 5), 1.5, np.float32)
+    for size in [(3, 2), (9, 5), (20, 11), (1, 1)]:
+        assert_close(B.resize(c, size, mode=mode), np.full((1, 2, *size), 1.5), f"constant {size}")
+
+
+def test_resize_area_photo_shrink():
+    # A 4:3 photo to 224x224, non-integer factors both ways.
+    x = np.random.default_rng(1).random((1, 3, 300, 400), dtype=np.float32)
+    y = B.resize(x, (224, 224), mode="area")
+    assert_close(y, R.resize(x, (224, 224), mode="area"), "area shrink")
+    assert_close(y.mean(axis=(2, 3)), x.astype(np.float64).mean(axis=(2, 3)), "mean kept")
+
+
+def test_resize_area_integer_factor_is_block_mean():
+    x = rand(2, 2, 3, 8, 12)
+    expect = x.astype(np.float64).reshape(2, 3, 4, 2, 4, 3).mean(axis=(3, 5))
+    assert_close(B.resize(x, (4, 4), mode="area"), expect, "block mean")
+
+
+@settings(max_examples=20)
+@given(shape=nchw, size=sizes, seed=st.integers(0, 2**16))
+def test_resize_bilinear_matches_onnxruntime(shape, size, seed):
+    x = rand(seed, *shape)
+    assert_close(B.resize(x, size), ort_resize_linear(x, size), "Resize linear half_pixel")
