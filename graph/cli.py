@@ -77,6 +77,45 @@ def _print_kernel_table(rows, layouts, have_ort, ks) -> None:
             print(msg)
 
 
+def _cmd_run(args) -> int:
+    import numpy as np
+
+    from ..hw import SoC
+    from .planner import STRATEGIES
+    from .run_study import format_table, load_model, run_strategies
+
+    try:
+        graph = load_model(args.model, input_size=args.input_size)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"coinfer run: {e}", file=sys.stderr)
+        return 2
+    strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
+    in_name = graph.inputs[0]
+    if args.input:
+        x = np.load(args.input, allow_pickle=False)
+        if x.dtype != np.float32 or x.shape != graph.shape(in_name):
+            print(f"coinfer run: --input must hold float32 {graph.shape(in_name)}, got {x.dtype} {x.shape}",
+                  file=sys.stderr)
+            return 2
+    else:
+        x = np.random.default_rng(args.seed).standard_normal(graph.shape(in_name), dtype=np.float32)
+    if args.soc != "host":
+        print(f"coinfer run: unknown --soc {args.soc!r} (this machine emulates 'host'; other SoCs are "
+              "replay profiles: see coinfer.hw.profiles())", file=sys.stderr)
+        return 2
+    with SoC.host() as soc:
+        results, outputs, _ = run_strategies(graph, soc, strategies, x, repeat=args.repeat,
+                                             progress=not args.quiet, trace_path=args.trace)
+    if args.output:
+        np.save(args.output, np.asarray(outputs[strategies[0]]), allow_pickle=False)
+    if args.json:
+        print(json.dumps({"model": graph.name, "soc": args.soc,
+                          "strategies": [r.as_json() for r in results]}, indent=2))
+    else:
+        print(format_table(graph.name, args.soc, results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -88,6 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--json", action="store_true", help="print JSON instead of a table")
     k.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     k.set_defaults(func=_cmd_kernels)
+    r = sub.add_parser("run", help="run a model on the emulated SoC under each strategy, side by side")
+    r.add_argument("model", help="zoo name (alexnet, nin, squeezenet, vgg16, resnet18, mobilenet_v1, "
+                   "yolov2_tiny) or a .onnx file")
+    r.add_argument("--strategy", default="all",
+                   choices=["cpu", "gpu", "mulayer", "codl-nochain", "codl", "all"])
+    r.add_argument("--soc", default="host")
+    r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
+    r.add_argument("--input", help="float32 .npy input (default: seeded random)")
+    r.add_argument("--output", help="save the (first) strategy's output as .npy")
+    r.add_argument("--trace", help="write a Chrome/Perfetto trace JSON of the (first) strategy's last run")
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    r.add_argument("--input-size", type=int, default=None, help="zoo models: input side (default: the model's)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(func=_cmd_run)
     return p
 
 

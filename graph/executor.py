@@ -1,0 +1,289 @@
+"""The executor: runs a :class:`~coinfer.graph.plan.Plan` on an :class:`~coinfer.hw.SoC`.
+
+Two modes, chosen by the plan:
+
+- **image-canonical** (``gpu``, ``codl``, ``codl-nochain``): the GPU owns the
+  canonical copy of every activation, as an image in the arena.  For each chain
+  the GPU queue transforms the CPU's input regions image->buffer, the CPU syncs
+  on that, maps its input, computes its share on buffers, unmaps its output
+  share; the GPU computes its share on images, syncs on the CPU, and
+  transforms the CPU's share back to image (CoDL's sharing protocol).  Only a
+  chain's ends pay for sharing.
+- **buffer-shared** (``cpu``, ``mulayer``): every activation is one NCHW buffer
+  both processors use; splitting still costs a map, an unmap and two syncs per
+  op, but no transforms (muLayer's design).
+
+Every step is a task on a processor thread, submitted ahead with its
+dependencies and recorded in ``soc.trace``.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..hw import Arena
+from . import opcall
+from .opview import view_of
+from .plan import Plan
+from .regions import chain_regions, empty
+
+
+class Executor:
+    """``Executor(graph, plan, soc)``; ``run(x)`` returns the graph's output(s).
+
+    Activations live in one :class:`~coinfer.hw.Arena` planned over chain
+    lifetimes (an image and a buffer copy per tensor in image-canonical mode).
+    ``timeout`` bounds every wait, so a stuck run fails instead of hanging.
+    """
+
+    def __init__(self, graph, plan: Plan, soc, *, timeout: float = 120.0):
+        self.graph, self.plan, self.soc = graph, plan, soc
+        self.timeout = float(timeout)
+        self.view = view_of(graph)
+        self.mode = "buffer" if plan.shared_layout == "buffer" else "image"
+        names = [n for c in plan.chains for n in c.ops]
+        if sorted(names) != sorted(op.name for op in graph.ops) or len(set(names)) != len(names):
+            raise ValueError(f"Executor: plan {plan.strategy!r} must cover every op of graph "
+                             f"{graph.name!r} exactly once")
+        order = {op.name: i for i, op in enumerate(graph.ops)}
+        if [order[n] for n in names] != sorted(order[n] for n in names):
+            raise ValueError(f"Executor: plan {plan.strategy!r} must list ops in topological order")
+        layouts = ("buffer",) if self.mode == "buffer" else ("buffer", "image")
+        if self.mode == "image":
+            for c in plan.chains:
+                for n in c.ops:
+                    op = graph.op(n)
+                    if not opcall.supported_on_image(graph, op) and (c.ratio > 0 or c.dim != "none"):
+                        raise ValueError(f"Executor: op {n!r} ({op.type}, groups={op.attrs.get('groups')}) "
+                                         "has no image kernel; plan it on the cpu")
+        self.weights = {op.name: opcall.prepare(graph, op, layouts) for op in graph.ops}
+        self._alloc()
+
+    # -- memory -------------------------------------------------------------
+    def _alloc(self) -> None:
+        g = self.graph
+        chain_of = {n: i for i, c in enumerate(self.plan.chains) for n in c.ops}
+        last = len(self.plan.chains)
+        life = {}
+        for t in g.tensors:
+            p = g.tensors[t].producer
+            first = 0 if p is None else chain_of[p]
+            uses = [chain_of[c] for c in g.tensors[t].consumers]
+            end = last if t in g.outputs else max(uses + [first])
+            life[t] = (first, end)
+        entries, keys = [], []
+        for t, (a, b) in life.items():
+            shape = g.shape(t)
+            n = int(np.prod(shape))
+            if not (t in g.inputs and self.mode == "buffer"):
+                entries.append((4 * n, a, b))
+                keys.append(("buf", t))
+            if self.mode == "image":
+                entries.append((4 * int(np.prod(opcall.image_shape(shape))), a, b))
+                keys.append(("img", t))
+        self.arena = Arena(entries)
+        self.buf, self.img = {}, {}
+        for i, (kind, t) in enumerate(keys):
+            shape = g.shape(t)
+            if kind == "buf":
+                self.buf[t] = self.arena.view(i, shape)
+            else:
+                self.img[t] = self.arena.view(i, opcall.image_shape(shape))
+        if self.mode == "image":
+            for t in self.img:  # padding lanes are zero from the start
+                self.img[t][...] = 0.0
+        self._scratch = {op.name: np.empty(g.shape(op.inputs[0]), np.float32)
+                         for op in g.ops if op.type in ("flatten", "reshape")}
+
+    def close(self) -> None:
+        self.arena.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- running ------------------------------------------------------------
+    def _check_input(self, x):
+        g = self.graph
+        if isinstance(x, dict):
+            xs = x
+        else:
+            if len(g.inputs) != 1:
+                raise ValueError(f"Executor.run: graph {g.name!r} has inputs {g.inputs}; pass a dict")
+            xs = {g.inputs[0]: x}
+        out = {}
+        for name in g.inputs:
+            if name not in xs:
+                raise ValueError(f"Executor.run: missing input {name!r}")
+            a = xs[name]
+            if not isinstance(a, np.ndarray):
+                raise TypeError(f"Executor.run: input {name!r} must be a numpy.ndarray, got {type(a).__name__}")
+            if a.dtype != np.float32:
+                raise TypeError(f"Executor.run: input {name!r} must be float32, got {a.dtype}")
+            if a.shape != g.shape(name):
+                raise ValueError(f"Executor.run: input {name!r} must have shape {g.shape(name)}, got {a.shape}")
+            out[name] = np.ascontiguousarray(a)
+        return out
+
+    def run(self, x, *, keep_trace: bool = False):
+        """Run once; returns the output array (a dict if the graph has several).
+
+        The SoC's trace is cleared first unless ``keep_trace``; afterwards it
+        holds this run's tasks.  ``self.last_wall`` is the measured seconds.
+        """
+        xs = self._check_input(x)
+        soc = self.soc
+        if not keep_trace:
+            soc.trace.clear()
+        t0 = time.perf_counter()
+        self._g = self._c = None  # last task per processor
+        self._g_dirty = self._c_dirty = False  # results the other processor has not synced on
+        self._tasks = []
+        if self.mode == "buffer":
+            for name, a in xs.items():
+                self.buf[name] = a
+            for chain in self.plan.chains:
+                self._chain_buffer(chain)
+        else:
+            for name, a in xs.items():
+                self.buf[name] = a
+                self._g = self._track(soc.transform(a, to="image", out=self.img[name], op="input",
+                                                    on="gpu", after=self._after_g()))
+            for chain in self.plan.chains:
+                self._chain_image(chain)
+            for t in self.graph.outputs:
+                self._g = self._track(soc.transform(self.img[t], to="buffer", out=opcall.as4d(self.buf[t]),
+                                                    op="output", on="gpu", after=self._after_g()))
+        self._wait()
+        self.last_wall = time.perf_counter() - t0
+        outs = {t: self.buf[t].copy() for t in self.graph.outputs}
+        return outs[self.graph.outputs[0]] if len(outs) == 1 else outs
+
+    def _track(self, task):
+        self._tasks.append(task)
+        return task
+
+    def _after_g(self):
+        return [self._g] if self._g is not None else []
+
+    def _after_c(self):
+        return [self._c] if self._c is not None else []
+
+    def _wait(self) -> None:
+        deadline = time.perf_counter() + self.timeout
+        first_error = None
+        for task in self._tasks:
+            left = max(0.0, deadline - time.perf_counter())
+            try:
+                task.result(timeout=left)
+            except Exception as e:  # noqa: BLE001 - the first failure is re-raised below
+                if first_error is None:
+                    first_error = e
+        if first_error is not None:
+            raise first_error
+
+    def _compute(self, proc: str, lay: str, name: str, region) -> None:
+        op = self.graph.op(name)
+        store = self.img if lay == "image" else self.buf
+        ins = [store[t] for t in op.inputs]
+        out = store[op.output]
+        w = self.weights[name][lay]
+        rows, chans = (region[0], region[1]), (region[2], region[3])
+        four = len(self.graph.shape(op.output)) == 4
+        # Always pass the region, so a pool with several threads can tile it.
+        kw = {"rows": rows, "split": "rows"} if four else {"channels": chans}
+        if four and chans != (0, self.view.op(name).out_channels):
+            kw["channels"] = chans
+        graph, scratch = self.graph, self._scratch.get(name)
+        if op.type in ("softmax", "flatten", "reshape", "dropout") or (not four and op.type != "fc"):
+            kw = {}  # whole-tensor ops run as one task
+
+        def fn(rows=None, channels=None):
+            opcall.call(graph, op, lay, w, ins, out, rows=rows, channels=channels, scratch=scratch)
+
+        p = self.soc[proc]
+        prev = self._g if proc == "gpu" else self._c
+        nbytes = self.view.nbytes(self.graph.shape(op.output), rows=rows if four else None, channels=chans)
+        task = p.run(name, fn, after=[prev] if prev is not None else [], nbytes=nbytes, **kw)
+        self._track(task)
+        if proc == "gpu":
+            self._g = task
+        else:
+            self._c = task
+
+    @staticmethod
+    def _cut(a: np.ndarray, region):
+        r0, r1, c0, c1 = region
+        return a[:, c0:c1, r0:r1, :] if a.ndim == 4 else a[:, c0:c1]
+
+    # -- image-canonical chains ----------------------------------------------
+    def _chain_image(self, chain) -> None:
+        soc, reg = self.soc, chain_regions(self.view, chain)
+        head = chain.ops[0]
+        cpu_on = reg.cpu.active()
+        if cpu_on:
+            for t, r in reg.cpu.needs.items():
+                if t in self.graph.inputs:
+                    continue  # the caller's buffer is already the CPU's copy
+                self._g = self._track(soc.transform(
+                    self.img[t], to="buffer", out=opcall.as4d(self.buf[t]), rows=(r[0], r[1]),
+                    channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g()))
+            if self._g is not None:
+                self._c = self._track(soc.sync([self._g], on="cpu", op=head))
+            for t, r in reg.cpu.needs.items():
+                self._c = self._track(soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
+                                              after=self._after_c()))
+            for name, r in reg.cpu.compute.items():
+                if not empty(r):
+                    self._compute("cpu", "buffer", name, r)
+            for t, r in reg.cpu.shares.items():
+                if not empty(r):
+                    self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1], on="cpu",
+                                                    after=self._after_c()))
+        for name, r in reg.gpu.compute.items():
+            if not empty(r):
+                self._compute("gpu", "image", name, r)
+        if cpu_on:
+            self._g = self._track(soc.sync([self._c], on="gpu", op=chain.ops[-1]))
+            for t, r in reg.cpu.shares.items():
+                if not empty(r):
+                    self._g = self._track(soc.transform(
+                        opcall.as4d(self.buf[t]), to="image", out=self.img[t], rows=(r[0], r[1]),
+                        channels=(r[2], r[3]), op=chain.ops[-1], on="gpu", after=self._after_g()))
+
+    # -- buffer-shared chains -------------------------------------------------
+    def _chain_buffer(self, chain) -> None:
+        soc, reg = self.soc, chain_regions(self.view, chain)
+        head = chain.ops[0]
+        cpu_on, gpu_on = reg.cpu.active(), reg.gpu.active()
+        if cpu_on:
+            if self._g is not None and self._g_dirty:
+                self._c = self._track(soc.sync([self._g], on="cpu", op=head))
+                self._g_dirty = False
+            if gpu_on:
+                for t, r in reg.cpu.needs.items():
+                    self._c = self._track(soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
+                                                  after=self._after_c()))
+            for name, r in reg.cpu.compute.items():
+                if not empty(r):
+                    self._compute("cpu", "buffer", name, r)
+            if gpu_on:
+                for t, r in reg.cpu.shares.items():
+                    if not empty(r):
+                        self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1],
+                                                        on="cpu", after=self._after_c()))
+            self._c_dirty = True
+        if gpu_on:
+            if self._c is not None and self._c_dirty and not cpu_on:
+                self._g = self._track(soc.sync([self._c], on="gpu", op=head))
+                self._c_dirty = False
+            for name, r in reg.gpu.compute.items():
+                if not empty(r):
+                    self._compute("gpu", "buffer", name, r)
+            self._g_dirty = True
+            if cpu_on:
+                self._g = self._track(soc.sync([self._c], on="gpu", op=chain.ops[-1]))
+                self._c_dirty = False

@@ -1,0 +1,151 @@
+"""One op of the IR as a kernel call, in either layout, on a region of its output.
+
+:func:`prepare` converts every op's weights once (OIHW for buffer kernels;
+filter, depthwise and FC images for image kernels).  :func:`call` then runs
+``op`` on input arrays into ``out`` over ``rows`` x ``channels`` of the output.
+Both layouts go through the same table of op types, so a strategy differs only
+in where each region runs.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..kernels import buffer as kb
+from ..kernels import image as ki
+from ..kernels import layout
+
+LAYOUTS = ("buffer", "image")
+
+
+def prepare(graph, op, layouts=LAYOUTS) -> dict:
+    """Per-layout weights of ``op``: {"buffer": {...}, "image": {...}}."""
+    p = {}
+    w, b = op.params.get("w"), op.params.get("b")
+    if "buffer" in layouts:
+        p["buffer"] = {"w": w, "b": b}
+    if "image" in layouts:
+        wi = None
+        if op.type == "conv":
+            if op.attrs["groups"] == 1:
+                wi = layout.filter_to_image(w)
+            elif _depthwise(graph, op):
+                wi = layout.depthwise_to_image(w)
+        elif op.type == "fc":
+            wi = layout.fc_to_image(w)
+        p["image"] = {"w": wi, "b": b}
+    return p
+
+
+def _depthwise(graph, op) -> bool:
+    c = graph.shape(op.inputs[0])[1]
+    return op.attrs["groups"] == c == graph.shape(op.output)[1] and op.params["w"].shape[1] == 1
+
+
+def supported_on_image(graph, op) -> bool:
+    """Image kernels handle conv with groups 1 or depthwise, and every other op type."""
+    return op.type != "conv" or op.attrs["groups"] == 1 or _depthwise(graph, op)
+
+
+def image_shape(shape) -> tuple:
+    """Image shape of an activation: (N, C, H, W) or (N, K) seen as (N, K, 1, 1)."""
+    return layout.image_shape(shape if len(shape) == 4 else (shape[0], shape[1], 1, 1))
+
+
+def as4d(a: np.ndarray) -> np.ndarray:
+    """A buffer activation as NCHW (a 2-D (N, K) one as (N, K, 1, 1)); a view."""
+    return a if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1, 1)
+
+
+def call(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=None, channels=None,
+         scratch=None) -> None:
+    """Compute ``rows`` x ``channels`` of ``op``'s output into ``out`` with the
+    ``lay`` kernel set.  ``rows`` applies to 4-D outputs only."""
+    a = op.attrs
+    t = op.type
+    oshape = graph.shape(op.output)
+    c_out = oshape[1]
+    four = len(oshape) == 4
+    reg = {}
+    if rows is not None and four:
+        reg["rows"] = rows
+    if channels is not None:
+        reg["channels"] = channels
+    if lay == "buffer":
+        K = kb
+        w, b = weights["w"], weights["b"]
+        if t == "conv":
+            K.conv2d(ins[0], w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                     groups=a["groups"], relu=a["relu"], out=out, **reg)
+        elif t == "fc":
+            K.fully_connected(ins[0], w, b, relu=a["relu"], out=out, **reg)
+        elif t in ("maxpool", "avgpool"):
+            _pool(K, op, ins[0], out, reg)
+        elif t == "globalavgpool":
+            K.global_avg_pool(ins[0], out=out, **reg)
+        elif t == "relu":
+            K.relu(ins[0], out=out, **reg)
+        elif t == "clip":
+            K.clip(ins[0], min=a["min"], max=a["max"], out=out, **reg)
+        elif t == "add":
+            K.add(ins[0], ins[1], relu=a["relu"], out=out, **reg)
+        elif t == "concat":
+            K.concat(ins, axis=a["axis"], out=out, **reg)
+        elif t == "lrn":
+            K.lrn(ins[0], size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
+        elif t == "softmax":
+            K.softmax(ins[0], axis=a["axis"], out=out)
+        elif t in ("flatten", "reshape", "dropout"):
+            np.copyto(out, ins[0].reshape(out.shape))
+        else:
+            raise ValueError(f"op {op.name!r}: type {t!r} has no buffer kernel")
+        return
+    K = ki
+    w, b = weights["w"], weights["b"]
+    if t == "conv":
+        if w is None:
+            raise ValueError(f"op {op.name!r}: grouped conv with groups={a['groups']} has no image kernel "
+                             "(image kernels take groups 1 or depthwise)")
+        K.conv2d(ins[0], w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                 relu=a["relu"], out=out, out_channels=c_out, **reg)
+    elif t == "fc":
+        K.fully_connected(ins[0], w, b, relu=a["relu"], out=out, out_channels=c_out, **reg)
+    elif t in ("maxpool", "avgpool"):
+        _pool(K, op, ins[0], out, reg)
+    elif t == "globalavgpool":
+        K.global_avg_pool(ins[0], out=out, **reg)
+    elif t == "relu":
+        K.relu(ins[0], out=out, **reg)
+    elif t == "clip":
+        K.clip(ins[0], min=a["min"], max=a["max"], out=out, **reg)
+    elif t == "add":
+        K.add(ins[0], ins[1], relu=a["relu"], out=out, **reg)
+    elif t == "concat":
+        if a["axis"] != 1:
+            raise ValueError(f"op {op.name!r}: image concat joins channels (axis 1), got axis {a['axis']}")
+        K.concat(ins, [graph.shape(x)[1] for x in op.inputs], out=out, **reg)
+    elif t == "lrn":
+        K.lrn(ins[0], c_out, size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
+    elif t == "softmax":
+        if a["axis"] != 1:
+            raise ValueError(f"op {op.name!r}: image softmax runs over channels (axis 1), got axis {a['axis']}")
+        K.softmax(ins[0], c_out, out=out)
+    elif t == "dropout":
+        np.copyto(out, ins[0])
+    elif t in ("flatten", "reshape"):
+        # The image of (N, C, H, W) flattened is a repack: through the buffer layout, in C.
+        ishape = graph.shape(op.inputs[0])
+        buf = scratch if scratch is not None else np.empty(ishape, np.float32)
+        layout.to_buffer(ins[0], ishape[1], out=buf.reshape(as4d(buf).shape) if buf.ndim == 2 else buf)
+        layout.to_image(as4d(buf.reshape(oshape)), out=out)
+    else:
+        raise ValueError(f"op {op.name!r}: type {t!r} has no image kernel")
+
+
+def _pool(K, op, x, out, reg) -> None:
+    a = op.attrs
+    if op.type == "maxpool":
+        K.max_pool2d(x, a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
+                     out=out, **reg)
+    else:
+        K.avg_pool2d(x, a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
+                     count_include_pad=a["count_include_pad"], out=out, **reg)

@@ -1,0 +1,85 @@
+"""Strategies: plans for one processor, muLayer-like co-execution, and CoDL.
+
+- ``cpu`` / ``gpu``: every op on one processor (the CPU on buffers with no
+  sharing at all; the GPU on images).
+- ``mulayer``: muLayer (EuroSys 2019) as CoDL describes it: every splittable op
+  divided on output channels, buffers on both processors, the ratio from a
+  FLOPs-linear latency predictor (each processor's FLOPs/s over the model).
+- ``codl-nochain``: each op on its own best (dimension, ratio), sharing at every
+  op.
+- ``codl``: the same with CoDL's greedy operator chains.  The whole-model
+  single-processor plans are candidates too, so a model that gains nothing
+  from co-execution (CoDL's MobileNet finding) runs on its best processor.
+"""
+from __future__ import annotations
+
+from . import chains as chain_search
+from .costmodel import chain_cost
+from .opview import view_of
+from .plan import Chain, Plan
+
+STRATEGIES = ("cpu", "gpu", "mulayer", "codl-nochain", "codl")
+
+
+def plan_single(graph, device: str) -> Plan:
+    names = tuple(op.name for op in graph.ops)
+    if device == "cpu":
+        return Plan("cpu", [Chain(names, "none", 0.0)], shared_layout="buffer")
+    if device == "gpu":
+        return Plan("gpu", [Chain(names, "none", 1.0)])
+    raise ValueError(f"plan_single: device must be 'cpu' or 'gpu', got {device!r}")
+
+
+def mulayer_ratio(costs) -> float:
+    """GPU share from the FLOPs-linear predictor: t = FLOPs / throughput per processor."""
+    g, c = costs.throughput("gpu_buffer"), costs.throughput("cpu")
+    return g / (g + c) if g + c > 0 else 0.5
+
+
+def plan_mulayer(graph, costs=None, *, ratio: float | None = None) -> Plan:
+    view = view_of(graph)
+    if ratio is None:
+        if costs is None:
+            raise ValueError("plan_mulayer: give costs (for the FLOPs-linear ratio) or a ratio")
+        ratio = mulayer_ratio(costs)
+    ratio = min(1.0, max(0.0, float(ratio)))
+    out = []
+    for op in view.ops:
+        if "OC" in op.splits and 0.0 < ratio < 1.0:
+            out.append(Chain((op.name,), "OC", ratio))
+        else:
+            out.append(Chain((op.name,), "none", 1.0 if ratio >= 0.5 else 0.0))
+    return Plan("mulayer", out, shared_layout="buffer", notes={"ratio": ratio})
+
+
+def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3) -> Plan:
+    view = view_of(graph)
+    name = "codl" if chains else "codl-nochain"
+    found = chain_search.search(view, costs, chains=chains, delta=delta)
+    best = (sum(chain_cost(view, c, costs).total for c in found), found, None)
+    if chains:
+        for dev in ("cpu", "gpu"):
+            single = plan_single(graph, dev)
+            t = _single_cost(view, costs, dev)
+            if t < best[0]:
+                best = (t, single.chains, single.shared_layout)
+    return Plan(name, list(best[1]), shared_layout=best[2], predicted_s=best[0])
+
+
+def _single_cost(view, costs, dev: str) -> float:
+    if dev == "gpu":
+        return chain_cost(view, Chain(tuple(op.name for op in view.ops), "none", 1.0), costs).total
+    full = lambda op: (0, op.out_rows, 0, op.out_channels)  # noqa: E731
+    return sum(costs.compute(op, "cpu", full(op)) for op in view.ops)
+
+
+def make_plan(strategy: str, graph, costs=None) -> Plan:
+    if strategy in ("cpu", "gpu"):
+        return plan_single(graph, strategy)
+    if strategy == "mulayer":
+        return plan_mulayer(graph, costs)
+    if strategy in ("codl", "codl-nochain"):
+        if costs is None:
+            raise ValueError(f"make_plan: strategy {strategy!r} needs a cost source")
+        return plan_codl(graph, costs, chains=strategy == "codl")
+    raise ValueError(f"make_plan: unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")

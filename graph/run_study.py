@@ -1,0 +1,103 @@
+"""``coinfer run``: one model, several strategies, side by side on one SoC.
+
+For each strategy: plan (from one shared profiling pass), execute ``repeat``
+times, and report the median wall time, the host replay of the last run's
+trace, the speedup over the best single processor, the max abs error against
+the ``cpu`` output, and the plan's chains and splits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .executor import Executor
+from .ir import fuse_relu
+from .planner import STRATEGIES, make_plan
+from .progress import Progress
+
+
+def load_model(spec: str, *, input_size: int | None = None, batch: int = 1):
+    """A zoo name or a path to an ``.onnx`` file -> Graph (relu fused)."""
+    from . import zoo
+
+    if spec.endswith(".onnx"):
+        from . import onnx as onnx_import
+
+        g = onnx_import.load(spec, batch=batch)
+    elif spec in zoo.names():
+        g = zoo.build(spec, batch=batch, input_size=input_size)
+    else:
+        raise ValueError(f"coinfer run: unknown model {spec!r}; give a .onnx file or one of {', '.join(zoo.names())}")
+    return fuse_relu(g)
+
+
+@dataclass
+class StrategyResult:
+    name: str
+    median_ms: float
+    replay_ms: float
+    max_abs_err: float
+    speedup: float = float("nan")
+    n_chains: int = 0
+    n_splits: int = 0
+    predicted_ms: float | None = None
+    sharing_share: float = 0.0
+    times_ms: list = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "median_ms": self.median_ms, "replay_ms": self.replay_ms,
+                "max_abs_err": self.max_abs_err, "speedup": self.speedup, "chains": self.n_chains,
+                "splits": self.n_splits, "predicted_ms": self.predicted_ms,
+                "sharing_share": self.sharing_share}
+
+
+def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool = True,
+                   trace_path: str | None = None, costs=None):
+    """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs)."""
+    for s in strategies:
+        if s not in STRATEGIES:
+            raise ValueError(f"coinfer run: unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
+    if costs is None and any(s in ("mulayer", "codl", "codl-nochain") for s in strategies):
+        from .profiler import MeasuredCosts
+
+        costs = MeasuredCosts(graph, soc, progress=progress)
+    order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference
+    results, outputs = {}, {}
+    with Progress(len(order), f"run {graph.name}", enabled=progress) as prog:
+        for s in order:
+            prog.step(s)
+            plan = make_plan(s, graph, costs)
+            with Executor(graph, plan, soc) as ex:
+                ex.run(x)  # warm-up: compiles, touches memory
+                times = []
+                for _ in range(max(1, repeat)):
+                    y = ex.run(x)
+                    times.append(ex.last_wall * 1e3)
+                replay = soc.trace.replay("host") * 1e3
+                summ = soc.trace.summary()
+                if trace_path and s == strategies[0]:
+                    soc.trace.to_chrome(trace_path)
+            outputs[s] = y
+            results[s] = StrategyResult(
+                s, float(np.median(times)), replay, 0.0, n_chains=plan.n_chains, n_splits=plan.n_splits,
+                predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
+                sharing_share=summ["sharing_share"], times_ms=times)
+    ref = outputs["cpu"]
+    best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
+    for s, r in results.items():
+        r.max_abs_err = float(np.abs(np.asarray(outputs[s]) - np.asarray(ref)).max())
+        r.speedup = best_single / r.median_ms
+    return [results[s] for s in strategies], outputs, costs
+
+
+def format_table(model: str, soc_name: str, results) -> str:
+    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'speedup':>8} {'max|err|':>10} "
+            f"{'chains':>7} {'splits':>7} {'sharing':>8}")
+    lines = [f"model {model} on soc {soc_name}", head, "-" * len(head)]
+    for r in results:
+        lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} {r.speedup:>7.2f}x "
+                     f"{r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} {100 * r.sharing_share:>7.1f}%")
+    lines.append("speedup: best single-processor median / this median; max|err|: against the cpu output; "
+                 "sharing: transform+map+unmap+sync share of busy time")
+    return "\n".join(lines)
