@@ -27,6 +27,7 @@ __all__ = [
     "global_avg_pool",
     "fully_connected",
     "relu",
+    "clip",
     "add",
     "concat",
     "lrn",
@@ -162,6 +163,11 @@ def fully_connected(x, w, bias=None, *, relu=False):
 
 def relu(x):
     return np.maximum(_f64(x), 0.0)
+
+
+def clip(x, *, min=-np.inf, max=np.inf):  # noqa: A002 - ONNX's names
+    """ONNX Clip: min(max(x, min), max), so every value is ``max`` when min > max."""
+    return np.minimum(np.maximum(_f64(x), float(min)), float(max))
 
 
 def add(a, b, *, relu=False):

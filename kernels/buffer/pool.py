@@ -105,17 +105,17 @@ def _pool(x, out, is_max, kh, kw, sh, sw, pt, pl, pb, pr, include_pad, r0, r1, c
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def _global_avg_pool(x, out):
-    nb, nc, h, w = x.shape
-    inv = 1.0 / (h * w)
+def _global_avg_pool(x, out, c0, c1):
+    """Mean of every (H, W) plane of channels [c0, c1), one contiguous loop per plane."""
+    nb, _, hw = x.shape
+    inv = 1.0 / hw
     for n in range(nb):
-        for c in range(nc):
+        for c in range(c0, c1):
+            plane = x[n, c]
             s = 0.0  # float64 accumulator: whole planes can be large
-            for ih in range(h):
-                xrow = x[n, c, ih]
-                for i in range(w):
-                    s += xrow[i]
-            out[n, c, 0, 0] = s * inv
+            for i in range(hw):
+                s += plane[i]
+            out[n, c] = s * inv
 
 
 def _flag(op: str, name: str, v) -> bool:
@@ -189,15 +189,18 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_incl
     return out
 
 
-def global_avg_pool(x, out=None) -> np.ndarray:
-    """ONNX GlobalAveragePool: (N, C, H, W) -> (N, C, 1, 1)."""
+def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
+    """ONNX GlobalAveragePool: (N, C, H, W) -> (N, C, 1, 1).
+
+    ``channels=(c0, c1)`` computes only those output channels; ``rows`` is the
+    region of the output's single row, (0, 1) or an empty one.
+    """
     op = "global_avg_pool"
     x = _args.array(op, "x", x, 4)
     if min(x.shape) < 1:
         raise ValueError(f"{op}: x must have no empty axis, got shape {x.shape}")
-    shape = (x.shape[0], x.shape[1], 1, 1)
-    out = np.empty(shape, np.float32) if out is None else _args.out_array(op, out, shape)
-    if np.may_share_memory(out, x):
-        raise ValueError(f"{op}: out must not overlap x")
-    _global_avg_pool(x, out)
+    nb, nc, h, w = x.shape
+    out, r0, r1, c0, c1 = _output(op, x, out, (nb, nc, 1, 1), rows, channels)
+    if r0 < r1:
+        _global_avg_pool(x.reshape(nb, nc, h * w), out.reshape(nb, nc), c0, c1)
     return out
