@@ -1,0 +1,176 @@
+"""Cost profiles: how an emulated SoC differs from the host that runs coinfer.
+
+A :class:`CostProfile` holds
+
+- a **time scale** per processor name: a compute (or transform) task that took
+  ``t`` seconds on the host takes ``t * scale`` on the emulated processor.  A
+  scale is ``host_gflops / device_gflops``: the device's effective conv
+  throughput against the host's, both in GFLOP/s;
+- a **modelled cost** per sharing kind (``transform``, ``map``, ``unmap``,
+  ``sync``, ``transfer``, ``load``): a constant (s) plus a per-byte charge
+  (s/byte).  An :class:`~coinfer.hw.soc.SoC` realises it by making the worker
+  wait that long after the real operation; :meth:`Trace.replay` adds it when
+  it re-times a trace.
+
+Profiles (``profiles()``, ``get_profile(name)``):
+
+``host``
+    Scale 1, no modelled cost: the machine as it is.
+``snapdragon855``
+    CoDL's measurements (MobiSys 2022) for a 3x3 conv <112,112,32,64> split
+    0.5 by height.  The shared input half is 56x112x32 float32 = 802,816 B:
+    transform 0.05 ms -> 6.23e-11 s/B; map 0.07 ms -> 8.72e-11 s/B; unmap a
+    0.003 ms constant; pre-sync 0.85 ms and post-sync 0.06 ms, so each of the
+    two syncs of a co-executed op costs their mean, 0.455 ms (the pair totals
+    CoDL's "about 1 ms" sync).  CPU and GPU computed their halves (231 MFLOP)
+    in 1.89 and 1.95 ms: 122 and 119 GFLOP/s.
+``raspberry_pi``
+    A Raspberry Pi 3 device (Edgent): device-only AlexNet (about 1.45 GFLOP)
+    takes more than 2 s, so 0.7 GFLOP/s on every processor name.  Sharing
+    costs are the Snapdragon's per-byte charges times 8, the ratio of the two
+    boards' memory bandwidth (LPDDR2 vs LPDDR4X; a modelling assumption).
+``desktop_edge``
+    A quad-core desktop edge server (Edgent's edge): 150 GFLOP/s on every
+    processor name, an assumption (four AVX2 cores at about half of peak).
+    No sharing costs: it is used as one whole processor, not co-executed.
+
+``HOST_GFLOPS`` is the host's single-thread throughput the scales assume; call
+``profile.calibrated(host_gflops)`` with a figure measured on your machine
+(for example coinfer's kernel study) to re-derive every scale.
+"""
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = ["Cost", "CostProfile", "profiles", "get_profile", "SHARING_KINDS", "KINDS", "HOST_GFLOPS"]
+
+KINDS = ("compute", "transform", "map", "unmap", "sync", "transfer", "load")
+SHARING_KINDS = ("transform", "map", "unmap", "sync")
+SCALED_KINDS = ("compute", "transform")  # work the processor's own kernels do
+
+# Single-thread throughput of coinfer's buffer conv2d on the development host (GFLOP/s),
+# measured on CoDL's reference share: rows [0, 56) of the 3x3 conv <112,112,32,64>
+# (2.9 ms for 231 MFLOP; the image conv2d took 2.7 ms).
+HOST_GFLOPS = 80.0
+
+
+class Cost:
+    """A modelled cost: ``constant + per_byte * nbytes`` seconds."""
+
+    __slots__ = ("constant", "per_byte")
+
+    def __init__(self, constant: float = 0.0, per_byte: float = 0.0):
+        if constant < 0 or per_byte < 0:
+            raise ValueError(f"Cost: constant and per_byte must be >= 0, got {constant}, {per_byte}")
+        self.constant = float(constant)
+        self.per_byte = float(per_byte)
+
+    def __call__(self, nbytes: int) -> float:
+        return self.constant + self.per_byte * nbytes
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Cost) and (self.constant, self.per_byte) == (other.constant, other.per_byte)
+
+    def __repr__(self) -> str:
+        return f"Cost(constant={self.constant:g}, per_byte={self.per_byte:g})"
+
+
+ZERO = Cost()
+
+
+class CostProfile:
+    """Per-processor time scales and per-kind modelled costs (see the module docstring).
+
+    ``gflops`` maps processor names to device throughput; names not listed use
+    ``gflops["default"]`` if given, else scale 1.  ``costs`` maps kinds to
+    :class:`Cost`; kinds not listed cost nothing.
+    """
+
+    def __init__(self, name: str, gflops=None, costs=None, host_gflops: float = HOST_GFLOPS):
+        self.name = name
+        self.host_gflops = float(host_gflops)
+        self.gflops = MappingProxyType(dict(gflops or {}))
+        for k, v in self.gflops.items():
+            if v <= 0:
+                raise ValueError(f"CostProfile {name}: gflops[{k!r}] must be > 0, got {v}")
+        costs = dict(costs or {})
+        for kind, c in costs.items():
+            if kind not in KINDS or kind == "compute":
+                raise ValueError(f"CostProfile {name}: no modelled cost for kind {kind!r}; kinds are {KINDS[1:]}")
+            if not isinstance(c, Cost):
+                raise TypeError(f"CostProfile {name}: costs[{kind!r}] must be a Cost, got {type(c).__name__}")
+        self.costs = MappingProxyType(costs)
+
+    def scale(self, processor: str) -> float:
+        """Emulated time / host time for work done by ``processor``'s kernels."""
+        g = self.gflops.get(processor, self.gflops.get("default"))
+        return 1.0 if g is None else self.host_gflops / g
+
+    def cost(self, kind: str, nbytes: int = 0) -> float:
+        """Modelled seconds for one task of ``kind`` moving ``nbytes`` (0 for compute)."""
+        return self.costs.get(kind, ZERO)(nbytes)
+
+    @property
+    def is_free(self) -> bool:
+        """True when the profile adds no modelled cost."""
+        return all(c == ZERO for c in self.costs.values())
+
+    def calibrated(self, host_gflops: float) -> "CostProfile":
+        """The same device, for a host measured at ``host_gflops``."""
+        if host_gflops <= 0:
+            raise ValueError(f"CostProfile {self.name}: host_gflops must be > 0, got {host_gflops}")
+        return CostProfile(self.name, self.gflops, self.costs, host_gflops)
+
+    def with_gflops(self, **gflops) -> "CostProfile":
+        """A copy with some processors' throughput set (e.g. ``edge=50.0``)."""
+        return CostProfile(self.name, {**self.gflops, **gflops}, self.costs, self.host_gflops)
+
+    def with_costs(self, **costs) -> "CostProfile":
+        """A copy with some kinds' modelled cost set (e.g. ``sync=Cost(1e-3)``)."""
+        return CostProfile(self.name, self.gflops, {**self.costs, **costs}, self.host_gflops)
+
+    def __repr__(self) -> str:
+        return f"CostProfile({self.name!r}, gflops={dict(self.gflops)}, costs={dict(self.costs)}, host_gflops={self.host_gflops})"
+
+
+_SHARE_BYTES = 56 * 112 * 32 * 4  # CoDL's shared input half of <112,112,32,64>
+_HALF_FLOP = 2.0 * 112 * 112 * 64 * 32 * 9 / 2
+
+_SD855_COSTS = {
+    "transform": Cost(0.0, 0.05e-3 / _SHARE_BYTES),
+    "map": Cost(0.0, 0.07e-3 / _SHARE_BYTES),
+    "unmap": Cost(0.003e-3, 0.0),
+    "sync": Cost((0.85e-3 + 0.06e-3) / 2, 0.0),
+}
+_PI_COSTS = {
+    "transform": Cost(0.0, 8 * _SD855_COSTS["transform"].per_byte),
+    "map": Cost(0.0, 8 * _SD855_COSTS["map"].per_byte),
+    "unmap": _SD855_COSTS["unmap"],
+    "sync": _SD855_COSTS["sync"],
+}
+
+_PROFILES = {
+    "host": CostProfile("host"),
+    "snapdragon855": CostProfile(
+        "snapdragon855",
+        {"cpu": _HALF_FLOP / 1.89e-3 / 1e9, "gpu": _HALF_FLOP / 1.95e-3 / 1e9},
+        _SD855_COSTS,
+    ),
+    "raspberry_pi": CostProfile("raspberry_pi", {"default": 0.7}, _PI_COSTS),
+    "desktop_edge": CostProfile("desktop_edge", {"default": 150.0}),
+}
+
+
+def profiles() -> dict:
+    """All registered profiles, by name."""
+    return dict(_PROFILES)
+
+
+def get_profile(name) -> CostProfile:
+    """A registered profile by name (a CostProfile passes through)."""
+    if isinstance(name, CostProfile):
+        return name
+    try:
+        return _PROFILES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown cost profile {name!r}; known: {sorted(_PROFILES)}") from None
