@@ -157,6 +157,7 @@ class Executor:
             for t in self.graph.outputs:
                 self._g = self._track(soc.transform(self.img[t], to="buffer", out=opcall.as4d(self.buf[t]),
                                                     op="output", on="gpu", after=self._after_g()))
+        self.submit_s = time.perf_counter() - t0
         self._wait()
         self.last_wall = time.perf_counter() - t0
         outs = {t: self.buf[t].copy() for t in self.graph.outputs}
@@ -173,17 +174,19 @@ class Executor:
         return [self._c] if self._c is not None else []
 
     def _wait(self) -> None:
+        """Wait for the last task of each processor (they finish last), then surface
+        the first failure of any task."""
         deadline = time.perf_counter() + self.timeout
-        first_error = None
+        for task in (self._g, self._c):
+            if task is not None and not task.wait(max(0.0, deadline - time.perf_counter())):
+                raise TimeoutError(f"Executor: plan {self.plan.strategy!r} on graph {self.graph.name!r} "
+                                   f"did not finish within {self.timeout:g} s ({task.processor} {task.kind} "
+                                   f"'{task.op}' still pending)")
         for task in self._tasks:
-            left = max(0.0, deadline - time.perf_counter())
-            try:
-                task.result(timeout=left)
-            except Exception as e:  # noqa: BLE001 - the first failure is re-raised below
-                if first_error is None:
-                    first_error = e
-        if first_error is not None:
-            raise first_error
+            if task.wait(max(0.0, deadline - time.perf_counter())):
+                err = task.exception(timeout=0)
+                if err is not None:
+                    raise err
 
     def _compute(self, proc: str, lay: str, name: str, region) -> None:
         op = self.graph.op(name)

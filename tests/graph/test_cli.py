@@ -1,0 +1,59 @@
+"""The coinfer command line: kernels and run, with their files and errors."""
+import json
+
+import numpy as np
+import pytest
+
+from coinfer.graph.cli import main
+
+
+def test_kernels_json(capsys):
+    assert main(["kernels", "--layers", "fc8", "--min-time", "0.01", "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (row,) = doc["layers"]
+    assert row["layer"] == "alexnet.fc8" and row["buffer_gflops"] > 0
+
+
+def test_kernels_unknown_layer(capsys):
+    assert main(["kernels", "--layers", "nosuchlayer", "--quiet"]) == 2
+    assert "no layer matches" in capsys.readouterr().err
+
+
+def test_run_json_files_and_progress(tmp_path, capsys):
+    x = np.random.default_rng(0).standard_normal((1, 3, 35, 35), dtype=np.float32)
+    np.save(tmp_path / "x.npy", x)
+    args = ["run", "squeezenet", "--input-size", "35", "--strategy", "codl", "--repeat", "1",
+            "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "y.npy"),
+            "--trace", str(tmp_path / "t.json"), "--json"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert doc["model"] == "squeezenet" and doc["soc"] == "host"
+    (s,) = doc["strategies"]
+    assert {"name", "median_ms", "replay_ms", "max_abs_err", "speedup"} <= set(s)
+    assert s["name"] == "codl" and s["max_abs_err"] < 1e-3
+    assert np.load(tmp_path / "y.npy", allow_pickle=False).shape == (1, 1000)
+    trace = json.loads((tmp_path / "t.json").read_text())
+    assert any(e.get("ph") == "X" for e in trace["traceEvents"])
+    assert "profile squeezenet" in err  # progress on stderr
+
+
+def test_run_table(capsys):
+    assert main(["run", "squeezenet", "--input-size", "35", "--strategy", "gpu", "--repeat", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "median ms" in out and "gpu" in out
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["run", "nosuchmodel"], "unknown model"),
+    (["run", "squeezenet", "--soc", "pixel9"], "unknown --soc"),
+])
+def test_run_errors(args, msg, capsys):
+    assert main(args + ["--quiet"]) == 2
+    assert msg in capsys.readouterr().err
+
+
+def test_run_bad_input_file(tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float64))
+    assert main(["run", "squeezenet", "--input-size", "35", "--input", str(tmp_path / "x.npy"), "--quiet"]) == 2
+    assert "--input must hold float32" in capsys.readouterr().err

@@ -1,0 +1,222 @@
+"""Every strategy and every valid plan computes what the cpu computes."""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from coinfer.graph import interpret, zoo
+from coinfer.graph.chains import RATIOS, valid
+from coinfer.graph.costmodel import TableCosts
+from coinfer.graph.executor import Executor
+from coinfer.graph.ir import fuse_relu
+from coinfer.graph.opview import view_of
+from coinfer.graph.plan import Chain, Plan
+from coinfer.graph.planner import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
+from coinfer.hw import SoC
+from tests.tolerance import assert_close
+
+SMALL = {"squeezenet": 35, "alexnet": 67, "mobilenet_v1": 32, "resnet18": 32, "vgg16": 32, "nin": 67,
+         "yolov2_tiny": 32}
+
+
+@pytest.fixture(scope="module")
+def soc():
+    with SoC.host() as s:
+        yield s
+
+
+_graphs = {}
+
+
+def small(name):
+    if name not in _graphs:
+        g = fuse_relu(zoo.build(name, input_size=SMALL[name], batch=1))
+        x = np.random.default_rng(1).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)
+        _graphs[name] = (g, x, interpret.run(g, x))
+    return _graphs[name]
+
+
+def equal_costs(graph, sync=0.0):
+    """Both processors equally fast and sharing nearly free: the planner splits and chains."""
+    view = view_of(graph)
+    full = {op.name: {"cpu": 1e-3 + op.flops * 1e-11, "gpu": 1e-3 + op.flops * 1e-11} for op in view.ops}
+    return TableCosts(full, sync_s=sync, transform_per_byte=1e-12)
+
+
+def run_plan(graph, plan, soc, x):
+    with Executor(graph, plan, soc) as ex:
+        return ex.run(x)
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_single_processors_match_reference(name, soc):
+    g, x, ref = small(name)
+    for dev in ("cpu", "gpu"):
+        assert_close(run_plan(g, plan_single(g, dev), soc, x), ref, f"{name} {dev}")
+
+
+@pytest.mark.parametrize("name", ["squeezenet", "alexnet", "mobilenet_v1", "resnet18", "yolov2_tiny"])
+def test_split_strategies_match_cpu(name, soc):
+    g, x, ref = small(name)
+    y_cpu = run_plan(g, plan_single(g, "cpu"), soc, x)
+    costs = equal_costs(g, sync=1e-5)
+    for plan in (plan_mulayer(g, ratio=0.5), plan_codl(g, costs, chains=False), plan_codl(g, costs, chains=True)):
+        assert plan.n_splits > 0, plan.describe()
+        assert_close(run_plan(g, plan, soc, x), y_cpu, f"{name} {plan.strategy}")
+    assert plan_codl(g, costs, chains=True).n_chains > 0
+
+
+def random_plan(graph, data) -> Plan:
+    view = view_of(graph)
+    names = [op.name for op in view.ops]
+    chains, i = [], 0
+    while i < len(names):
+        n = data.draw(st.integers(1, min(5, len(names) - i)))
+        members = names[i:i + n]
+        dims = [d for d in ("H", "OC", "none") if valid(view, members, d)]
+        dim = data.draw(st.sampled_from(dims))
+        ratio = data.draw(st.sampled_from(RATIOS[1:-1] if dim != "none" else (0.0, 1.0)))
+        chains.append(Chain(tuple(members), dim, ratio))
+        i += n
+    return Plan("random", chains)
+
+
+@settings(max_examples=12)
+@given(data=st.data(), name=st.sampled_from(["squeezenet", "resnet18", "alexnet", "mobilenet_v1"]))
+def test_any_valid_plan_matches_reference(soc, data, name):
+    g, x, ref = small(name)
+    plan = random_plan(g, data)
+    assert_close(run_plan(g, plan, soc, x), ref, f"{name} {plan.describe()}")
+
+
+def test_trace_records_every_sharing_kind(soc):
+    g, x, _ = small("squeezenet")
+    plan = plan_codl(g, equal_costs(g), chains=False)
+    run_plan(g, plan, soc, x)
+    kinds = {t.kind for t in soc.trace.tasks}
+    assert {"compute", "transform", "map", "unmap", "sync"} <= kinds
+    for t in soc.trace.tasks:
+        assert t.end >= t.start
+        if t.kind in ("transform", "map", "unmap"):
+            assert t.bytes > 0
+
+
+def test_plan_must_cover_graph(soc):
+    g, _, _ = small("squeezenet")
+    names = tuple(op.name for op in g.ops)
+    with pytest.raises(ValueError, match="exactly once"):
+        Executor(g, Plan("bad", [Chain(names[:-1], "none", 1.0)]), soc)
+    with pytest.raises(ValueError, match="topological"):
+        Executor(g, Plan("bad", [Chain(names[::-1], "none", 1.0)]), soc)
+
+
+def test_bad_input_is_refused(soc):
+    g, x, _ = small("squeezenet")
+    with Executor(g, plan_single(g, "gpu"), soc) as ex:
+        with pytest.raises(TypeError, match="float32"):
+            ex.run(x.astype(np.float64))
+        with pytest.raises(ValueError, match="shape"):
+            ex.run(x[:, :, :-1])
+
+
+def test_measured_planner_runs_every_strategy(soc):
+    from coinfer.graph.profiler import MeasuredCosts
+    from coinfer.graph.run_study import run_strategies
+
+    g, x, ref = small("squeezenet")
+    costs = MeasuredCosts(g, soc, repeats=1, progress=False)
+    results, outputs, _ = run_strategies(g, soc, list(STRATEGIES), x, repeat=1, progress=False, costs=costs)
+    assert [r.name for r in results] == list(STRATEGIES)
+    for r in results:
+        assert r.max_abs_err <= 1e-4 * np.abs(outputs["cpu"]).max() + 1e-6
+        assert r.median_ms > 0 and r.replay_ms > 0
+
+
+def test_soak_no_thread_or_arena_growth(soc):
+    g, x, _ = small("squeezenet")
+    plan = plan_codl(g, equal_costs(g, sync=1e-5), chains=True)
+    threads0 = threading.active_count()
+    with Executor(g, plan, soc) as ex:
+        used = ex.arena.used_bytes
+        first = ex.run(x)
+        for _ in range(300):
+            y = ex.run(x)
+        assert ex.arena.used_bytes == used
+        np.testing.assert_array_equal(y, first)
+    assert threading.active_count() == threads0
+    assert len(soc.trace) < 1000  # one run's tasks, not 300 runs'
+
+
+def test_failing_kernel_surfaces_and_soc_stays_usable(soc, monkeypatch):
+    from coinfer.graph import opcall
+    from coinfer.hw import TaskError
+
+    g, x, ref = small("squeezenet")
+    plan = plan_codl(g, equal_costs(g, sync=1e-5), chains=True)
+    victim = next(c for c in plan.chains if c.device == "both").ops[0]
+    real = opcall.call
+
+    def broken(graph, op, *a, **k):
+        if op.name == victim:
+            raise RuntimeError("injected fault")
+        return real(graph, op, *a, **k)
+
+    with Executor(g, plan, soc) as ex:
+        monkeypatch.setattr(opcall, "call", broken)
+        with pytest.raises(TaskError, match=victim) as info:
+            ex.run(x)
+        assert "injected fault" in str(info.value.__cause__ or info.value)
+        monkeypatch.setattr(opcall, "call", real)
+        assert_close(ex.run(x), ref, "after a fault")
+
+
+def _onnx_model():
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+
+    def w(*s):
+        return numpy_helper.from_array((rng.standard_normal(s) * np.sqrt(2.0 / np.prod(s[1:]))).astype(np.float32))
+
+    inits = []
+    for name, arr in [("w1", w(16, 3, 3, 3)), ("b1", w(16)), ("w2", w(8, 16, 1, 1)), ("w3", w(8, 16, 3, 3)),
+                      ("w4", w(10, 16 * 8 * 8)), ("b4", w(10))]:
+        arr.name = name
+        inits.append(arr)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"]),
+        helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2"], ["e1"]),
+        helper.make_node("Conv", ["p1", "w3"], ["e3"], pads=[1, 1, 1, 1]),
+        helper.make_node("Concat", ["e1", "e3"], ["cat"], axis=1),
+        helper.make_node("Relu", ["cat"], ["rc"]),
+        helper.make_node("Add", ["rc", "p1"], ["res"]),
+        helper.make_node("Flatten", ["res"], ["f"]),
+        helper.make_node("Gemm", ["f", "w4", "b4"], ["logits"], transB=1),
+        helper.make_node("Softmax", ["logits"], ["y"], axis=1),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 16, 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_onnx_model_every_strategy_matches_onnxruntime(soc):
+    ort = pytest.importorskip("onnxruntime")
+    from coinfer.graph import onnx as onnx_import
+
+    model = _onnx_model()
+    x = np.random.default_rng(4).standard_normal((1, 3, 16, 16), dtype=np.float32)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    want = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(
+        None, {"x": x})[0]
+    g = fuse_relu(onnx_import.load(model))
+    costs = equal_costs(g, sync=1e-5)
+    for strategy in STRATEGIES:
+        plan = plan_mulayer(g, ratio=0.5) if strategy == "mulayer" else make_plan(strategy, g, costs)
+        assert_close(run_plan(g, plan, soc, x), want, f"onnx {strategy}")
