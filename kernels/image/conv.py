@@ -1,0 +1,135 @@
+"""conv2d on image tensors (ONNX Conv semantics), ordinary or depthwise.
+
+Activations are images ``(N, H, CB, W, 4)``; the filter is a filter image
+``(OCB, KH, KW, IC, 4)`` from ``layout.filter_to_image`` (ordinary conv) or
+``(CB, KH, KW, 4)`` from ``layout.depthwise_to_image`` (depthwise conv, one
+filter per channel).  Other group counts are not supported on images.
+
+The image loses the exact output channel count, so it is taken from
+``out_channels``, else from the length of ``bias``, else (depthwise) from
+``groups``, else it is ``4*OCB``.  It decides the bias length and which lanes
+of the last output block are padding (always written as exact zeros).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _args
+from . import _common
+from ._conv_tiles import NARROW, WIDE, conv_narrow, conv_wide
+from ._depthwise import depthwise_region
+
+__all__ = ["conv2d", "conv_output_size"]
+
+
+def conv_output_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
+    """Output length along one axis; < 1 when the dilated kernel does not fit."""
+    span = n + pb + pe - (d * (k - 1) + 1)
+    return span // s + 1 if span >= 0 else 0
+
+
+def _filter(op: str, x: np.ndarray, w, groups):
+    """Checked filter -> (w, depthwise, out blocks, default out_channels or None)."""
+    if not isinstance(w, np.ndarray) or w.ndim not in (4, 5):
+        shape = getattr(w, "shape", type(w).__name__)
+        raise ValueError(
+            f"{op}: w must be a filter image (OCB, KH, KW, IC, 4) or a depthwise filter "
+            f"(CB, KH, KW, 4), got {shape}"
+        )
+    w = _args.array(op, "w", w, w.ndim)
+    cb = x.shape[2]
+    if w.shape[-1] != 4 or min(w.shape) < 1:
+        raise ValueError(f"{op}: w must end in a texel axis of 4 and have no empty axis, got {w.shape}")
+    if w.ndim == 5:
+        ic = w.shape[3]
+        if not 4 * cb - 3 <= ic <= 4 * cb:
+            raise ValueError(
+                f"{op}: w has {ic} input channels but x has {cb} channel blocks "
+                f"(expected {4 * cb - 3}..{4 * cb})"
+            )
+        if groups is not None and groups != 1:
+            raise ValueError(
+                f"{op}: groups must be 1 with a filter image (OCB, KH, KW, IC, 4), got {groups!r}; "
+                "depthwise conv takes a (CB, KH, KW, 4) filter"
+            )
+        return w, False, w.shape[0], None
+    if w.shape[0] != cb:
+        raise ValueError(
+            f"{op}: depthwise filter must have {cb} channel blocks like x, got shape {w.shape}"
+        )
+    c = None if groups is None else _common.channels_of(op, "groups", groups, cb)
+    return w, True, cb, c
+
+
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, relu=False,
+           out=None, rows=None, channels=None, out_channels=None) -> np.ndarray:
+    """ONNX Conv on an image x (N, H, CB, W, 4) -> image (N, OH, OCB, OW, 4).
+
+    ``w`` is a filter image (OCB, KH, KW, IC, 4), or (CB, KH, KW, 4) for depthwise
+    conv.  ``groups`` is optional: 1 for a filter image, the channel count C for a
+    depthwise filter.  ``bias`` is a plain (OC,) vector.  ``out_channels`` is the
+    true OC (see the module doc).  padding is an int, (ph, pw) or (top, left,
+    bottom, right).  ``rows=(r0, r1)`` output rows and ``channels=(c0, c1)``
+    output channels (multiples of 4; c1 may be OC) compute only that region;
+    other cells of ``out`` are untouched.
+    """
+    op = "conv2d"
+    x = _common.image(op, "x", x)
+    w, depthwise, ocb, oc_default = _filter(op, x, w, groups)
+    if out_channels is None and bias is not None and isinstance(bias, np.ndarray) and bias.ndim == 1:
+        out_channels = bias.shape[0]
+    oc = _common.channels_of(op, "out_channels", out_channels, ocb,
+                             oc_default if oc_default is not None else 4 * ocb)
+    if depthwise and oc_default is not None and oc != oc_default:
+        raise ValueError(f"{op}: depthwise out_channels {oc} must equal groups {oc_default}")
+    bias_p = _common.bias_vector(op, bias, oc, ocb)
+    relu = _common.flag(op, "relu", relu)
+    sh, sw = _args.pair(op, "stride", stride)
+    dh, dw = _args.pair(op, "dilation", dilation)
+    pt, pl, pb, pr = _args.padding4(op, padding)
+    kh, kw = w.shape[1], w.shape[2]
+    nb, h, cb, wd, _ = x.shape
+    oh = conv_output_size(h, kh, sh, dh, pt, pb)
+    ow = conv_output_size(wd, kw, sw, dw, pl, pr)
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"{op}: kernel {(kh, kw)} with dilation {(dh, dw)} does not fit input "
+            f"{(h, wd)} with padding {(pt, pl, pb, pr)}"
+        )
+    r0, r1 = _args.region(op, "rows", rows, oh)
+    b0, b1 = _common.block_region(op, channels, ocb, oc)
+    shape = (nb, oh, ocb, ow, 4)
+    out = _common.output(op, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb))
+    if r0 == r1 or b0 == b1:
+        return out
+    xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)
+    args = (xin, w, bias_p, out, row0, sh, sw, dh, dw, r0, r1)
+    if depthwise:
+        depthwise_region(*args, b0, b1, oc, int(relu))
+        return out
+    # Wide tiles for the channel blocks, narrow ones for a remainder that fits one narrow tile.
+    wide, narrow = WIDE[1] // 4, NARROW[1] // 4
+    split = b1 if (b1 - b0) % wide > narrow else b1 - (b1 - b0) % wide
+    if split > b0:
+        conv_wide(*args, b0, split, oc, int(relu))
+    if b1 > split:
+        conv_narrow(*args, split, b1, oc, int(relu))
+    return out
+
+
+def _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr):
+    """The input rows output rows [r0, r1) read, zero-padded where they leave x.
+
+    Returns (image, row of that image where output row r0's window starts).  x
+    itself is returned when the rows need no padding.
+    """
+    nb, h, cb, wd, _ = x.shape
+    lo = r0 * sh - pt
+    hi = (r1 - 1) * sh - pt + dh * (kh - 1) + 1
+    if lo >= 0 and hi <= h and pl == 0 and pr == 0:
+        return x, lo
+    xp = np.zeros((nb, hi - lo, cb, wd + pl + pr, 4), np.float32)
+    a, b = max(lo, 0), min(hi, h)
+    if b > a:
+        xp[:, a - lo:b - lo, :, pl:pl + wd] = x[:, a:b]
+    return xp, 0
