@@ -1,0 +1,236 @@
+"""Register-tiled GEMM micro-kernels and the loop over tiles that drives them.
+
+``C[m, n] (+)= sum_k A[m, k] * B[k, n]`` with row-major ``A`` and ``C``.  The
+conv kernels use it with A = weights (rows are output channels, read in place
+from the OIHW array), B = input patches and C = the NCHW output (rows are
+channels, columns are pixels).  Row ``k`` of B is 32 contiguous floats at
+``b_off + koff[k]``: a packed im2col panel (``koff[k] = 32 * k``), the NCHW
+input itself for a 1x1 conv (``koff[k] = k * H * W``), or a shifted window
+of a padded input plane (see ``_conv_planes``).
+
+A tile is 8 rows by 32 (or 16) columns: 16 (or 8) accumulators of 16 floats,
+which LLVM keeps in vector registers for the whole k loop.  Each k step loads
+one row of B (two vectors), broadcasts 8 values of A and issues 16 fused
+multiply-adds.
+
+Tile arguments, all offsets in elements of 1-D arrays:
+
+- ``a, a_off, lda``: row i of the tile's A starts at ``a_off + i * lda``;
+  ``mv`` (1..8) rows are valid, and rows past it repeat row ``mv - 1`` so that
+  no read leaves ``a`` (the caller discards their results).
+- ``b, b_off, koff``: row k of B starts at ``b_off + koff[k]`` (int64 table).
+- ``kc``: the number of k steps.
+- ``c, c_off, ldc``: the 8 x 32 destination; it must be 8 full rows.
+- ``first``: start from ``bias[bias_off + i]`` instead of the current C
+  (the first k block); ``relu``: clamp at zero before storing (last k block).
+
+Callers pass constants as ``np.int64(...)``: a literal int argument would make
+Numba compile one more specialisation of the callee.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ._conv_simd import WIDTH, vbroadcast, vfma, vload, vload_first, vmax0, vstore, vstore_first
+
+MR = 8
+NR = 32
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
+    """C[0:8, 0:32] of one tile; see the module docstring for the arguments."""
+    # Rows past mv repeat the last valid row, so every read stays inside ``a``.
+    a0 = a_off + min(0, mv - 1) * lda
+    a1 = a_off + min(1, mv - 1) * lda
+    a2 = a_off + min(2, mv - 1) * lda
+    a3 = a_off + min(3, mv - 1) * lda
+    a4 = a_off + min(4, mv - 1) * lda
+    a5 = a_off + min(5, mv - 1) * lda
+    a6 = a_off + min(6, mv - 1) * lda
+    a7 = a_off + min(7, mv - 1) * lda
+    if first:
+        t = vbroadcast(bias, bias_off + min(0, mv - 1))
+        c0a = t; c0b = t
+        t = vbroadcast(bias, bias_off + min(1, mv - 1))
+        c1a = t; c1b = t
+        t = vbroadcast(bias, bias_off + min(2, mv - 1))
+        c2a = t; c2b = t
+        t = vbroadcast(bias, bias_off + min(3, mv - 1))
+        c3a = t; c3b = t
+        t = vbroadcast(bias, bias_off + min(4, mv - 1))
+        c4a = t; c4b = t
+        t = vbroadcast(bias, bias_off + min(5, mv - 1))
+        c5a = t; c5b = t
+        t = vbroadcast(bias, bias_off + min(6, mv - 1))
+        c6a = t; c6b = t
+        t = vbroadcast(bias, bias_off + min(7, mv - 1))
+        c7a = t; c7b = t
+    else:
+        c0a = vload(c, c_off + 0 * ldc + 0); c0b = vload(c, c_off + 0 * ldc + 16)
+        c1a = vload(c, c_off + 1 * ldc + 0); c1b = vload(c, c_off + 1 * ldc + 16)
+        c2a = vload(c, c_off + 2 * ldc + 0); c2b = vload(c, c_off + 2 * ldc + 16)
+        c3a = vload(c, c_off + 3 * ldc + 0); c3b = vload(c, c_off + 3 * ldc + 16)
+        c4a = vload(c, c_off + 4 * ldc + 0); c4b = vload(c, c_off + 4 * ldc + 16)
+        c5a = vload(c, c_off + 5 * ldc + 0); c5b = vload(c, c_off + 5 * ldc + 16)
+        c6a = vload(c, c_off + 6 * ldc + 0); c6b = vload(c, c_off + 6 * ldc + 16)
+        c7a = vload(c, c_off + 7 * ldc + 0); c7b = vload(c, c_off + 7 * ldc + 16)
+    for k in range(kc):
+        o = b_off + koff[k]
+        ba = vload(b, o)
+        bb = vload(b, o + 16)
+        t = vbroadcast(a, a0 + k)
+        c0a = vfma(t, ba, c0a); c0b = vfma(t, bb, c0b)
+        t = vbroadcast(a, a1 + k)
+        c1a = vfma(t, ba, c1a); c1b = vfma(t, bb, c1b)
+        t = vbroadcast(a, a2 + k)
+        c2a = vfma(t, ba, c2a); c2b = vfma(t, bb, c2b)
+        t = vbroadcast(a, a3 + k)
+        c3a = vfma(t, ba, c3a); c3b = vfma(t, bb, c3b)
+        t = vbroadcast(a, a4 + k)
+        c4a = vfma(t, ba, c4a); c4b = vfma(t, bb, c4b)
+        t = vbroadcast(a, a5 + k)
+        c5a = vfma(t, ba, c5a); c5b = vfma(t, bb, c5b)
+        t = vbroadcast(a, a6 + k)
+        c6a = vfma(t, ba, c6a); c6b = vfma(t, bb, c6b)
+        t = vbroadcast(a, a7 + k)
+        c7a = vfma(t, ba, c7a); c7b = vfma(t, bb, c7b)
+    if relu:
+        c0a = vmax0(c0a); c0b = vmax0(c0b)
+        c1a = vmax0(c1a); c1b = vmax0(c1b)
+        c2a = vmax0(c2a); c2b = vmax0(c2b)
+        c3a = vmax0(c3a); c3b = vmax0(c3b)
+        c4a = vmax0(c4a); c4b = vmax0(c4b)
+        c5a = vmax0(c5a); c5b = vmax0(c5b)
+        c6a = vmax0(c6a); c6b = vmax0(c6b)
+        c7a = vmax0(c7a); c7b = vmax0(c7b)
+    vstore(c, c_off + 0 * ldc + 0, c0a); vstore(c, c_off + 0 * ldc + 16, c0b)
+    vstore(c, c_off + 1 * ldc + 0, c1a); vstore(c, c_off + 1 * ldc + 16, c1b)
+    vstore(c, c_off + 2 * ldc + 0, c2a); vstore(c, c_off + 2 * ldc + 16, c2b)
+    vstore(c, c_off + 3 * ldc + 0, c3a); vstore(c, c_off + 3 * ldc + 16, c3b)
+    vstore(c, c_off + 4 * ldc + 0, c4a); vstore(c, c_off + 4 * ldc + 16, c4b)
+    vstore(c, c_off + 5 * ldc + 0, c5a); vstore(c, c_off + 5 * ldc + 16, c5b)
+    vstore(c, c_off + 6 * ldc + 0, c6a); vstore(c, c_off + 6 * ldc + 16, c6b)
+    vstore(c, c_off + 7 * ldc + 0, c7a); vstore(c, c_off + 7 * ldc + 16, c7b)
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
+    """C[0:8, 0:16] of one tile; see the module docstring for the arguments."""
+    # Rows past mv repeat the last valid row, so every read stays inside ``a``.
+    a0 = a_off + min(0, mv - 1) * lda
+    a1 = a_off + min(1, mv - 1) * lda
+    a2 = a_off + min(2, mv - 1) * lda
+    a3 = a_off + min(3, mv - 1) * lda
+    a4 = a_off + min(4, mv - 1) * lda
+    a5 = a_off + min(5, mv - 1) * lda
+    a6 = a_off + min(6, mv - 1) * lda
+    a7 = a_off + min(7, mv - 1) * lda
+    if first:
+        t = vbroadcast(bias, bias_off + min(0, mv - 1))
+        c0a = t
+        t = vbroadcast(bias, bias_off + min(1, mv - 1))
+        c1a = t
+        t = vbroadcast(bias, bias_off + min(2, mv - 1))
+        c2a = t
+        t = vbroadcast(bias, bias_off + min(3, mv - 1))
+        c3a = t
+        t = vbroadcast(bias, bias_off + min(4, mv - 1))
+        c4a = t
+        t = vbroadcast(bias, bias_off + min(5, mv - 1))
+        c5a = t
+        t = vbroadcast(bias, bias_off + min(6, mv - 1))
+        c6a = t
+        t = vbroadcast(bias, bias_off + min(7, mv - 1))
+        c7a = t
+    else:
+        c0a = vload(c, c_off + 0 * ldc + 0)
+        c1a = vload(c, c_off + 1 * ldc + 0)
+        c2a = vload(c, c_off + 2 * ldc + 0)
+        c3a = vload(c, c_off + 3 * ldc + 0)
+        c4a = vload(c, c_off + 4 * ldc + 0)
+        c5a = vload(c, c_off + 5 * ldc + 0)
+        c6a = vload(c, c_off + 6 * ldc + 0)
+        c7a = vload(c, c_off + 7 * ldc + 0)
+    for k in range(kc):
+        o = b_off + koff[k]
+        ba = vload(b, o)
+        t = vbroadcast(a, a0 + k)
+        c0a = vfma(t, ba, c0a)
+        t = vbroadcast(a, a1 + k)
+        c1a = vfma(t, ba, c1a)
+        t = vbroadcast(a, a2 + k)
+        c2a = vfma(t, ba, c2a)
+        t = vbroadcast(a, a3 + k)
+        c3a = vfma(t, ba, c3a)
+        t = vbroadcast(a, a4 + k)
+        c4a = vfma(t, ba, c4a)
+        t = vbroadcast(a, a5 + k)
+        c5a = vfma(t, ba, c5a)
+        t = vbroadcast(a, a6 + k)
+        c6a = vfma(t, ba, c6a)
+        t = vbroadcast(a, a7 + k)
+        c7a = vfma(t, ba, c7a)
+    if relu:
+        c0a = vmax0(c0a)
+        c1a = vmax0(c1a)
+        c2a = vmax0(c2a)
+        c3a = vmax0(c3a)
+        c4a = vmax0(c4a)
+        c5a = vmax0(c5a)
+        c6a = vmax0(c6a)
+        c7a = vmax0(c7a)
+    vstore(c, c_off + 0 * ldc + 0, c0a)
+    vstore(c, c_off + 1 * ldc + 0, c1a)
+    vstore(c, c_off + 2 * ldc + 0, c2a)
+    vstore(c, c_off + 3 * ldc + 0, c3a)
+    vstore(c, c_off + 4 * ldc + 0, c4a)
+    vstore(c, c_off + 5 * ldc + 0, c5a)
+    vstore(c, c_off + 6 * ldc + 0, c6a)
+    vstore(c, c_off + 7 * ldc + 0, c7a)
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def edge_tile(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, nv, bias, bias_off, first, relu, tile):
+    """A tile with fewer than 8 valid rows or 32 valid columns, computed in ``tile`` (8 x NR)."""
+    if not first:
+        for i in range(mv):
+            for h in range(0, nv, WIDTH):
+                m = min(WIDTH, nv - h)
+                vstore_first(tile, i * NR + h, vload_first(c, c_off + i * ldc + h, m), m)
+    if nv <= 16:
+        tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
+    else:
+        tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
+    for i in range(mv):
+        for h in range(0, nv, WIDTH):
+            m = min(WIDTH, nv - h)
+            vstore_first(c, c_off + i * ldc + h, vload_first(tile, i * NR + h, m), m)
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def gemm_block(a, a_off, lda, m, b, b_off, koff, panel_stride, kc, nc, c, c_off, ldc,
+               bias, bias_off, first, relu, tile):
+    """``C[0:m, 0:nc] (+)= A[0:m, 0:kc] @ B[0:kc, 0:nc]`` over 8 x 32 tiles.
+
+    Columns ``[p*NR, p*NR + NR)`` of B start at ``b_off + p * panel_stride``
+    (rows at ``koff``).  Every panel must be readable for NR columns, or 16
+    when it has 16 or fewer.  ``tile`` is an 8 x NR scratch.  The inner loop
+    sweeps A's tiles over one panel of B (kc x 32 floats), which stays in
+    cache meanwhile; A (m x kc) comes from L2.
+    """
+    for j0 in range(0, nc, NR):
+        nv = min(NR, nc - j0)
+        bj = b_off + (j0 // NR) * panel_stride
+        for i0 in range(0, m, MR):
+            mv = min(MR, m - i0)
+            ai = a_off + i0 * lda
+            ci = c_off + i0 * ldc + j0
+            bi = bias_off + i0
+            if mv == MR and nv == NR:
+                tile_8x32(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
+            elif mv == MR and nv == 16:
+                tile_8x16(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
+            else:
+                edge_tile(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, nv, bias, bi, first, relu, tile)

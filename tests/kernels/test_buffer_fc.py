@@ -1,0 +1,144 @@
+"""Buffer fully_connected against the float64 reference and onnxruntime Gemm; regions; bad input."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from coinfer.kernels import reference as ref
+from coinfer.kernels.buffer import fully_connected
+from tests.tolerance import assert_close
+
+
+@st.composite
+def fc_cases(draw):
+    """(x, w, bias, relu): batch 1..9 (the batch-1 and 4-row kernels and their tails), K and M not multiples of 16."""
+    n = draw(st.integers(1, 9))
+    k = draw(st.integers(1, 70))
+    m = draw(st.integers(1, 40))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, k), dtype=np.float32)
+    w = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal(m, dtype=np.float32) if draw(st.booleans()) else None
+    return x, w, b, draw(st.booleans())
+
+
+@given(case=fc_cases())
+def test_fc_matches_reference(case):
+    x, w, b, relu = case
+    assert_close(fully_connected(x, w, b, relu=relu), ref.fully_connected(x, w, b, relu=relu),
+                 f"fc {x.shape} {w.shape}")
+
+
+@pytest.mark.parametrize("n, k, m", [(1, 1, 1), (1, 9216, 37), (2, 4096, 9), (5, 33, 1)])
+def test_fc_shapes(n, k, m):
+    rng = np.random.default_rng(0)
+    x, w, b = (rng.standard_normal(s, dtype=np.float32) for s in [(n, k), (m, k), (m,)])
+    assert_close(fully_connected(x, w, b), ref.fully_connected(x, w, b), f"fc {n}x{k} -> {m}")
+
+
+@given(case=fc_cases(), parts=st.integers(1, 4), order_seed=st.integers(0, 1000))
+def test_fc_channel_regions_tile_the_whole(case, parts, order_seed):
+    x, w, b, relu = case
+    whole = fully_connected(x, w, b, relu=relu)
+    m = w.shape[0]
+    rng = random.Random(order_seed)
+    cuts = sorted(rng.sample(range(1, m), min(parts - 1, m - 1))) if m > 1 else []
+    edges = [0, *cuts, m]
+    regions = list(zip(edges, edges[1:]))
+    rng.shuffle(regions)
+    out = np.full_like(whole, np.nan)
+    for reg in regions:
+        fully_connected(x, w, b, relu=relu, out=out, channels=reg)
+    np.testing.assert_array_equal(out, whole)
+
+
+@given(case=fc_cases(), data=st.data())
+def test_fc_region_leaves_the_rest_untouched(case, data):
+    x, w, b, relu = case
+    m = w.shape[0]
+    c0 = data.draw(st.integers(0, m))
+    c1 = data.draw(st.integers(c0, m))
+    out = np.full((x.shape[0], m), -5.0, np.float32)
+    fully_connected(x, w, b, relu=relu, out=out, channels=(c0, c1))
+    expect = np.full(out.shape, -5.0)
+    expect[:, c0:c1] = ref.fully_connected(x, w, b, relu=relu)[:, c0:c1]
+    assert_close(out, expect, "fc region")
+    fresh = fully_connected(x, w, b, relu=relu, channels=(c0, c1))
+    assert not fresh[:, :c0].any() and not fresh[:, c1:].any()
+
+
+def _ort_gemm(x, w, b):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    helper, tp = onnx.helper, onnx.TensorProto
+    names = ["x", "w"] + (["b"] if b is not None else [])
+    arrays = [x, w] + ([b] if b is not None else [])
+    node = helper.make_node("Gemm", names, ["y"], transB=1)
+    graph = helper.make_graph(
+        [node], "gemm",
+        [helper.make_tensor_value_info(nm, tp.FLOAT, a.shape) for nm, a in zip(names, arrays)],
+        [helper.make_tensor_value_info("y", tp.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    return sess.run(None, dict(zip(names, arrays)))[0]
+
+
+@settings(max_examples=15)
+@given(case=fc_cases())
+def test_fc_matches_onnxruntime(case):
+    x, w, b, relu = case
+    y = _ort_gemm(x, w, b)
+    if relu:
+        y = np.maximum(y, 0)
+    assert_close(fully_connected(x, w, b, relu=relu), y, "fc vs onnxruntime")
+
+
+# --- bad input: one test per rule -------------------------------------------------
+
+X = np.zeros((2, 10), np.float32)
+W = np.zeros((6, 10), np.float32)
+
+
+def _raises(exc, *words, args=(X, W), **kw):
+    with pytest.raises(exc) as info:
+        fully_connected(*args, **kw)
+    msg = str(info.value)
+    assert "fully_connected" in msg
+    for word in words:
+        assert word in msg, msg
+
+
+def test_fc_bad_dtype():
+    _raises(TypeError, "x", "float32", args=(X.astype(np.float64), W))
+    _raises(TypeError, "w", "float32", args=(X, W.astype(np.int32)))
+
+
+def test_fc_bad_rank():
+    _raises(ValueError, "x", "2-D", args=(X[0], W))
+    _raises(ValueError, "w", "2-D", args=(X, W[None]))
+
+
+def test_fc_size_mismatch():
+    _raises(ValueError, "w", "10 columns", args=(X, np.zeros((6, 9), np.float32)))
+
+
+def test_fc_bad_bias():
+    _raises(ValueError, "bias", "(6,)", args=(X, W, np.zeros(5, np.float32)))
+
+
+def test_fc_region_out_of_range():
+    _raises(ValueError, "channels", channels=(2, 7))
+
+
+def test_fc_bad_out():
+    _raises(ValueError, "out", "shape", out=np.zeros((2, 5), np.float32))
+    _raises(ValueError, "out", "contiguous", out=np.zeros((2, 12), np.float32)[:, ::2])
+    _raises(TypeError, "out", "float32", out=np.zeros((2, 6), np.float64))
