@@ -116,13 +116,14 @@ def call(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=No
     elif t == "relu":
         K.relu(ins[0], out=out, **reg)
     elif t == "clip":
-        K.clip(ins[0], min=a["min"], max=a["max"], out=out, **reg)
+        K.clip(ins[0], min=a["min"], max=a["max"], out=out, c=c_out, **reg)
     elif t == "add":
         K.add(ins[0], ins[1], relu=a["relu"], out=out, **reg)
     elif t == "concat":
         if a["axis"] != 1:
             raise ValueError(f"op {op.name!r}: image concat joins channels (axis 1), got axis {a['axis']}")
-        K.concat(ins, [graph.shape(x)[1] for x in op.inputs], out=out, **reg)
+        K.concat(ins, [graph.shape(x)[1] for x in op.inputs], out, rows=reg.get("rows"),
+                 out_region=reg.get("channels"))
     elif t == "lrn":
         K.lrn(ins[0], c_out, size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
     elif t == "softmax":

@@ -2,11 +2,11 @@
 from .conv import conv2d
 from .fc import fully_connected
 from .pool import max_pool2d, avg_pool2d, global_avg_pool
-from .elementwise import relu, add, concat
+from .elementwise import relu, clip, add, concat
 from .lrn import lrn
 from .softmax import softmax
 
 __all__ = [
     "conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool",
-    "relu", "add", "concat", "lrn", "softmax",
+    "relu", "clip", "add", "concat", "lrn", "softmax",
 ]

@@ -1,9 +1,21 @@
-"""ReLU, Add and Concat on image tensors.
+"""ReLU, Clip, Add and Concat on image tensors, whole or by output region.
 
-ReLU and Add run through a flat view (zero padding lanes stay zero).  Concat
-joins images along channels: ``channels`` gives each input's true channel
-count, and an input that starts inside a texel is repacked lane by lane, so
-the output has ``ceil(sum/4)`` blocks with zero padding lanes.
+A region of an image ``(N, H, CB, W, 4)``, rows [r0, r1) x channel blocks
+[b0, b1), is in every (n, h) row one contiguous run of floats
+[b0*W*4, b1*W*4).  So ReLU, Clip and Add see their tensors as 3-D C-contiguous
+views ``(N, H, CB*W*4)`` and loop over rows [r0, r1) x runs [e0, e1); the whole
+tensor is the view ``(1, 1, size)``.  One compiled signature serves both.
+
+Channel regions are texel-aligned: ``channels=(c0, c1)`` has both ends
+multiples of 4, except that c1 may end inside the last block, where it is the
+true channel count (the lanes past it are padding).  Padding lanes stay zero:
+ReLU and Add map zero to zero, and Clip, which may not (min > 0 or max < 0),
+zeroes them explicitly, so it needs the true channel count then.
+
+Concat joins images along channels: ``channels`` gives each input's true
+channel count, and an input that starts inside a texel is repacked lane by
+lane, so the output has ``ceil(sum/4)`` blocks with zero padding lanes.
+Infinite clip bounds never reach a kernel (fastmath assumes finite values).
 """
 from __future__ import annotations
 
@@ -13,78 +25,226 @@ from numba import njit
 from .. import _args
 from . import _common
 
-__all__ = ["relu", "add", "concat"]
+__all__ = ["relu", "clip", "add", "concat"]
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def _relu(x, out):
-    for i in range(x.size):
-        out[i] = max(x[i], np.float32(0.0))
+def _clamp(x, out, lo, hi, use_lo, use_hi, r0, r1, e0, e1):
+    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
+    for n in range(x.shape[0]):
+        for r in range(r0, r1):
+            xr = x[n, r, e0:e1]
+            orow = out[n, r, e0:e1]
+            if use_lo and use_hi:
+                for i in range(e1 - e0):
+                    orow[i] = min(max(xr[i], lo), hi)
+            elif use_lo:
+                for i in range(e1 - e0):
+                    orow[i] = max(xr[i], lo)
+            elif use_hi:
+                for i in range(e1 - e0):
+                    orow[i] = min(xr[i], hi)
+            else:
+                for i in range(e1 - e0):
+                    orow[i] = xr[i]
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def _add(a, b, out, relu):
-    if relu:
-        for i in range(a.size):
-            out[i] = max(a[i] + b[i], np.float32(0.0))
-    else:
-        for i in range(a.size):
-            out[i] = a[i] + b[i]
+def _add(a, b, out, relu, r0, r1, e0, e1):
+    for n in range(a.shape[0]):
+        for r in range(r0, r1):
+            ar = a[n, r, e0:e1]
+            br = b[n, r, e0:e1]
+            orow = out[n, r, e0:e1]
+            if relu:
+                for i in range(e1 - e0):
+                    orow[i] = max(ar[i] + br[i], np.float32(0.0))
+            else:
+                for i in range(e1 - e0):
+                    orow[i] = ar[i] + br[i]
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def _copy_channels(x, c, out, start):
-    """out channels [start, start + c) = x channels [0, c); other lanes untouched."""
-    nb, h, _, w, _ = x.shape
+def _copy_channels(x, out, s0, d0, cnt, r0, r1):
+    """out channels [d0, d0+cnt) = x channels [s0, s0+cnt) on rows [r0, r1); other lanes untouched.
+
+    When both starts are texel-aligned the whole blocks are one contiguous run
+    per row; the channels left (all of them otherwise) are copied lane by lane.
+    """
+    nb, h, xcb, w, _ = x.shape
+    span = 4 * w
+    x2 = x.reshape(nb * h, xcb * span)
+    o2 = out.reshape(nb * h, out.shape[2] * span)
+    full = cnt // 4 if s0 % 4 == 0 and d0 % 4 == 0 else 0
+    run = full * span
+    xs = (s0 // 4) * span
+    ds = (d0 // 4) * span
     for n in range(nb):
-        for ih in range(h):
-            for ch in range(c):
-                ob, ol = divmod(start + ch, 4)
-                src = x[n, ih, ch >> 2]
-                dst = out[n, ih, ob]
+        for ih in range(r0, r1):
+            xr = x2[n * h + ih, xs:xs + run]
+            orow = o2[n * h + ih, ds:ds + run]
+            for i in range(run):
+                orow[i] = xr[i]
+            for d in range(d0 + 4 * full, d0 + cnt):
+                s = s0 + d - d0
+                xt = x[n, ih, s >> 2]
+                ot = out[n, ih, d >> 2]
+                sl = s & 3
+                k = d & 3
                 for i in range(w):
-                    dst[i, ol] = src[i, ch & 3]
+                    ot[i, k] = xt[i, sl]
 
 
-def _same_out(op, out, shape, *inputs):
-    """New output, or the checked ``out``: it may be an input itself but not overlap one partially."""
+def _output(op, out, shape, whole, inputs, partial_ok):
+    """New output (zeros outside a region), or the checked ``out``.
+
+    With ``partial_ok`` ``out`` may be an input itself (elementwise ops), else
+    it must not overlap any input."""
     if out is None:
-        return np.empty(shape, np.float32)
+        return np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
     out = _args.out_array(op, out, shape)
-    for a in inputs:
-        if np.may_share_memory(out, a) and out.ctypes.data != a.ctypes.data:
+    for i, a in enumerate(inputs):
+        if not np.may_share_memory(out, a):
+            continue
+        if not partial_ok:
+            raise ValueError(f"{op}: out must not overlap xs[{i}]")
+        if out.ctypes.data != a.ctypes.data:
             raise ValueError(f"{op}: out must be an input itself or not overlap it")
     return out
 
 
-def relu(x, out=None) -> np.ndarray:
-    """max(x, 0) on an image; ``out`` may be ``x`` itself."""
+def _same_out(op, out, shape, *inputs):
+    """New whole output, or the checked ``out``, which may be an input itself (used by softmax too)."""
+    return _output(op, out, shape, True, inputs, True)
+
+
+def _region(op, shape, rows, channels):
+    """Checked output region -> (r0, r1, b0, b1, whole) in rows and channel blocks."""
+    h, cb = shape[1], shape[2]
+    r0, r1 = _args.region(op, "rows", rows, h)
+    b0, b1 = _common.block_region(op, channels, cb)
+    return r0, r1, b0, b1, (r0, r1, b0, b1) == (0, h, 0, cb)
+
+
+def _view3(shape, region):
+    """3-D kernel view shape of an image and the region (r0, r1, e0, e1) in that view."""
+    r0, r1, b0, b1, whole = region
+    nb, h, cb, w, _ = shape
+    if whole:
+        size = nb * h * cb * w * 4
+        return (1, 1, size), (0, 1, 0, size)
+    return (nb, h, cb * w * 4), (r0, r1, b0 * w * 4, b1 * w * 4)
+
+
+def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
+    """max(x, 0) on an image; ``out`` may be ``x`` itself.
+
+    ``rows=(r0, r1)`` / ``channels=(c0, c1)`` compute only that output region
+    (channels: multiples of 4, c1 may end inside the last block); other cells
+    of ``out`` are untouched, and a new output is zero outside the region.
+    """
     op = "relu"
     x = _common.image(op, "x", x)
-    out = _same_out(op, out, x.shape, x)
-    _relu(x.reshape(-1), out.reshape(-1))
+    reg = _region(op, x.shape, rows, channels)
+    out = _output(op, out, x.shape, reg[4], (x,), True)
+    shape3, (r0, r1, e0, e1) = _view3(x.shape, reg)
+    if r0 < r1 and e0 < e1:
+        _clamp(x.reshape(shape3), out.reshape(shape3), np.float32(0.0), np.float32(0.0),
+               True, False, r0, r1, e0, e1)
     return out
 
 
-def add(a, b, *, relu=False, out=None) -> np.ndarray:
-    """a + b for images of one shape, optionally followed by ReLU; ``out`` may be an input."""
+def _bound(op, name, v):
+    """A clip bound rounded to float32, as ONNX's float tensor bound is (past the range: infinite)."""
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a number, got {v!r}")
+    if np.isnan(v):
+        raise ValueError(f"{op}: {name} must not be NaN")
+    with np.errstate(over="ignore"):
+        return float(np.float32(v))
+
+
+def _true_channels(op, c, channels, cb, b1, keeps_zero):
+    """The true channel count when Clip must zero the padding lanes of the last block, else None.
+
+    A checked ``c`` wins; otherwise a channel region reaching the last block ends at it.
+    """
+    if c is not None:
+        return c
+    if keeps_zero or b1 < cb:
+        return None
+    if channels is not None:
+        return int(channels[1])
+    raise TypeError(
+        f"{op}: c (the true channel count of x) is required when 0 is outside [min, max] "
+        "and the region reaches the last channel block (its padding lanes must stay 0)"
+    )
+
+
+def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=None) -> np.ndarray:  # noqa: A002
+    """ONNX Clip on an image: min(max(x, min), max) (so all ``max`` when min >= max).
+
+    ReLU6 is ``clip(x, min=0, max=6)``.  ``out`` may be ``x`` itself; ``rows`` /
+    ``channels`` as for :func:`relu`.  Padding lanes stay zero: when 0 lies
+    outside [min, max], ``c`` (the true channel count) says which lanes are
+    padding; it may be left out when the channel region ends at it, or does
+    not reach the last block.
+    """
+    op = "clip"
+    lo, hi = _bound(op, "min", min), _bound(op, "max", max)
+    x = _common.image(op, "x", x)
+    cb = x.shape[2]
+    nc = None if c is None else _common.channels_of(op, "c", c, cb)
+    r0, r1 = _args.region(op, "rows", rows, x.shape[1])
+    b0, b1 = _common.block_region(op, channels, cb, nc)
+    reg = (r0, r1, b0, b1, (r0, r1, b0, b1) == (0, x.shape[1], 0, cb))
+    keeps_zero = lo <= 0.0 <= hi if lo < hi else hi == 0.0
+    nc = _true_channels(op, nc, channels, cb, b1, keeps_zero)
+    out = _output(op, out, x.shape, reg[4], (x,), True)
+    shape3, (v0, v1, e0, e1) = _view3(x.shape, reg)
+    if v0 >= v1 or e0 >= e1:
+        return out
+    out3 = out.reshape(shape3)
+    if lo >= hi:
+        # Every value is max (ONNX); this also keeps infinite bounds out of the kernel.
+        out3[:, v0:v1, e0:e1] = hi
+    else:
+        use_lo, use_hi = lo > -np.inf, hi < np.inf
+        _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
+               np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
+    if not keeps_zero and nc is not None and nc % 4 and b1 == cb:
+        out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
+    return out
+
+
+def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
+    """a + b for images of one shape, optionally followed by ReLU; ``out`` may be an input.
+
+    ``rows`` / ``channels`` as for :func:`relu`.
+    """
     op = "add"
     a = _common.image(op, "a", a)
     b = _common.image(op, "b", b)
     if a.shape != b.shape:
         raise ValueError(f"{op}: b must have the shape of a {a.shape}, got {b.shape}")
     relu = _common.flag(op, "relu", relu)
-    out = _same_out(op, out, a.shape, a, b)
-    _add(a.reshape(-1), b.reshape(-1), out.reshape(-1), relu)
+    reg = _region(op, a.shape, rows, channels)
+    out = _output(op, out, a.shape, reg[4], (a, b), True)
+    shape3, (r0, r1, e0, e1) = _view3(a.shape, reg)
+    if r0 < r1 and e0 < e1:
+        _add(a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), relu, r0, r1, e0, e1)
     return out
 
 
-def concat(xs, channels, out=None) -> np.ndarray:
+def concat(xs, channels, out=None, *, rows=None, out_region=None) -> np.ndarray:
     """Join images (N, H, CB_i, W, 4) along channels -> (N, H, ceil(sum/4), W, 4).
 
     ``channels`` lists the true channel count of every input (each must fit its
-    blocks).  Inputs that start on a texel boundary are copied block-wise; the
-    others are repacked lane by lane.  Padding lanes of the output are zero.
+    blocks).  ``rows=(r0, r1)`` and ``out_region=(c0, c1)`` (output channels,
+    multiples of 4 except that c1 may be the total channel count) compute only
+    that region of the output, which may span several inputs; other cells of
+    ``out`` are untouched, and a new output is zero outside the region.
+    Padding lanes of the output are zero.
     """
     op = "concat"
     if not isinstance(xs, (list, tuple)) or len(xs) == 0:
@@ -103,19 +263,19 @@ def concat(xs, channels, out=None) -> np.ndarray:
                 f"{op}: xs[{i}] must have N, H, W = {(n, h, w)} like xs[0], got shape {x.shape}"
             )
     total = sum(counts)
-    shape = (n, h, (total + 3) // 4, w, 4)
-    out = _args.out_array(op, out, shape) if out is not None else np.empty(shape, np.float32)
-    for i, x in enumerate(xs):
-        if np.may_share_memory(out, x):
-            raise ValueError(f"{op}: out must not overlap xs[{i}]")
+    blocks = (total + 3) // 4
+    shape = (n, h, blocks, w, 4)
+    r0, r1 = _args.region(op, "rows", rows, h)
+    c0, c1 = _args.region(op, "out_region", out_region, total, multiple=4)
+    out = _output(op, out, shape, (r0, r1, c0, c1) == (0, h, 0, total), xs, False)
+    if r0 >= r1 or c0 >= c1:
+        return out
     start = 0
     for x, c in zip(xs, counts):
-        if start % 4 == 0:
-            # Whole blocks; a partial last block brings its zero lanes, which a later input overwrites.
-            out[:, :, start // 4:start // 4 + x.shape[2]] = x
-        else:
-            _copy_channels(x, c, out, start)
+        lo, hi = max(c0, start), min(c1, start + c)
+        if lo < hi:
+            _copy_channels(x, out, lo - start, lo, hi - lo, r0, r1)
         start += c
-    if total % 4:
-        out[:, :, -1, :, total % 4:] = 0.0
+    if total % 4 and c1 == total:
+        out[:, r0:r1, blocks - 1, :, total % 4:] = 0.0
     return out

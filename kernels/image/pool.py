@@ -121,12 +121,13 @@ def _pool_region(x, out, kh, kw, sh, sw, pt, pl, pb, pr, mode, r0, r1, b0, b1):
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def _global_avg_pool(x, out):
+def _global_avg_pool(x, out, b0, b1):
+    """Mean of every (H, W) plane of channel blocks [b0, b1), four lanes at a time."""
     nb, h, cb, w, _ = x.shape
     inv = 1.0 / (h * w)
     acc = np.zeros(4, np.float64)  # float64: whole planes can be large
     for n in range(nb):
-        for b in range(cb):
+        for b in range(b0, b1):
             acc[:] = 0.0
             for ih in range(h):
                 row = x[n, ih, b]
@@ -190,11 +191,19 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_incl
                  out, rows, channels)
 
 
-def global_avg_pool(x, out=None) -> np.ndarray:
-    """ONNX GlobalAveragePool: image (N, H, CB, W, 4) -> (N, 1, CB, 1, 4)."""
+def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
+    """ONNX GlobalAveragePool: image (N, H, CB, W, 4) -> (N, 1, CB, 1, 4).
+
+    ``channels=(c0, c1)`` (multiples of 4; c1 may end inside the last block)
+    computes only those output channels; ``rows`` is the region of the output's
+    single row, (0, 1) or an empty one.  Other cells of ``out`` are untouched.
+    """
     op = "global_avg_pool"
     x = _common.image(op, "x", x)
     shape = (x.shape[0], 1, x.shape[2], 1, 4)
-    out = _common.output(op, out, shape, True)
-    _global_avg_pool(x, out)
+    r0, r1 = _args.region(op, "rows", rows, 1)
+    b0, b1 = _common.block_region(op, channels, x.shape[2])
+    out = _common.output(op, out, shape, (r0, r1, b0, b1) == (0, 1, 0, x.shape[2]))
+    if r0 < r1 and b0 < b1:
+        _global_avg_pool(x, out, b0, b1)
     return out

@@ -1,4 +1,4 @@
-"""Image pooling, FC, elementwise, LRN and softmax against the float64 reference and the buffer kernels."""
+"""Image pooling, FC, elementwise (ReLU, Clip, Add, Concat), LRN and softmax against the float64 reference and the buffer kernels."""
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -92,6 +92,8 @@ def test_global_avg_pool(data):
     assert y.shape == (x.shape[0], 1, (x.shape[1] + 3) // 4, 1, 4)
     assert_close(layout.to_buffer(y, x.shape[1]), ref.global_avg_pool(x), "global_avg_pool")
     assert _padding_lanes_zero(y, x.shape[1])
+    if kb is not None:
+        assert_close(layout.to_buffer(y, x.shape[1]), kb.global_avg_pool(x), "global_avg_pool vs buffer")
 
 
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 40), st.booleans(), st.booleans(),
@@ -126,9 +128,40 @@ def test_relu_and_add(data):
     in_place = ai.copy()
     ki.add(in_place, bi, relu=True, out=in_place)
     assert_close(layout.to_buffer(in_place, c), ref.add(a, b, relu=True), "add in place")
+    if kb is not None:
+        assert_close(layout.to_buffer(ki.relu(ai), c), kb.relu(a), "relu vs buffer")
+        assert_close(layout.to_buffer(ki.add(ai, bi, relu=True), c), kb.add(a, b, relu=True), "add vs buffer")
     ki.relu(ai, out=ai)
     assert_close(layout.to_buffer(ai, c), ref.relu(a), "relu in place")
     assert _padding_lanes_zero(ai, c)
+
+
+BOUNDS = st.sampled_from([(0.0, 6.0), (-0.5, 0.5), (0.25, 1.0), (-1.0, -0.25), (0.5, 0.5), (1.0, -1.0),
+                          (-np.inf, 0.3), (-0.3, np.inf), (-np.inf, np.inf), (2.0, np.inf), (-np.inf, -2.0)])
+
+
+@given(st.data(), BOUNDS, st.booleans())
+def test_clip(data, bounds, channel_only):
+    x = _tensor(data.draw, h=(1, 1) if channel_only else (1, 9), w=(1, 1) if channel_only else (1, 9))
+    x *= np.float32(3.0)
+    lo, hi = bounds
+    c = x.shape[1]
+    xi = layout.to_image(x)
+    y = ki.clip(xi, min=lo, max=hi, c=c)
+    want = ref.clip(x, min=lo, max=hi)
+    assert_close(layout.to_buffer(y, c), want, "clip")
+    assert _padding_lanes_zero(y, c)
+    if kb is not None:
+        np.testing.assert_array_equal(layout.to_buffer(y, c), kb.clip(x, min=lo, max=hi))
+    ki.clip(xi, min=lo, max=hi, c=c, out=xi)
+    np.testing.assert_array_equal(xi, y)
+
+
+def test_relu6_needs_no_channel_count():
+    x = np.linspace(-9.0, 9.0, 5 * 2 * 3, dtype=np.float32).reshape(1, 5, 2, 3)
+    y = ki.clip(layout.to_image(x), min=0.0, max=6.0)
+    np.testing.assert_array_equal(layout.to_buffer(y, 5), np.clip(x, 0.0, 6.0))
+    assert _padding_lanes_zero(y, 5)
 
 
 @given(st.lists(st.integers(1, 10), min_size=1, max_size=4), st.integers(1, 2), st.integers(1, 5),
@@ -141,6 +174,8 @@ def test_concat(counts, n, h, w, seed):
     assert y.shape == (n, h, (total + 3) // 4, w, 4)
     np.testing.assert_array_equal(layout.to_buffer(y, total), np.concatenate(xs, axis=1))
     assert _padding_lanes_zero(y, total)
+    if kb is not None:
+        np.testing.assert_array_equal(layout.to_buffer(y, total), kb.concat(xs, axis=1))
 
 
 @given(st.data(), st.integers(1, 7), st.sampled_from([(1e-4, 0.75, 1.0), (0.5, 0.6, 2.0), (1.0, 1.0, 0.5)]))
