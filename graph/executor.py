@@ -49,6 +49,11 @@ class Executor:
         order = {op.name: i for i, op in enumerate(graph.ops)}
         if [order[n] for n in names] != sorted(order[n] for n in names):
             raise ValueError(f"Executor: plan {plan.strategy!r} must list ops in topological order")
+        if self.mode == "buffer":
+            for c in plan.chains:
+                if c.split and len(c.ops) > 1:
+                    raise ValueError(f"Executor: plan {plan.strategy!r} shares buffers, so a split chain must "
+                                     f"hold one op (both processors would write its halo rows); got {c.ops}")
         layouts = ("buffer",) if self.mode == "buffer" else ("buffer", "image")
         if self.mode == "image":
             for c in plan.chains:
@@ -259,12 +264,16 @@ class Executor:
 
     # -- buffer-shared chains -------------------------------------------------
     def _chain_buffer(self, chain) -> None:
+        """One chain on shared buffers.  A processor that reads what the other wrote
+        since it last synced first syncs on the other's last task before this chain."""
         soc, reg = self.soc, chain_regions(self.view, chain)
-        head = chain.ops[0]
+        head, tail = chain.ops[0], chain.ops[-1]
         cpu_on, gpu_on = reg.cpu.active(), reg.gpu.active()
+        g_before, c_before = self._g, self._c
+        g_dirty, c_dirty = self._g_dirty, self._c_dirty
         if cpu_on:
-            if self._g is not None and self._g_dirty:
-                self._c = self._track(soc.sync([self._g], on="cpu", op=head))
+            if g_dirty:
+                self._c = self._track(soc.sync([g_before], on="cpu", op=head))
                 self._g_dirty = False
             if gpu_on:
                 for t, r in reg.cpu.needs.items():
@@ -276,17 +285,17 @@ class Executor:
             if gpu_on:
                 for t, r in reg.cpu.shares.items():
                     if not empty(r):
-                        self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1],
-                                                        on="cpu", after=self._after_c()))
+                        self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=tail, on="cpu",
+                                                        after=self._after_c()))
             self._c_dirty = True
         if gpu_on:
-            if self._c is not None and self._c_dirty and not cpu_on:
-                self._g = self._track(soc.sync([self._c], on="gpu", op=head))
-                self._c_dirty = False
+            if c_dirty:
+                self._g = self._track(soc.sync([c_before], on="gpu", op=head))
+                self._c_dirty = cpu_on
             for name, r in reg.gpu.compute.items():
                 if not empty(r):
                     self._compute("gpu", "buffer", name, r)
             self._g_dirty = True
-            if cpu_on:
-                self._g = self._track(soc.sync([self._c], on="gpu", op=chain.ops[-1]))
+            if cpu_on:  # the post-sync: the next op reads both shares
+                self._g = self._track(soc.sync([self._c], on="gpu", op=tail))
                 self._c_dirty = False

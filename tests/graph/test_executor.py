@@ -61,7 +61,7 @@ def test_split_strategies_match_cpu(name, soc):
     g, x, ref = small(name)
     y_cpu = run_plan(g, plan_single(g, "cpu"), soc, x)
     costs = equal_costs(g, sync=1e-5)
-    for plan in (plan_mulayer(g, ratio=0.5), plan_codl(g, costs, chains=False), plan_codl(g, costs, chains=True)):
+    for plan in (plan_mulayer(g, ratio=0.5), plan_mulayer(g, ratio=0.3), plan_codl(g, costs, chains=False), plan_codl(g, costs, chains=True)):
         assert plan.n_splits > 0, plan.describe()
         assert_close(run_plan(g, plan, soc, x), y_cpu, f"{name} {plan.strategy}")
     assert plan_codl(g, costs, chains=True).n_chains > 0
@@ -70,19 +70,22 @@ def test_split_strategies_match_cpu(name, soc):
 def random_plan(graph, data) -> Plan:
     view = view_of(graph)
     names = [op.name for op in view.ops]
+    shared = data.draw(st.sampled_from([None, "buffer"]))
     chains, i = [], 0
     while i < len(names):
         n = data.draw(st.integers(1, min(5, len(names) - i)))
+        if shared == "buffer" and data.draw(st.booleans()):
+            n = 1  # buffer-shared plans split single ops
         members = names[i:i + n]
-        dims = [d for d in ("H", "OC", "none") if valid(view, members, d)]
+        dims = [d for d in ("H", "OC", "none") if valid(view, members, d) and (d == "none" or n == 1 or not shared)]
         dim = data.draw(st.sampled_from(dims))
         ratio = data.draw(st.sampled_from(RATIOS[1:-1] if dim != "none" else (0.0, 1.0)))
         chains.append(Chain(tuple(members), dim, ratio))
         i += n
-    return Plan("random", chains)
+    return Plan("random", chains, shared_layout=shared)
 
 
-@settings(max_examples=12)
+@settings(max_examples=20)
 @given(data=st.data(), name=st.sampled_from(["squeezenet", "resnet18", "alexnet", "mobilenet_v1"]))
 def test_any_valid_plan_matches_reference(soc, data, name):
     g, x, ref = small(name)
@@ -109,6 +112,9 @@ def test_plan_must_cover_graph(soc):
         Executor(g, Plan("bad", [Chain(names[:-1], "none", 1.0)]), soc)
     with pytest.raises(ValueError, match="topological"):
         Executor(g, Plan("bad", [Chain(names[::-1], "none", 1.0)]), soc)
+    with pytest.raises(ValueError, match="one op"):
+        Executor(g, Plan("bad", [Chain(names[:2], "H", 0.5), Chain(names[2:], "none", 0.0)],
+                         shared_layout="buffer"), soc)
 
 
 def test_bad_input_is_refused(soc):
