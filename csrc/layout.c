@@ -22,6 +22,10 @@ static int check_act(int64_t x_len, int64_t img_len, int64_t n, int64_t c,
     return CF_OK;
 }
 
+/* Both transforms walk the image in memory order (row, block, column, lane) so
+ * that every texel is written or read once as 16 contiguous bytes; a full block
+ * reads four channel rows side by side, which the compiler turns into a 4x4
+ * transpose.  Lanes outside the channel region are left alone. */
 int cf_to_image(const float *x, int64_t x_len, float *img, int64_t img_len,
                 int64_t n, int64_t c, int64_t h, int64_t w,
                 int64_t r0, int64_t r1, int64_t c0, int64_t c1)
@@ -35,21 +39,39 @@ int cf_to_image(const float *x, int64_t x_len, float *img, int64_t img_len,
     /* The last block's padding lanes are written as zero whenever the region
      * reaches the last real channel. */
     const int64_t cpad = (c1 == c) ? cb * 4 : c1;
+    if (c0 >= cpad)
+        return CF_OK;
+    const int64_t b0 = c0 / 4, b1 = (cpad + 3) / 4;
     for (int64_t in = 0; in < n; ++in)
-        for (int64_t ch = c0; ch < cpad; ++ch) {
-            const int64_t b = ch >> 2, k = ch & 3;
-            for (int64_t ih = r0; ih < r1; ++ih) {
-                float *dst = img + (((in * h + ih) * cb + b) * w) * 4 + k;
-                if (ch < c) {
-                    const float *src = x + ((in * c + ch) * h + ih) * w;
-                    for (int64_t iw = 0; iw < w; ++iw)
-                        dst[iw * 4] = src[iw];
-                } else {
-                    for (int64_t iw = 0; iw < w; ++iw)
-                        dst[iw * 4] = 0.0f;
+        for (int64_t ih = r0; ih < r1; ++ih)
+            for (int64_t b = b0; b < b1; ++b) {
+                float *dst = img + (((in * h + ih) * cb + b) * w) * 4;
+                const int64_t ch = 4 * b;
+                if (ch >= c0 && ch + 4 <= c1) {
+                    const float *s0 = x + ((in * c + ch) * h + ih) * w;
+                    const float *s1 = s0 + h * w, *s2 = s1 + h * w, *s3 = s2 + h * w;
+                    for (int64_t iw = 0; iw < w; ++iw) {
+                        dst[4 * iw + 0] = s0[iw];
+                        dst[4 * iw + 1] = s1[iw];
+                        dst[4 * iw + 2] = s2[iw];
+                        dst[4 * iw + 3] = s3[iw];
+                    }
+                    continue;
+                }
+                for (int64_t k = 0; k < 4; ++k) {
+                    const int64_t chk = ch + k;
+                    if (chk < c0 || chk >= cpad)
+                        continue;
+                    if (chk < c) {
+                        const float *src = x + ((in * c + chk) * h + ih) * w;
+                        for (int64_t iw = 0; iw < w; ++iw)
+                            dst[4 * iw + k] = src[iw];
+                    } else {
+                        for (int64_t iw = 0; iw < w; ++iw)
+                            dst[4 * iw + k] = 0.0f;
+                    }
                 }
             }
-        }
     return CF_OK;
 }
 
@@ -63,16 +85,34 @@ int cf_to_buffer(const float *img, int64_t img_len, float *x, int64_t x_len,
     if (st)
         return st;
     const int64_t cb = (c + 3) / 4;
+    if (c0 >= c1)
+        return CF_OK;
+    const int64_t b0 = c0 / 4, b1 = (c1 + 3) / 4;
     for (int64_t in = 0; in < n; ++in)
-        for (int64_t ch = c0; ch < c1; ++ch) {
-            const int64_t b = ch >> 2, k = ch & 3;
-            for (int64_t ih = r0; ih < r1; ++ih) {
-                const float *src = img + (((in * h + ih) * cb + b) * w) * 4 + k;
-                float *dst = x + ((in * c + ch) * h + ih) * w;
-                for (int64_t iw = 0; iw < w; ++iw)
-                    dst[iw] = src[iw * 4];
+        for (int64_t ih = r0; ih < r1; ++ih)
+            for (int64_t b = b0; b < b1; ++b) {
+                const float *src = img + (((in * h + ih) * cb + b) * w) * 4;
+                const int64_t ch = 4 * b;
+                if (ch >= c0 && ch + 4 <= c1) {
+                    float *d0 = x + ((in * c + ch) * h + ih) * w;
+                    float *d1 = d0 + h * w, *d2 = d1 + h * w, *d3 = d2 + h * w;
+                    for (int64_t iw = 0; iw < w; ++iw) {
+                        d0[iw] = src[4 * iw + 0];
+                        d1[iw] = src[4 * iw + 1];
+                        d2[iw] = src[4 * iw + 2];
+                        d3[iw] = src[4 * iw + 3];
+                    }
+                    continue;
+                }
+                for (int64_t k = 0; k < 4; ++k) {
+                    const int64_t chk = ch + k;
+                    if (chk < c0 || chk >= c1)
+                        continue;
+                    float *dst = x + ((in * c + chk) * h + ih) * w;
+                    for (int64_t iw = 0; iw < w; ++iw)
+                        dst[iw] = src[4 * iw + k];
+                }
             }
-        }
     return CF_OK;
 }
 

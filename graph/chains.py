@@ -3,7 +3,9 @@
 From each op, grow a chain of following ops split on the head's dimension,
 trying ratios within rho_head +/- delta (delta = 0.3); keep adding ops while the
 predicted gain over running those ops one by one stays >= 0; record the best
-chain found and continue after it.  ``chains=False`` gives the per-op plan
+chain found and continue after it.  One extension: a head whose best plan is a
+single processor is also tried as a chain seed with its best split, since a
+chain can amortise sharing that the op alone would not pay for.  ``chains=False`` gives the per-op plan
 ("codl-nochain"): every op is co-executed on its own best (dimension, ratio).
 """
 from __future__ import annotations
@@ -48,18 +50,32 @@ def _candidates(dim: str, ratio: float, delta: float):
     return out
 
 
-def best_single(view: GraphView, name: str, costs: CostSource):
-    """Lowest predicted (cost, Chain) for one op over every dimension and ratio."""
+def _single_options(view: GraphView, name: str, costs: CostSource):
+    """(cost, Chain) of every way to run one op alone."""
     op = view.op(name)
-    best = None
     options = [("none", 0.0), ("none", 1.0)]
     for d in ("H", "OC"):
         if d in op.splits:
             options += [(d, r) for r in RATIOS[1:-1]]
     for d, r in options:
         ch = Chain((name,), d, r)
-        c = chain_cost(view, ch, costs).total
+        yield chain_cost(view, ch, costs).total, ch
+
+
+def best_single(view: GraphView, name: str, costs: CostSource):
+    """Lowest predicted (cost, Chain) for one op over every dimension and ratio."""
+    best = None
+    for c, ch in _single_options(view, name, costs):
         if best is None or c < best[0] - 1e-12:
+            best = (c, ch)
+    return best
+
+
+def best_split(view: GraphView, name: str, costs: CostSource):
+    """Lowest predicted (cost, Chain) among the op's co-executed options, or None."""
+    best = None
+    for c, ch in _single_options(view, name, costs):
+        if ch.split and (best is None or c < best[0] - 1e-12):
             best = (c, ch)
     return best
 
@@ -74,30 +90,47 @@ def search(view: GraphView, costs: CostSource, *, chains: bool = True, delta: fl
     out: list[Chain] = []
     i = 0
     while i < len(names):
-        head_cost, head = singles[i]
-        best_chain, best_gain = head, 0.0
-        base = head_cost
-        for j in range(i + 1, min(len(names), i + max_len)):
-            base += singles[j][0]
-            members = names[i:j + 1]
-            best_c = None
-            for d, r in _candidates(head.dim, head.ratio, delta):
-                if not valid(view, members, d):
-                    continue
-                ch = Chain(tuple(members), d, r)
-                c = chain_cost(view, ch, costs).total
-                if best_c is None or c < best_c[0]:
-                    best_c = (c, ch)
-            if best_c is None:
-                break
-            gain = base - best_c[0]
-            if gain < 0:
-                break
-            if gain >= best_gain:
-                best_gain, best_chain = gain, best_c[1]
+        best_chain, best_gain = singles[i][1], 0.0
+        # Seeds: the head's best plan (CoDL's rho_head) and, when that keeps the
+        # head on one processor, also its best split, whose sharing a chain may
+        # amortise although the op alone would not pay for it.
+        seeds = [singles[i][1]]
+        if not singles[i][1].split:
+            alt = best_split(view, names[i], costs)
+            if alt is not None:
+                seeds.append(alt[1])
+        for head in seeds:
+            chain, gain = _grow(view, costs, names, singles, i, head, delta, max_len)
+            if gain > best_gain + 1e-12:
+                best_chain, best_gain = chain, gain
         out.append(best_chain)
         i += len(best_chain.ops)
     return out
+
+
+def _grow(view, costs, names, singles, i, head, delta, max_len):
+    """Grow a chain from op ``i`` with head plan ``head``; (best chain, its gain)."""
+    best_chain, best_gain = singles[i][1], 0.0
+    base = singles[i][0]
+    for j in range(i + 1, min(len(names), i + max_len)):
+        base += singles[j][0]
+        members = names[i:j + 1]
+        best_c = None
+        for d, r in _candidates(head.dim, head.ratio, delta):
+            if not valid(view, members, d):
+                continue
+            ch = Chain(tuple(members), d, r)
+            c = chain_cost(view, ch, costs).total
+            if best_c is None or c < best_c[0]:
+                best_c = (c, ch)
+        if best_c is None:
+            break
+        gain = base - best_c[0]
+        if gain < 0:
+            break
+        if gain >= best_gain:
+            best_gain, best_chain = gain, best_c[1]
+    return best_chain, best_gain
 
 
 def plan_cost(view: GraphView, plan_chains: list[Chain], costs: CostSource) -> float:

@@ -64,6 +64,7 @@ class Executor:
                                          "has no image kernel; plan it on the cpu")
         self.weights = {op.name: opcall.prepare(graph, op, layouts) for op in graph.ops}
         self._alloc()
+        self._build()
 
     # -- memory -------------------------------------------------------------
     def _alloc(self) -> None:
@@ -81,9 +82,8 @@ class Executor:
         for t, (a, b) in life.items():
             shape = g.shape(t)
             n = int(np.prod(shape))
-            if not (t in g.inputs and self.mode == "buffer"):
-                entries.append((4 * n, a, b))
-                keys.append(("buf", t))
+            entries.append((4 * n, a, b))
+            keys.append(("buf", t))
             if self.mode == "image":
                 entries.append((4 * int(np.prod(opcall.image_shape(shape))), a, b))
                 keys.append(("img", t))
@@ -133,44 +133,64 @@ class Executor:
             out[name] = np.ascontiguousarray(a)
         return out
 
+    def _build(self) -> None:
+        """Record the plan's tasks once as a program of SoC calls; run() replays it."""
+        self.program: list = []
+        self._g = self._c = None  # last step per processor
+        self._g_dirty = self._c_dirty = False  # results the other processor has not synced on
+        rec = _Recorder(self.program)
+        self._rec = rec
+        if self.mode == "buffer":
+            for chain in self.plan.chains:
+                self._chain_buffer(chain)
+                self.program.append(_YIELD)
+        else:
+            for name in self.graph.inputs:
+                self._g = rec.transform(self.buf[name], to="image", out=self.img[name], op="input",
+                                        on="gpu", after=self._after_g())
+            for chain in self.plan.chains:
+                self._chain_image(chain)
+                self.program.append(_YIELD)
+            for t in self.graph.outputs:
+                self._g = rec.transform(self.img[t], to="buffer", out=opcall.as4d(self.buf[t]),
+                                        op="output", on="gpu", after=self._after_g())
+        self._last = [i for i in (self._g, self._c) if i is not None]
+        del self._rec
+
     def run(self, x, *, keep_trace: bool = False):
         """Run once; returns the output array (a dict if the graph has several).
 
         The SoC's trace is cleared first unless ``keep_trace``; afterwards it
-        holds this run's tasks.  ``self.last_wall`` is the measured seconds.
+        holds this run's tasks.  ``self.last_wall`` is the measured seconds,
+        from handing the input over to having the output.
         """
         xs = self._check_input(x)
         soc = self.soc
         if not keep_trace:
             soc.trace.clear()
         t0 = time.perf_counter()
-        self._g = self._c = None  # last task per processor
-        self._g_dirty = self._c_dirty = False  # results the other processor has not synced on
-        self._tasks = []
-        if self.mode == "buffer":
-            for name, a in xs.items():
-                self.buf[name] = a
-            for chain in self.plan.chains:
-                self._chain_buffer(chain)
-        else:
-            for name, a in xs.items():
-                self.buf[name] = a
-                self._g = self._track(soc.transform(a, to="image", out=self.img[name], op="input",
-                                                    on="gpu", after=self._after_g()))
-            for chain in self.plan.chains:
-                self._chain_image(chain)
-            for t in self.graph.outputs:
-                self._g = self._track(soc.transform(self.img[t], to="buffer", out=opcall.as4d(self.buf[t]),
-                                                    op="output", on="gpu", after=self._after_g()))
+        for name, a in xs.items():
+            np.copyto(self.buf[name], a)
+        methods = {"transform": soc.transform, "map": soc.map, "unmap": soc.unmap, "sync": soc.sync,
+                   "cpu": soc.cpu.run, "gpu": soc.gpu.run}
+        tasks = []
+        for step in self.program:
+            if step is _YIELD:
+                # Submitting holds the GIL; yield it after each chain so the workers
+                # start on what is queued instead of waiting for the whole plan.
+                time.sleep(0)
+                continue
+            method, args, kw, ref_key = step
+            if ref_key is not None:
+                kw = dict(kw)
+                kw[ref_key] = [tasks[i] for i in kw[ref_key]]
+            tasks.append(methods[method](*args, **kw))
+        self._tasks = tasks
         self.submit_s = time.perf_counter() - t0
         self._wait()
         self.last_wall = time.perf_counter() - t0
         outs = {t: self.buf[t].copy() for t in self.graph.outputs}
         return outs[self.graph.outputs[0]] if len(outs) == 1 else outs
-
-    def _track(self, task):
-        self._tasks.append(task)
-        return task
 
     def _after_g(self):
         return [self._g] if self._g is not None else []
@@ -182,8 +202,8 @@ class Executor:
         """Wait for the last task of each processor (they finish last), then surface
         the first failure of any task."""
         deadline = time.perf_counter() + self.timeout
-        for task in (self._g, self._c):
-            if task is not None and not task.wait(max(0.0, deadline - time.perf_counter())):
+        for task in (self._tasks[i] for i in self._last):
+            if not task.wait(max(0.0, deadline - time.perf_counter())):
                 raise TimeoutError(f"Executor: plan {self.plan.strategy!r} on graph {self.graph.name!r} "
                                    f"did not finish within {self.timeout:g} s ({task.processor} {task.kind} "
                                    f"'{task.op}' still pending)")
@@ -212,11 +232,9 @@ class Executor:
         def fn(rows=None, channels=None):
             opcall.call(graph, op, lay, w, ins, out, rows=rows, channels=channels, scratch=scratch)
 
-        p = self.soc[proc]
         prev = self._g if proc == "gpu" else self._c
         nbytes = self.view.nbytes(self.graph.shape(op.output), rows=rows if four else None, channels=chans)
-        task = p.run(name, fn, after=[prev] if prev is not None else [], nbytes=nbytes, **kw)
-        self._track(task)
+        task = self._rec.run(proc, name, fn, after=[prev] if prev is not None else [], nbytes=nbytes, **kw)
         if proc == "gpu":
             self._g = task
         else:
@@ -229,73 +247,105 @@ class Executor:
 
     # -- image-canonical chains ----------------------------------------------
     def _chain_image(self, chain) -> None:
-        soc, reg = self.soc, chain_regions(self.view, chain)
+        soc, reg = self._rec, chain_regions(self.view, chain)
         head = chain.ops[0]
         cpu_on = reg.cpu.active()
         if cpu_on:
             for t, r in reg.cpu.needs.items():
                 if t in self.graph.inputs:
                     continue  # the caller's buffer is already the CPU's copy
-                self._g = self._track(soc.transform(
+                self._g = soc.transform(
                     self.img[t], to="buffer", out=opcall.as4d(self.buf[t]), rows=(r[0], r[1]),
-                    channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g()))
+                    channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g())
             if self._g is not None:
-                self._c = self._track(soc.sync([self._g], on="cpu", op=head))
+                self._c = soc.sync([self._g], on="cpu", op=head)
             for t, r in reg.cpu.needs.items():
-                self._c = self._track(soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
-                                              after=self._after_c()))
+                self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
+                                              after=self._after_c())
             for name, r in reg.cpu.compute.items():
                 if not empty(r):
                     self._compute("cpu", "buffer", name, r)
             for t, r in reg.cpu.shares.items():
                 if not empty(r):
-                    self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1], on="cpu",
-                                                    after=self._after_c()))
+                    self._c = soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1], on="cpu",
+                                                    after=self._after_c())
         for name, r in reg.gpu.compute.items():
             if not empty(r):
                 self._compute("gpu", "image", name, r)
         if cpu_on:
-            self._g = self._track(soc.sync([self._c], on="gpu", op=chain.ops[-1]))
+            self._g = soc.sync([self._c], on="gpu", op=chain.ops[-1])
             for t, r in reg.cpu.shares.items():
                 if not empty(r):
-                    self._g = self._track(soc.transform(
+                    self._g = soc.transform(
                         opcall.as4d(self.buf[t]), to="image", out=self.img[t], rows=(r[0], r[1]),
-                        channels=(r[2], r[3]), op=chain.ops[-1], on="gpu", after=self._after_g()))
+                        channels=(r[2], r[3]), op=chain.ops[-1], on="gpu", after=self._after_g())
 
     # -- buffer-shared chains -------------------------------------------------
     def _chain_buffer(self, chain) -> None:
         """One chain on shared buffers.  A processor that reads what the other wrote
         since it last synced first syncs on the other's last task before this chain."""
-        soc, reg = self.soc, chain_regions(self.view, chain)
+        soc, reg = self._rec, chain_regions(self.view, chain)
         head, tail = chain.ops[0], chain.ops[-1]
         cpu_on, gpu_on = reg.cpu.active(), reg.gpu.active()
         g_before, c_before = self._g, self._c
         g_dirty, c_dirty = self._g_dirty, self._c_dirty
         if cpu_on:
             if g_dirty:
-                self._c = self._track(soc.sync([g_before], on="cpu", op=head))
+                self._c = soc.sync([g_before], on="cpu", op=head)
                 self._g_dirty = False
             if gpu_on:
                 for t, r in reg.cpu.needs.items():
-                    self._c = self._track(soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
-                                                  after=self._after_c()))
+                    self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
+                                                  after=self._after_c())
             for name, r in reg.cpu.compute.items():
                 if not empty(r):
                     self._compute("cpu", "buffer", name, r)
             if gpu_on:
                 for t, r in reg.cpu.shares.items():
                     if not empty(r):
-                        self._c = self._track(soc.unmap(self._cut(self.buf[t], r), op=tail, on="cpu",
-                                                        after=self._after_c()))
+                        self._c = soc.unmap(self._cut(self.buf[t], r), op=tail, on="cpu",
+                                                        after=self._after_c())
             self._c_dirty = True
         if gpu_on:
             if c_dirty:
-                self._g = self._track(soc.sync([c_before], on="gpu", op=head))
+                self._g = soc.sync([c_before], on="gpu", op=head)
                 self._c_dirty = cpu_on
             for name, r in reg.gpu.compute.items():
                 if not empty(r):
                     self._compute("gpu", "buffer", name, r)
             self._g_dirty = True
             if cpu_on:  # the post-sync: the next op reads both shares
-                self._g = self._track(soc.sync([self._c], on="gpu", op=tail))
+                self._g = soc.sync([self._c], on="gpu", op=tail)
                 self._c_dirty = False
+
+
+_YIELD = object()  # program marker: let the workers have the GIL
+
+
+class _Recorder:
+    """Stands in for the SoC while a plan is compiled: every call becomes a program
+    step, and a step's index stands in for the Task it will return."""
+
+    def __init__(self, program: list):
+        self.program = program
+        self.count = 0
+
+    def _add(self, method, args, kw, ref_key):
+        self.program.append((method, args, kw, ref_key))
+        self.count += 1
+        return self.count - 1
+
+    def transform(self, src, **kw):
+        return self._add("transform", (src,), kw, "after")
+
+    def map(self, region, **kw):
+        return self._add("map", (region,), kw, "after")
+
+    def unmap(self, region, **kw):
+        return self._add("unmap", (region,), kw, "after")
+
+    def sync(self, events, **kw):
+        return self._add("sync", (), {"events": list(events), **kw}, "events")
+
+    def run(self, proc, op, fn, **kw):
+        return self._add(proc, (op, fn), kw, "after")
