@@ -5,7 +5,8 @@ trying ratios within rho_head +/- delta (delta = 0.3); keep adding ops while the
 predicted gain over running those ops one by one stays >= 0; record the best
 chain found and continue after it.  One extension: a head whose best plan is a
 single processor is also tried as a chain seed with its best split, since a
-chain can amortise sharing that the op alone would not pay for.  ``chains=False`` gives the per-op plan
+chain can amortise sharing that the op alone would not pay for; and a found
+chain's ratio is re-tuned over the whole range (:func:`refine`).  ``chains=False`` gives the per-op plan
 ("codl-nochain"): every op is co-executed on its own best (dimension, ratio).
 """
 from __future__ import annotations
@@ -103,9 +104,30 @@ def search(view: GraphView, costs: CostSource, *, chains: bool = True, delta: fl
             chain, gain = _grow(view, costs, names, singles, i, head, delta, max_len)
             if gain > best_gain + 1e-12:
                 best_chain, best_gain = chain, gain
-        out.append(best_chain)
+        out.append(refine(view, best_chain, costs))
         i += len(best_chain.ops)
     return out
+
+
+def refine(view: GraphView, chain: Chain, costs: CostSource) -> Chain:
+    """Re-tune a found chain's dimension and ratio over the whole range.
+
+    Algorithm 1 only tries ratios near the head's own best ratio; once the
+    chain's members are fixed, the ratio that balances the whole chain (halo
+    included) may lie outside that window.
+    """
+    if len(chain.ops) < 2:
+        return chain
+    members = list(chain.ops)
+    best = (chain_cost(view, chain, costs).total, chain)
+    options = [("none", 0.0), ("none", 1.0)] + [(d, r) for d in ("H", "OC") for r in RATIOS[1:-1]]
+    for d, r in options:
+        if valid(view, members, d):
+            ch = Chain(chain.ops, d, r)
+            c = chain_cost(view, ch, costs).total
+            if c < best[0] - 1e-12:
+                best = (c, ch)
+    return best[1]
 
 
 def _grow(view, costs, names, singles, i, head, delta, max_len):
