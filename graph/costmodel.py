@@ -26,8 +26,10 @@ from .regions import Region, chain_regions, empty
 
 
 class CostSource(Protocol):
-    def compute(self, op: OpView, proc: str, region: Region) -> float:
-        """Seconds for ``proc`` ('cpu'|'gpu') to compute ``region`` of ``op``'s output."""
+    def compute(self, op: OpView, proc: str, region: Region, concurrent: bool = False) -> float:
+        """Seconds for ``proc`` ('cpu'|'gpu') to compute ``region`` of ``op``'s output;
+        ``concurrent`` when the other processor is computing at the same time (the
+        two share caches and memory bandwidth)."""
 
     def transform(self, nbytes: int) -> float: ...
 
@@ -58,7 +60,7 @@ class TableCosts:
     map_fixed: float = 0.0
     sync_s: float = 0.0
 
-    def compute(self, op, proc, region):
+    def compute(self, op, proc, region, concurrent=False):
         f = region_fraction(op, region)
         return 0.0 if f == 0 else self.fixed + f * self.full[op.name][proc]
 
@@ -94,8 +96,9 @@ def _bytes(view: GraphView, tensors: dict) -> int:
 def chain_cost(view: GraphView, chain: Chain, costs: CostSource) -> ChainCost:
     """Predicted seconds of one chain under the sharing protocol above."""
     reg = chain_regions(view, chain)
-    gpu_c = sum(costs.compute(view.op(n), "gpu", r) for n, r in reg.gpu.compute.items() if not empty(r))
-    cpu_c = sum(costs.compute(view.op(n), "cpu", r) for n, r in reg.cpu.compute.items() if not empty(r))
+    both = reg.gpu.active() and reg.cpu.active()
+    gpu_c = sum(costs.compute(view.op(n), "gpu", r, both) for n, r in reg.gpu.compute.items() if not empty(r))
+    cpu_c = sum(costs.compute(view.op(n), "cpu", r, both) for n, r in reg.cpu.compute.items() if not empty(r))
     if not reg.cpu.active():
         return ChainCost(gpu_c, gpu_c, 0.0, 0.0)
     b_in = _bytes(view, reg.cpu.needs)

@@ -185,6 +185,8 @@ class Executor:
                 kw = dict(kw)
                 kw[ref_key] = [tasks[i] for i in kw[ref_key]]
             tasks.append(methods[method](*args, **kw))
+            if len(tasks) % YIELD_EVERY == 0:
+                time.sleep(0)
         self._tasks = tasks
         self.submit_s = time.perf_counter() - t0
         self._wait()
@@ -320,6 +322,10 @@ class Executor:
 
 
 _YIELD = object()  # program marker: let the workers have the GIL
+# A worker coming back from a kernel needs the GIL; a submitting thread that never
+# blocks would keep it for a whole switch interval (5 ms), so submission yields
+# every few steps as well as after each chain.
+YIELD_EVERY = 16
 
 
 class _Recorder:

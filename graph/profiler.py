@@ -5,7 +5,11 @@
 own pinned thread and with the same kernels the executor runs, the whole op
 and half of it along each dimension it can be split on, and fits
 ``t(f) = a + b*f`` in the covered fraction ``f`` of the output; the fixed part
-``a`` is what makes small shares of small ops not worth splitting.  Sharing
+``a`` is what makes small shares of small ops not worth splitting.  Each op is
+also timed on both processors at once, and the ratio to its time alone scales
+the predictions for co-executed work: two cores computing together share
+caches and memory bandwidth, and a plan balanced on solo times leaves the
+more slowed processor late.  Sharing
 costs (transform, map, unmap) are timed at two sizes and fitted linear in
 bytes; a sync is timed as a ping-pong between the two processors.  Every
 prediction adds the measured per-task dispatch time of a processor thread.
@@ -52,6 +56,7 @@ class MeasuredCosts:
         self.repeats = int(repeats)
         self.fits: dict = {}
         self.full: dict = {}
+        self.slowdown: dict = {}
         self._data = self._make_data()
         self.task_s = {p: self._dispatch(p) for p in ("cpu", "gpu")}
         with Progress(len(graph.ops), f"profile {graph.name}", enabled=progress) as prog:
@@ -74,8 +79,8 @@ class MeasuredCosts:
         return data
 
     # -- timing -------------------------------------------------------------
-    def _time(self, proc: str, lay: str, op, region) -> float:
-        """Median seconds of the kernel calls, measured on ``proc``'s thread."""
+    def _timer(self, lay: str, op, region):
+        """A callable running ``op`` over ``region`` and returning its seconds."""
         ins = [self._data[lay][t] for t in op.inputs]
         out = self._data[lay][op.output]
         w = self._weights[op.name][lay]
@@ -91,10 +96,34 @@ class MeasuredCosts:
             opcall.call(g, op, lay, w, ins, out, scratch=scratch, **kw)
             return time.perf_counter() - t0
 
+        return fn
+
+    def _time(self, proc: str, lay: str, op, region) -> float:
+        """Median seconds of the kernel calls, measured on ``proc``'s thread."""
+        fn = self._timer(lay, op, region)
         times = []
         for _ in range(self.repeats + 1):
             times.append(self.soc[proc].submit(fn, op=f"profile {op.name}").result(timeout=600)[0])
         return float(np.median(times[1:]))
+
+    def _time_together(self, op) -> dict:
+        """Median seconds of the whole op on each processor while the other runs it too.
+
+        The image and buffer copies of the data are separate, as in co-execution."""
+        fc = self._timer("buffer", op, self._full(op))
+        fg = self._timer("image", op, self._full(op))
+        # Each side loops until the other has finished too, so every measured call overlaps.
+        out = {"cpu": [], "gpu": []}
+        for _ in range(self.repeats + 1):
+            c = self.soc.cpu.submit(fc, op=f"profile {op.name}")
+            g = self.soc.gpu.submit(fg, op=f"profile {op.name}")
+            out["cpu"].append(c.result(timeout=600)[0])
+            out["gpu"].append(g.result(timeout=600)[0])
+        return {p: float(np.median(v[1:])) for p, v in out.items()}
+
+    def _full(self, op) -> tuple:
+        v = self.view.op(op.name)
+        return (0, v.out_rows, 0, v.out_channels)
 
     def _dispatch(self, proc: str) -> float:
         """Per-task overhead of a processor thread: queue, wrapper, trace record."""
@@ -135,6 +164,12 @@ class MeasuredCosts:
                 fits[proc][dim] = _fit([(f, th), (1.0, t1)])
         if buffer_on_gpu:
             whole["gpu_buffer"] = self._time("gpu", "buffer", op, full)
+        if image_ok:
+            together = self._time_together(op)
+            slow = {p: max(1.0, together[p] / whole[p]) if whole[p] > 0 else 1.0 for p in ("cpu", "gpu")}
+        else:
+            slow = {"cpu": 1.0, "gpu": 1.0}
+        self.slowdown[op.name] = slow
         self.fits[op.name] = fits
         self.full[op.name] = whole
         self.soc.trace.clear()
@@ -187,7 +222,7 @@ class MeasuredCosts:
         return max(0.0, per - 2 * min(self.task_s.values()))
 
     # -- the CostSource protocol ---------------------------------------------
-    def compute(self, op, proc, region) -> float:
+    def compute(self, op, proc, region, concurrent: bool = False) -> float:
         f = region_fraction(op, region)
         if f <= 0:
             return 0.0
@@ -202,7 +237,10 @@ class MeasuredCosts:
             a, b = fits["OC"]
         else:
             a, b = fits["none"]
-        return a + b * f + self.task_s[proc]
+        t = a + b * f
+        if concurrent:
+            t *= self.slowdown[op.name][proc]
+        return t + self.task_s[proc]
 
     def transform(self, nbytes: int) -> float:
         a, b = self._share["transform"]
