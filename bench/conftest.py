@@ -21,6 +21,14 @@ _OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 # Rows of the kernel study, filled by bench/test_kernels.py, printed at session end.
 _KERNEL_ROWS: list[dict] = []
+# Other studies' tables: (title, callable returning lines), printed at session end.
+_TABLES: list = []
+
+
+@pytest.fixture(scope="session")
+def study_table():
+    """Register ``(title, lines_fn)``: ``lines_fn()`` gives the table's lines at session end."""
+    return lambda title, lines_fn: _TABLES.append((title, lines_fn))
 
 
 def _openblas_warning() -> str | None:
@@ -77,5 +85,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 f"geometric mean of {label} over {len(values)} of {len(conv)} conv layers: "
                 f"{_fmt(_geomean(values), '.2f')}"
             )
+    for title, lines_fn in _TABLES:
+        lines = lines_fn()
+        if lines:
+            tr.section(title)
+            for line in lines:
+                tr.write_line(line)
     if warning:
         tr.write_line(warning)

@@ -46,33 +46,33 @@ def prepared(name, soc):
     return _prepared[name]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def table(request):
-    yield
-    rep = request.config.pluginmanager.get_plugin("terminalreporter")
-    if rep is None or not RESULTS:
-        return
-    w = rep.write_line
-    w("")
-    w("co-execution on SoC.host() (1 cpu thread on core 0, 1 gpu thread on core 1)")
+def table_lines() -> list:
+    if not RESULTS:
+        return []
     head = (f"{'model':<13} {'strategy':<13} {'median ms':>10} {'replay ms':>10} {'replay/wall':>11} "
             f"{'speedup':>8} {'sharing':>8} {'chains':>7} {'splits':>7} {'max|err|':>9}")
-    w(head)
-    w("-" * len(head))
+    lines = [head, "-" * len(head)]
     for model in MODELS:
         rows = RESULTS.get(model, {})
-        if not rows:
+        singles = [rows[s]["median_ms"] for s in ("cpu", "gpu") if s in rows]
+        if not rows or not singles:
             continue
-        best = min(rows[s]["median_ms"] for s in ("cpu", "gpu") if s in rows)
+        best = min(singles)
         for s in STRATEGIES:
             if s not in rows:
                 continue
             r = rows[s]
-            w(f"{model:<13} {s:<13} {r['median_ms']:>10.2f} {r['replay_ms']:>10.2f} "
-              f"{r['replay_ms'] / r['last_ms']:>11.3f} {best / r['median_ms']:>7.2f}x "
-              f"{100 * r['sharing']:>7.1f}% {r['chains']:>7d} {r['splits']:>7d} {r['err']:>9.1e}")
-    w("speedup = best single-processor median / strategy median, measured in this run; "
-      "replay/wall = host replay of the last run's trace / that run's wall time")
+            lines.append(f"{model:<13} {s:<13} {r['median_ms']:>10.2f} {r['replay_ms']:>10.2f} "
+                         f"{r['replay_ms'] / r['last_ms']:>11.3f} {best / r['median_ms']:>7.2f}x "
+                         f"{100 * r['sharing']:>7.1f}% {r['chains']:>7d} {r['splits']:>7d} {r['err']:>9.1e}")
+    lines.append("speedup = best single-processor median / strategy median, measured in this run; "
+                 "replay/wall = host replay of the last run's trace / that run's wall time")
+    return lines
+
+
+@pytest.fixture(scope="module", autouse=True)
+def table(study_table):
+    study_table("co-execution on SoC.host() (1 cpu thread on core 0, 1 gpu thread on core 1)", table_lines)
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
