@@ -12,7 +12,11 @@
   best of them by ``margin`` (10%) of predicted time: predictions of
   co-executed work carry more error (dispatch and interpreter-lock waits the
   per-op timings do not see), so a model that gains little from co-execution
-  (CoDL's MobileNet finding) runs on its best processor.
+  (CoDL's MobileNet finding) runs on its best processor.  When the cost
+  source measured this SoC (:class:`~coinfer.graph.profiler.MeasuredCosts`),
+  the co-executed plan and the best single-processor plan are then each run a
+  few times and the faster one is kept: a plan is only as good as its measured
+  time, and CoDL itself loses to one processor on MobileNet.
 """
 from __future__ import annotations
 
@@ -55,23 +59,52 @@ def plan_mulayer(graph, costs=None, *, ratio: float | None = None) -> Plan:
     return Plan("mulayer", out, shared_layout="buffer", notes={"ratio": ratio})
 
 
-def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3, margin: float = 0.1) -> Plan:
+def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3, margin: float = 0.1,
+              verify: bool = True) -> Plan:
     view = view_of(graph)
     name = "codl" if chains else "codl-nochain"
     found = chain_search.search(view, costs, chains=chains, delta=delta)
-    best = (sum(chain_cost(view, c, costs).total for c in found), found, None)
-    notes = {"coexec_predicted_s": best[0]}
-    if chains:
-        for dev in ("cpu", "gpu"):
-            single = plan_single(graph, dev)
-            t = _single_cost(view, costs, dev)
-            notes[f"{dev}_predicted_s"] = t
-            if best[2] is None and found is best[1]:
-                if t * (1.0 - margin) <= best[0]:
-                    best = (t, single.chains, single.shared_layout)
-            elif t < best[0]:
-                best = (t, single.chains, single.shared_layout)
-    return Plan(name, list(best[1]), shared_layout=best[2], predicted_s=best[0], notes=notes)
+    coexec = Plan(name, list(found), predicted_s=sum(chain_cost(view, c, costs).total for c in found))
+    if not chains:
+        return coexec
+    singles = [(_single_cost(view, costs, dev), dev) for dev in ("cpu", "gpu")]
+    t_single, dev = min(singles)
+    single = plan_single(graph, dev)
+    single = Plan(name, single.chains, shared_layout=single.shared_layout, predicted_s=t_single)
+    notes = {"coexec_predicted_s": coexec.predicted_s, "single": dev, "single_predicted_s": t_single}
+    if t_single * (1.0 - margin) <= coexec.predicted_s:
+        single.notes = {**notes, "chosen_by": "prediction"}
+        return single
+    if verify and getattr(costs, "soc", None) is not None and hasattr(costs, "sample_input"):
+        t_co, t_si = measure_plans(graph, costs.soc, [coexec, single], costs.sample_input())
+        notes.update(coexec_measured_s=t_co, single_measured_s=t_si, chosen_by="measurement")
+        if t_si <= t_co:
+            single.notes = notes
+            return single
+    coexec.notes = {**notes, "chosen_by": notes.get("chosen_by", "prediction")}
+    return coexec
+
+
+def measure_plans(graph, soc, plans, x, *, rounds: int = 3) -> list:
+    """Median wall seconds of each plan on ``soc``, runs interleaved round by round."""
+    import numpy as np
+
+    from .executor import Executor
+
+    exs = [Executor(graph, p, soc) for p in plans]
+    try:
+        for ex in exs:
+            ex.run(x)
+        times = [[] for _ in exs]
+        for _ in range(rounds):
+            for ex, ts in zip(exs, times):
+                ex.run(x)
+                ts.append(ex.last_wall)
+        return [float(np.median(ts)) for ts in times]
+    finally:
+        for ex in exs:
+            ex.close()
+        soc.trace.clear()
 
 
 def _single_cost(view, costs, dev: str) -> float:

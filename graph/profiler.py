@@ -257,6 +257,11 @@ class MeasuredCosts:
     def sync(self) -> float:
         return self._sync + self.task_s["cpu"]
 
+    def sample_input(self):
+        """The graph's input(s) as used for profiling: an array, or a dict for several."""
+        xs = {t: self._data["buffer"][t] for t in self.graph.inputs}
+        return next(iter(xs.values())) if len(xs) == 1 else xs
+
     # -- reports ------------------------------------------------------------
     def throughput(self, key: str) -> float:
         """FLOPs per second of a processor over the whole model (muLayer's predictor)."""
