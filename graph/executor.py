@@ -172,7 +172,8 @@ class Executor:
         for name, a in xs.items():
             np.copyto(self.buf[name], a)
         methods = {"transform": soc.transform, "map": soc.map, "unmap": soc.unmap, "sync": soc.sync,
-                   "cpu": soc.cpu.run, "gpu": soc.gpu.run}
+                   "cpu": soc.cpu.run, "gpu": soc.gpu.run,
+                   "cpu_list": soc.cpu.run_list, "gpu_list": soc.gpu.run_list}
         tasks = []
         for step in self.program:
             if step is _YIELD:
@@ -215,7 +216,31 @@ class Executor:
                 if err is not None:
                     raise err
 
-    def _compute(self, proc: str, lay: str, name: str, region) -> None:
+    def _compute(self, proc: str, lay: str, work: dict) -> None:
+        """Queue ``proc``'s compute for ``work`` ({op: region}, empty regions skipped).
+
+        On a one-thread pool the ops go as one command list (one queue entry,
+        one trace record per op); a pool with several threads gets one task per
+        op so it can tile each region across its threads."""
+        steps = [self._step(lay, name, r) for name, r in work.items() if not empty(r)]
+        if not steps:
+            return
+        prev = self._g if proc == "gpu" else self._c
+        after = [prev] if prev is not None else []
+        if self.soc[proc].threads == 1:
+            task = self._rec.run_list(proc, steps, after=after)
+        else:
+            for op_name, fn, kw, _, nbytes in steps:
+                split = {"split": "rows"} if "rows" in kw else {}
+                task = self._rec.run(proc, op_name, fn, after=after, nbytes=nbytes, **kw, **split)
+                after = [task]
+        if proc == "gpu":
+            self._g = task
+        else:
+            self._c = task
+
+    def _step(self, lay: str, name: str, region):
+        """(op, fn, kwargs, region, nbytes): one op's region as a kernel call."""
         op = self.graph.op(name)
         store = self.img if lay == "image" else self.buf
         ins = [store[t] for t in op.inputs]
@@ -223,24 +248,18 @@ class Executor:
         w = self.weights[name][lay]
         rows, chans = (region[0], region[1]), (region[2], region[3])
         four = len(self.graph.shape(op.output)) == 4
-        # Always pass the region, so a pool with several threads can tile it.
-        kw = {"rows": rows, "split": "rows"} if four else {"channels": chans}
+        kw = {"rows": rows} if four else {"channels": chans}
         if four and chans != (0, self.view.op(name).out_channels):
             kw["channels"] = chans
-        graph, scratch = self.graph, self._scratch.get(name)
         if op.type in ("softmax", "flatten", "reshape", "dropout") or (not four and op.type != "fc"):
-            kw = {}  # whole-tensor ops run as one task
+            kw = {}  # whole-tensor ops
+        graph, scratch = self.graph, self._scratch.get(name)
 
         def fn(rows=None, channels=None):
             opcall.call(graph, op, lay, w, ins, out, rows=rows, channels=channels, scratch=scratch)
 
-        prev = self._g if proc == "gpu" else self._c
         nbytes = self.view.nbytes(self.graph.shape(op.output), rows=rows if four else None, channels=chans)
-        task = self._rec.run(proc, name, fn, after=[prev] if prev is not None else [], nbytes=nbytes, **kw)
-        if proc == "gpu":
-            self._g = task
-        else:
-            self._c = task
+        return (name, fn, kw, dict(kw), nbytes)
 
     @staticmethod
     def _cut(a: np.ndarray, region):
@@ -264,16 +283,12 @@ class Executor:
             for t, r in reg.cpu.needs.items():
                 self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
                                               after=self._after_c())
-            for name, r in reg.cpu.compute.items():
-                if not empty(r):
-                    self._compute("cpu", "buffer", name, r)
+            self._compute("cpu", "buffer", reg.cpu.compute)
             for t, r in reg.cpu.shares.items():
                 if not empty(r):
                     self._c = soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1], on="cpu",
                                                     after=self._after_c())
-        for name, r in reg.gpu.compute.items():
-            if not empty(r):
-                self._compute("gpu", "image", name, r)
+        self._compute("gpu", "image", reg.gpu.compute)
         if cpu_on:
             self._g = soc.sync([self._c], on="gpu", op=chain.ops[-1])
             for t, r in reg.cpu.shares.items():
@@ -299,9 +314,7 @@ class Executor:
                 for t, r in reg.cpu.needs.items():
                     self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
                                                   after=self._after_c())
-            for name, r in reg.cpu.compute.items():
-                if not empty(r):
-                    self._compute("cpu", "buffer", name, r)
+            self._compute("cpu", "buffer", reg.cpu.compute)
             if gpu_on:
                 for t, r in reg.cpu.shares.items():
                     if not empty(r):
@@ -312,9 +325,7 @@ class Executor:
             if c_dirty:
                 self._g = soc.sync([c_before], on="gpu", op=head)
                 self._c_dirty = cpu_on
-            for name, r in reg.gpu.compute.items():
-                if not empty(r):
-                    self._compute("gpu", "buffer", name, r)
+            self._compute("gpu", "buffer", reg.gpu.compute)
             self._g_dirty = True
             if cpu_on:  # the post-sync: the next op reads both shares
                 self._g = soc.sync([self._c], on="gpu", op=tail)
@@ -355,3 +366,6 @@ class _Recorder:
 
     def run(self, proc, op, fn, **kw):
         return self._add(proc, (op, fn), kw, "after")
+
+    def run_list(self, proc, steps, **kw):
+        return self._add(proc + "_list", (steps,), kw, "after")

@@ -23,6 +23,8 @@ import weakref
 
 import numpy as np
 
+from coinfer.kernels._native import lib
+
 from .profile import KINDS, get_profile
 from .task import SyncTimeout, Task, TaskError
 from .trace import Trace
@@ -30,6 +32,10 @@ from .trace import Trace
 __all__ = ["Processor", "LAYOUTS", "split_range"]
 
 LAYOUTS = ("buffer", "image")
+# How long a worker watches a dependency's done flag (on its own core, without
+# the interpreter lock) before it sleeps on the task's event: a sleeping thread
+# pays an OS wake-up on every sync, tens of microseconds in a VM.
+SPIN_S = 100e-6
 # Kinds that may wait on another processor's tasks: waiting across processors is
 # a sync (a recorded, costed operation), or data crossing a link.
 CROSS_KINDS = ("sync", "transfer", "load")
@@ -72,11 +78,13 @@ def _fine_timer() -> float:
 
 
 class _Tile:
-    __slots__ = ("task", "index", "fn", "args", "kwargs", "region", "nbytes", "submitted", "timeout")
+    __slots__ = ("task", "index", "fn", "args", "kwargs", "region", "nbytes", "submitted", "timeout",
+                 "steps")
 
-    def __init__(self, task, index, fn, args, kwargs, region, nbytes, submitted, timeout):
+    def __init__(self, task, index, fn, args, kwargs, region, nbytes, submitted, timeout, steps=None):
         self.task, self.index, self.fn, self.args, self.kwargs = task, index, fn, args, kwargs
         self.region, self.nbytes, self.submitted, self.timeout = region, nbytes, submitted, timeout
+        self.steps = steps  # a command list: [(op, fn, kwargs, region, nbytes), ...]
 
 
 class _Pool:
@@ -123,6 +131,9 @@ def _wait_deps(pool: _Pool, tile: _Tile):
     ids: list[int] = []
     for d in task.deps:
         remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
+        if not d._flag[0]:
+            spin = SPIN_S if remaining is None else min(SPIN_S, remaining)
+            lib.cf_spin_wait(d._flag, int(spin * 1e9))
         if not d._event.wait(remaining):
             msg = (f"{pool.name}: {task.kind} '{task.op}' timed out after {tile.timeout:g} s "
                    f"waiting for {d.processor} {d.kind} '{d.op}'")
@@ -143,6 +154,9 @@ def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
     if tile.index < 0:  # an empty task: a barrier that stands for its dependencies
         task._finish(-1, None, None, None, ids=dep_ids)
         return
+    if tile.steps is not None:
+        _run_steps(pool, k, tile, dep_ids)
+        return
     trace, profile = pool.trace, pool.profile
     result, modelled = None, 0.0
     start = time.perf_counter()
@@ -162,6 +176,27 @@ def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
         error=None if failure is None else failure[1],
     )
     task._finish(tile.index, result, rec, failure)
+
+
+def _run_steps(pool: _Pool, k: int, tile: _Tile, dep_ids) -> None:
+    """Run a command list back to back; record every step as its own compute task."""
+    task, trace = tile.task, pool.trace
+    t0 = trace.t0
+    deps, rec, failure = sorted(set(dep_ids)), None, None
+    for op, fn, kwargs, region, nbytes in tile.steps:
+        start = time.perf_counter()
+        try:
+            fn(**kwargs)
+        except Exception as e:  # reported through the handle; the rest of the list is skipped
+            failure = (TaskError, f"{pool.name}: op '{op}' failed: {type(e).__name__}: {e}", e)
+        end = time.perf_counter()
+        rec = trace.record(pool.name, k, "compute", op, start - t0, end - t0, deps=deps, region=region,
+                           bytes=nbytes, submitted=tile.submitted - t0,
+                           error=None if failure is None else failure[1])
+        deps = [rec]
+        if failure is not None:
+            break
+    task._finish(tile.index, None, rec, failure)
 
 
 def _shutdown(queues) -> None:
@@ -344,6 +379,35 @@ class Processor:
         n = max(len(pieces), 1)
         tile_bytes = [int(nbytes) // n] * len(pieces)
         return self._submit(op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout)
+
+    def run_list(self, steps, *, after=(), thread: int = 0, timeout: float | None = None) -> Task:
+        """Queue a command list: ``steps`` is ``[(op, fn, kwargs, region, nbytes), ...]``,
+        run back to back on one thread as one queue entry (``fn(**kwargs)``).
+
+        Each step is recorded in the trace as its own compute task, the first
+        after ``after`` and each later one after the step before, so the trace
+        is the same as for one task per step; what is saved is the queueing,
+        waiting and waking of each step.  A step that raises fails the handle,
+        naming its op, and the steps after it do not run.
+        """
+        items = []
+        for st in steps:
+            if not (isinstance(st, tuple) and len(st) == 5 and isinstance(st[0], str) and callable(st[1])):
+                raise TypeError(f"{self.name}: run_list steps must be (op, fn, kwargs, region, nbytes), got {st!r}")
+            items.append((st[0], st[1], dict(st[2]), dict(st[3]), int(st[4])))
+        if not items:
+            raise ValueError(f"{self.name}: run_list needs at least one step")
+        op = items[0][0] if len(items) == 1 else f"{items[0][0]}..{items[-1][0]}"
+        deps = self._deps(op, "compute", after)
+        if not (isinstance(thread, (int, np.integer)) and 0 <= thread < self.threads):
+            raise ValueError(f"{self.name}: op '{op}': thread must be in [0, {self.threads}), got {thread!r}")
+        task = Task(self._pool, op, "compute", 1, deps)
+        tile = _Tile(task, 0, None, (), {}, {}, 0, time.perf_counter(), timeout, steps=items)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.name}: processor is closed")
+            self._queues[int(thread)].put(tile)
+        return task
 
     def _submit(self, op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout) -> Task:
         if not isinstance(op, str):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+from coinfer.kernels._native import ffi
+
 __all__ = ["Task", "TaskError", "SyncTimeout"]
 
 
@@ -55,6 +57,9 @@ class Task:
         self._ids: list[int] = []
         self._failure = None  # (exception class, message, cause)
         self._event = threading.Event()
+        # Set (after the event) when done: a waiter on another core may watch it
+        # without the interpreter lock instead of sleeping on the event.
+        self._flag = ffi.new("int32_t *")
 
     def _finish(self, index: int, result, rec_id, failure, ids=()) -> None:
         with self._lock:
@@ -69,6 +74,7 @@ class Task:
             done = self._pending == 0
         if done:
             self._event.set()
+            self._flag[0] = 1
 
     @property
     def ids(self) -> tuple:

@@ -207,3 +207,39 @@ def test_bad_task_arguments():
         with pytest.raises(TypeError, match="fn must be callable"):
             p.submit(3)
         assert isinstance(p.submit(lambda: 1), Task)
+
+
+def test_command_list_records_each_step_and_chains_them():
+    x = np.arange(30, dtype=np.float32).reshape(10, 3)
+    out = np.zeros_like(x)
+    with Processor("cpu", "buffer", None) as p:
+        first = p.run("before", _double_rows, x, out, rows=(0, 2))
+        steps = [(f"s{i}", lambda rows, i=i: _double_rows(x, out, rows), {"rows": (2 * i, 2 * i + 2)},
+                  {"rows": (2 * i, 2 * i + 2)}, 24) for i in range(1, 5)]
+        task = p.run_list(steps, after=[first])
+        task.result(timeout=10)
+        np.testing.assert_array_equal(out, 2 * x)
+        recs = p.trace.tasks
+        assert [r.op for r in recs] == ["before", "s1", "s2", "s3", "s4"]
+        assert all(r.kind == "compute" and r.bytes == 24 for r in recs[1:])
+        assert [r.deps for r in recs[1:]] == [(0,), (1,), (2,), (3,)]
+        assert task.op == "s1..s4" and task.ids == (4,)
+
+
+def test_command_list_failure_names_the_step_and_skips_the_rest():
+    ran = []
+
+    def boom(**_):
+        raise ValueError("bad step")
+
+    with Processor("gpu", "image", None) as p:
+        steps = [("ok", lambda: ran.append(1), {}, {}, 0), ("broken", boom, {}, {}, 0),
+                 ("never", lambda: ran.append(2), {}, {}, 0)]
+        with pytest.raises(TaskError, match="gpu: op 'broken' failed: ValueError: bad step"):
+            p.run_list(steps).result(timeout=10)
+        assert ran == [1]
+        assert p.run("after", lambda: 7).result(timeout=10) == [7]
+        with pytest.raises(TypeError, match="run_list steps"):
+            p.run_list([("x", 3, {}, {}, 0)])
+        with pytest.raises(ValueError, match="at least one step"):
+            p.run_list([])
