@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._geometry import pool_output_size as _window_output
+
 __all__ = [
     "conv2d",
     "max_pool2d",
@@ -60,14 +62,9 @@ def _f64(x) -> np.ndarray:
 
 def pool_output_size(n: int, k: int, s: int, pb: int, pe: int, ceil_mode: bool) -> int:
     """Output length of a pooling window sliding over one axis (ONNX / onnxruntime rule)."""
-    span = n + pb + pe - k
-    if span < 0:
+    out = _window_output(n, k, s, pb, pe, ceil_mode)
+    if out < 1:
         raise ValueError(f"pool window {k} larger than padded input {n + pb + pe}")
-    if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
-    if (out - 1) * s >= n + pb:
-        out -= 1
     return out
 
 

@@ -24,44 +24,10 @@ import numpy as np
 from numba import njit
 
 from .. import _args
+from .._rowloops import add_rows as _add
+from .._rowloops import clamp_rows as _clamp
 
 __all__ = ["relu", "clip", "add", "concat"]
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def _clamp(x, out, lo, hi, use_lo, use_hi, b0, b1, e0, e1):
-    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
-    for a in range(x.shape[0]):
-        for b in range(b0, b1):
-            xr = x[a, b, e0:e1]
-            orow = out[a, b, e0:e1]
-            if use_lo and use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(max(xr[i], lo), hi)
-            elif use_lo:
-                for i in range(e1 - e0):
-                    orow[i] = max(xr[i], lo)
-            elif use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(xr[i], hi)
-            else:
-                for i in range(e1 - e0):
-                    orow[i] = xr[i]
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def _add(x, y, out, relu, b0, b1, e0, e1):
-    for a in range(x.shape[0]):
-        for b in range(b0, b1):
-            xr = x[a, b, e0:e1]
-            yr = y[a, b, e0:e1]
-            orow = out[a, b, e0:e1]
-            if relu:
-                for i in range(e1 - e0):
-                    orow[i] = max(xr[i] + yr[i], np.float32(0.0))
-            else:
-                for i in range(e1 - e0):
-                    orow[i] = xr[i] + yr[i]
 
 
 @njit(nogil=True, fastmath=True, cache=True)

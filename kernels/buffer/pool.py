@@ -17,23 +17,11 @@ import numpy as np
 from numba import njit
 
 from .. import _args
+from .._geometry import pool_output_size
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool", "pool_output_size"]
 
 _LOWEST = np.float32(np.finfo(np.float32).min)
-
-
-def pool_output_size(n: int, k: int, s: int, pb: int, pe: int, ceil_mode: bool) -> int:
-    """Output length of a pooling window sliding over one axis; < 1 if it does not fit."""
-    span = n + pb + pe - k
-    if span < 0:
-        return 0
-    if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
-    if (out - 1) * s >= n + pb:
-        out -= 1
-    return out
 
 
 @njit(nogil=True, fastmath=True, cache=True)

@@ -23,45 +23,11 @@ import numpy as np
 from numba import njit
 
 from .. import _args
+from .._rowloops import add_rows as _add
+from .._rowloops import clamp_rows as _clamp
 from . import _common
 
 __all__ = ["relu", "clip", "add", "concat"]
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def _clamp(x, out, lo, hi, use_lo, use_hi, r0, r1, e0, e1):
-    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
-    for n in range(x.shape[0]):
-        for r in range(r0, r1):
-            xr = x[n, r, e0:e1]
-            orow = out[n, r, e0:e1]
-            if use_lo and use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(max(xr[i], lo), hi)
-            elif use_lo:
-                for i in range(e1 - e0):
-                    orow[i] = max(xr[i], lo)
-            elif use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(xr[i], hi)
-            else:
-                for i in range(e1 - e0):
-                    orow[i] = xr[i]
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def _add(a, b, out, relu, r0, r1, e0, e1):
-    for n in range(a.shape[0]):
-        for r in range(r0, r1):
-            ar = a[n, r, e0:e1]
-            br = b[n, r, e0:e1]
-            orow = out[n, r, e0:e1]
-            if relu:
-                for i in range(e1 - e0):
-                    orow[i] = max(ar[i] + br[i], np.float32(0.0))
-            else:
-                for i in range(e1 - e0):
-                    orow[i] = ar[i] + br[i]
 
 
 @njit(nogil=True, fastmath=True, cache=True)

@@ -1,0 +1,47 @@
+"""Element-wise loops over 3-D views ``(a, b, e)`` of contiguous tensors.
+
+Both layouts reshape their tensors so that a region is ``b`` in [b0, b1) and
+``e`` in [e0, e1) of every ``a``: NCHW buffers as (N, C, H*W) or (N*C, H, W),
+images as (N, H, CB*W*4).  The innermost run is contiguous, so it vectorises.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def clamp_rows(x, out, lo, hi, use_lo, use_hi, b0, b1, e0, e1):
+    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
+    for a in range(x.shape[0]):
+        for b in range(b0, b1):
+            xr = x[a, b, e0:e1]
+            orow = out[a, b, e0:e1]
+            if use_lo and use_hi:
+                for i in range(e1 - e0):
+                    orow[i] = min(max(xr[i], lo), hi)
+            elif use_lo:
+                for i in range(e1 - e0):
+                    orow[i] = max(xr[i], lo)
+            elif use_hi:
+                for i in range(e1 - e0):
+                    orow[i] = min(xr[i], hi)
+            else:
+                for i in range(e1 - e0):
+                    orow[i] = xr[i]
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def add_rows(x, y, out, relu, b0, b1, e0, e1):
+    """out = x + y (then max(., 0) if relu) over the region."""
+    for a in range(x.shape[0]):
+        for b in range(b0, b1):
+            xr = x[a, b, e0:e1]
+            yr = y[a, b, e0:e1]
+            orow = out[a, b, e0:e1]
+            if relu:
+                for i in range(e1 - e0):
+                    orow[i] = max(xr[i] + yr[i], np.float32(0.0))
+            else:
+                for i in range(e1 - e0):
+                    orow[i] = xr[i] + yr[i]
