@@ -59,8 +59,8 @@ class Plan:
 
     @property
     def n_chains(self) -> int:
-        """Chains of two or more ops that are co-executed or run on the CPU."""
-        return sum(1 for c in self.chains if len(c.ops) > 1 and c.device != "gpu")
+        """Operator chains: runs of two or more ops co-executed on one dimension."""
+        return sum(1 for c in self.chains if len(c.ops) > 1 and c.split)
 
     @property
     def n_splits(self) -> int:
