@@ -226,3 +226,31 @@ def test_onnx_model_every_strategy_matches_onnxruntime(soc):
     for strategy in STRATEGIES:
         plan = plan_mulayer(g, ratio=0.5) if strategy == "mulayer" else make_plan(strategy, g, costs)
         assert_close(run_plan(g, plan, soc, x), want, f"onnx {strategy}")
+
+
+def test_codl_keeps_the_fastest_measured_candidate(soc):
+    g, x, _ = small("squeezenet")
+
+    class Measured(TableCosts):
+        def sample_input(self):
+            return x
+
+    base = equal_costs(g, sync=1e-6)
+    costs = Measured(base.full, sync_s=base.sync_s, transform_per_byte=base.transform_per_byte)
+    costs.soc = soc
+    plan = plan_codl(g, costs)
+    notes = plan.notes
+    assert notes["chosen_by"] == "measurement"
+    times = notes["candidates_measured_s"]
+    assert {"cpu only", "gpu only", "chains delta=0.3"} <= set(times)
+    assert times[notes["chosen"]] == min(times.values())
+
+
+def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
+    g, _, _ = small("squeezenet")
+    view = view_of(g)
+    # The GPU 20x slower than the CPU: splitting gains at most 5%, under the 10% margin.
+    costs = TableCosts({op.name: {"cpu": 1e-3, "gpu": 2e-2} for op in view.ops}, sync_s=1e-6)
+    plan = plan_codl(g, costs, verify=False)
+    assert plan.shared_layout == "buffer" and plan.n_splits == 0
+    assert plan.notes["chosen_by"] == "prediction"
