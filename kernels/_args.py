@@ -86,3 +86,13 @@ def region(op: str, name: str, r, limit: int, *, multiple: int = 1) -> tuple[int
     if multiple > 1 and (r0 % multiple or (r1 % multiple and r1 != limit)):
         raise ValueError(f"{op}: {name} ends must be multiples of {multiple}, got {r!r}")
     return r0, min(r1, limit)
+
+
+def clip_bound(op: str, name: str, v) -> float:
+    """A clip bound rounded to float32, as ONNX's float tensor bound is (past the range: infinite)."""
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be a number, got {v!r}")
+    if np.isnan(v):
+        raise ValueError(f"{op}: {name} must not be NaN")
+    with np.errstate(over="ignore"):
+        return float(np.float32(v))

@@ -97,16 +97,6 @@ def _output(op, out, shape, whole, inputs, partial_ok):
     return out
 
 
-def _bound(op, name, v):
-    """A clip bound rounded to float32, as ONNX's float tensor bound is (past the range: infinite)."""
-    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a number, got {v!r}")
-    if np.isnan(v):
-        raise ValueError(f"{op}: {name} must not be NaN")
-    with np.errstate(over="ignore"):
-        return float(np.float32(v))
-
-
 def _clamp_call(op, x, lo, hi, out, rows, channels):
     x = _any_rank(op, "x", x)
     reg = _region(op, x.shape, rows, channels)
@@ -139,7 +129,7 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None) -> n
     ReLU6 is ``clip(x, min=0, max=6)``.
     """
     op = "clip"
-    lo, hi = _bound(op, "min", min), _bound(op, "max", max)
+    lo, hi = _args.clip_bound(op, "min", min), _args.clip_bound(op, "max", max)
     return _clamp_call(op, x, lo, hi, out, rows, channels)
 
 

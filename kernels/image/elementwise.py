@@ -120,16 +120,6 @@ def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
     return out
 
 
-def _bound(op, name, v):
-    """A clip bound rounded to float32, as ONNX's float tensor bound is (past the range: infinite)."""
-    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool, np.bool_)):
-        raise TypeError(f"{op}: {name} must be a number, got {v!r}")
-    if np.isnan(v):
-        raise ValueError(f"{op}: {name} must not be NaN")
-    with np.errstate(over="ignore"):
-        return float(np.float32(v))
-
-
 def _true_channels(op, c, channels, cb, b1, keeps_zero):
     """The true channel count when Clip must zero the padding lanes of the last block, else None.
 
@@ -157,7 +147,7 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     not reach the last block.
     """
     op = "clip"
-    lo, hi = _bound(op, "min", min), _bound(op, "max", max)
+    lo, hi = _args.clip_bound(op, "min", min), _args.clip_bound(op, "max", max)
     x = _common.image(op, "x", x)
     cb = x.shape[2]
     nc = None if c is None else _common.channels_of(op, "c", c, cb)

@@ -136,7 +136,7 @@ def test_measured_planner_runs_every_strategy(soc):
     assert [r.name for r in results] == list(STRATEGIES)
     for r in results:
         assert r.max_abs_err <= 1e-4 * np.abs(outputs["cpu"]).max() + 1e-6
-        assert r.median_ms > 0 and r.replay_ms > 0
+        assert np.isfinite([r.median_ms, r.replay_ms]).all()
 
 
 def test_soak_no_thread_or_arena_growth(soc):
