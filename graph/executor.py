@@ -14,7 +14,9 @@ Two modes, chosen by the plan:
   op, but no transforms (muLayer's design).
 
 Every step is a task on a processor thread, submitted ahead with its
-dependencies and recorded in ``soc.trace``.
+dependencies and recorded in ``soc.trace``.  A plan is compiled once into a
+program of SoC calls (``Executor.program``); ``run`` replays it, sending each
+chain side's kernels to a one-thread pool as one command list.
 """
 from __future__ import annotations
 
@@ -274,7 +276,7 @@ class Executor:
         if cpu_on:
             for t, r in reg.cpu.needs.items():
                 if t in self.graph.inputs:
-                    continue  # the caller's buffer is already the CPU's copy
+                    continue  # run() copies the input into its buffer before any task starts
                 self._g = soc.transform(
                     self.img[t], to="buffer", out=opcall.as4d(self.buf[t]), rows=(r[0], r[1]),
                     channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g())
