@@ -96,3 +96,33 @@ def clip_bound(op: str, name: str, v) -> float:
         raise ValueError(f"{op}: {name} must not be NaN")
     with np.errstate(over="ignore"):
         return float(np.float32(v))
+
+
+def output(op: str, out, shape, whole: bool, inputs=(), *, names=None, in_place: bool = False) -> np.ndarray:
+    """The caller's checked ``out``, or a new array: empty when ``whole`` output is
+    computed, zeros when only a region is (cells outside it stay zero).
+
+    ``out`` must not overlap ``inputs`` (named by ``names``, else "an input"),
+    except that with ``in_place`` it may be one of them exactly.
+    """
+    if out is None:
+        return np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
+    out = out_array(op, out, shape)
+    for i, a in enumerate(inputs):
+        if not np.may_share_memory(out, a):
+            continue
+        if not in_place:
+            raise ValueError(f"{op}: out must not overlap {names[i] if names else 'an input'}")
+        if out.ctypes.data != a.ctypes.data:
+            raise ValueError(f"{op}: out must be an input itself or not overlap it")
+    return out
+
+
+def bias(op: str, b, n: int) -> np.ndarray:
+    """A checked float32 bias of shape ``(n,)``; zeros for ``None``."""
+    if b is None:
+        return np.zeros(n, np.float32)
+    b = array(op, "bias", b, 1)
+    if b.shape != (n,):
+        raise ValueError(f"{op}: bias must have shape ({n},), got {b.shape}")
+    return b

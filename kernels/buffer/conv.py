@@ -122,20 +122,10 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=F
             f"{_OP}: output would be {oh}x{ow}: the dilated kernel ({dh * (kh - 1) + 1}x"
             f"{dw * (kw - 1) + 1}) exceeds the padded input ({h + pt + pb}x{wd + pl + pr})"
         )
-    if bias is None:
-        b = np.zeros(oc, np.float32)
-    else:
-        b = _args.array(_OP, "bias", bias, 1)
-        if b.shape != (oc,):
-            raise ValueError(f"{_OP}: bias must have shape ({oc},), got {b.shape}")
+    b = _args.bias(_OP, bias, oc)
     r0, r1 = _args.region(_OP, "rows", rows, oh)
     c0, c1 = _args.region(_OP, "channels", channels, oc)
-    shape = (n, oc, oh, ow)
-    if out is None:
-        whole = (r0, r1, c0, c1) == (0, oh, 0, oc)
-        out = np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    else:
-        out = _args.out_array(_OP, out, shape)
+    out = _args.output(_OP, out, (n, oc, oh, ow), (r0, r1, c0, c1) == (0, oh, 0, oc))
     if r0 < r1 and c0 < c1:
         geometry = (n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
         _compute(x.reshape(-1), w.reshape(-1), b, out.reshape(-1), geometry,

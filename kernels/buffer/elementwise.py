@@ -79,28 +79,10 @@ def _view3(shape, region):
     return (nb, nc, h * w), (c0, c1, r0 * w, r1 * w)
 
 
-def _output(op, out, shape, whole, inputs, partial_ok):
-    """New output (zeros outside a region), or the checked ``out``.
-
-    With ``partial_ok`` ``out`` may be an input itself (elementwise ops), else it
-    must not overlap any input."""
-    if out is None:
-        return np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    out = _args.out_array(op, out, shape)
-    for a in inputs:
-        if not np.may_share_memory(out, a):
-            continue
-        if not partial_ok:
-            raise ValueError(f"{op}: out must not overlap an input")
-        if out.ctypes.data != a.ctypes.data:
-            raise ValueError(f"{op}: out must be an input itself or not overlap it")
-    return out
-
-
 def _clamp_call(op, x, lo, hi, out, rows, channels):
     x = _any_rank(op, "x", x)
     reg = _region(op, x.shape, rows, channels)
-    out = _output(op, out, x.shape, reg[4], (x,), True)
+    out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (b0, b1, e0, e1) = _view3(x.shape, reg)
     out3 = out.reshape(shape3)
     if lo >= hi:
@@ -146,7 +128,7 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
     if not isinstance(relu, (bool, np.bool_, int, np.integer)) or relu not in (0, 1):
         raise TypeError(f"{op}: relu must be a bool, got {relu!r}")
     reg = _region(op, a.shape, rows, channels)
-    out = _output(op, out, a.shape, reg[4], (a, b), True)
+    out = _args.output(op, out, a.shape, reg[4], (a, b), in_place=True)
     shape3, (b0, b1, e0, e1) = _view3(a.shape, reg)
     _add(a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), bool(relu), b0, b1, e0, e1)
     return out
@@ -202,7 +184,7 @@ def concat(xs, axis=1, out=None, rows=None, channels=None) -> np.ndarray:
             )
     shape = base[:axis] + (sum(x.shape[axis] for x in xs),) + base[axis + 1:]
     reg = _region(op, shape, rows, channels)
-    out = _output(op, out, shape, reg[4], xs, False)
+    out = _args.output(op, out, shape, reg[4], xs)
     if out.size == 0:
         return out
     views, dst, ax, region = _concat_views(xs, out, axis, reg)

@@ -131,17 +131,9 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None):
         raise ValueError(f"{_OP}: w must have {k} columns to match x {x.shape}, got w {w.shape}")
     if k < 1 or m < 1:
         raise ValueError(f"{_OP}: x and w must not be empty, got x {x.shape}, w {w.shape}")
-    if bias is None:
-        b = np.zeros(m, np.float32)
-    else:
-        b = _args.array(_OP, "bias", bias, 1)
-        if b.shape != (m,):
-            raise ValueError(f"{_OP}: bias must have shape ({m},), got {b.shape}")
+    b = _args.bias(_OP, bias, m)
     c0, c1 = _args.region(_OP, "channels", channels, m)
-    if out is None:
-        out = np.empty((n, m), np.float32) if (c0, c1) == (0, m) else np.zeros((n, m), np.float32)
-    else:
-        out = _args.out_array(_OP, out, (n, m))
+    out = _args.output(_OP, out, (n, m), (c0, c1) == (0, m))
     if n == 0 or c0 == c1:
         return out
     fc_kernel(x.reshape(-1), w.reshape(-1), b, out.reshape(-1), n, k, m, c0, c1, int(bool(relu)))

@@ -76,12 +76,7 @@ def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None, channel
     shape = x.shape
     r0, r1 = _args.region(op, "rows", rows, shape[2])
     c0, c1 = _args.region(op, "channels", channels, shape[1])
-    if out is None:
-        whole = (r0, r1, c0, c1) == (0, shape[2], 0, shape[1])
-        out = np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    else:
-        out = _args.out_array(op, out, shape)
-    if np.may_share_memory(out, x):
-        raise ValueError(f"{op}: out must not overlap x (the window reads neighbouring channels)")
+    # out may not overlap x: the window reads neighbouring channels.
+    out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, shape[2], 0, shape[1]), (x,), names=("x",))
     _lrn(x, out, int(size), alpha, beta, k, r0, r1, c0, c1)
     return out

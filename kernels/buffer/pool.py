@@ -138,14 +138,8 @@ def _output(op, x, out, shape, rows, channels):
     """Checked regions and the output array (zeros when new and only a region is computed)."""
     r0, r1 = _args.region(op, "rows", rows, shape[2])
     c0, c1 = _args.region(op, "channels", channels, shape[1])
-    if out is None:
-        whole = (r0, r1, c0, c1) == (0, shape[2], 0, shape[1])
-        out = np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    else:
-        out = _args.out_array(op, out, shape)
-        if np.may_share_memory(out, x):
-            raise ValueError(f"{op}: out must not overlap x")
-    return out, r0, r1, c0, c1
+    whole = (r0, r1, c0, c1) == (0, shape[2], 0, shape[1])
+    return _args.output(op, out, shape, whole, (x,), names=("x",)), r0, r1, c0, c1
 
 
 def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, rows=None,

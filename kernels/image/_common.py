@@ -74,19 +74,8 @@ def block_region(op: str, channels, blocks: int, c: int | None = None) -> tuple[
     return c0 // 4, (c1 + 3) // 4
 
 
-def output(op: str, out, shape, whole: bool) -> np.ndarray:
-    """The caller's checked ``out``, or a new array (zeros unless the whole output is computed)."""
-    if out is None:
-        return np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    return _args.out_array(op, out, shape)
-
-
 def bias_vector(op: str, bias, oc: int, blocks: int) -> np.ndarray:
     """Bias ``(oc,)`` float32 (or ``None``) -> zero-padded ``(4*blocks,)`` float32."""
     padded = np.zeros(4 * blocks, np.float32)
-    if bias is not None:
-        bias = _args.array(op, "bias", bias, 1)
-        if bias.shape[0] != oc:
-            raise ValueError(f"{op}: bias must have shape ({oc},), got {bias.shape}")
-        padded[:oc] = bias
+    padded[:oc] = _args.bias(op, bias, oc)
     return padded

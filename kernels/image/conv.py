@@ -99,7 +99,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     r0, r1 = _args.region(op, "rows", rows, oh)
     b0, b1 = _common.block_region(op, channels, ocb, oc)
     shape = (nb, oh, ocb, ow, 4)
-    out = _common.output(op, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb))
+    out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb))
     if r0 == r1 or b0 == b1:
         return out
     xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)

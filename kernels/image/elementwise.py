@@ -61,27 +61,9 @@ def _copy_channels(x, out, s0, d0, cnt, r0, r1):
                     ot[i, k] = xt[i, sl]
 
 
-def _output(op, out, shape, whole, inputs, partial_ok):
-    """New output (zeros outside a region), or the checked ``out``.
-
-    With ``partial_ok`` ``out`` may be an input itself (elementwise ops), else
-    it must not overlap any input."""
-    if out is None:
-        return np.empty(shape, np.float32) if whole else np.zeros(shape, np.float32)
-    out = _args.out_array(op, out, shape)
-    for i, a in enumerate(inputs):
-        if not np.may_share_memory(out, a):
-            continue
-        if not partial_ok:
-            raise ValueError(f"{op}: out must not overlap xs[{i}]")
-        if out.ctypes.data != a.ctypes.data:
-            raise ValueError(f"{op}: out must be an input itself or not overlap it")
-    return out
-
-
 def _same_out(op, out, shape, *inputs):
     """New whole output, or the checked ``out``, which may be an input itself (used by softmax too)."""
-    return _output(op, out, shape, True, inputs, True)
+    return _args.output(op, out, shape, True, inputs, in_place=True)
 
 
 def _region(op, shape, rows, channels):
@@ -112,7 +94,7 @@ def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
     op = "relu"
     x = _common.image(op, "x", x)
     reg = _region(op, x.shape, rows, channels)
-    out = _output(op, out, x.shape, reg[4], (x,), True)
+    out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (r0, r1, e0, e1) = _view3(x.shape, reg)
     if r0 < r1 and e0 < e1:
         _clamp(x.reshape(shape3), out.reshape(shape3), np.float32(0.0), np.float32(0.0),
@@ -156,7 +138,7 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     reg = (r0, r1, b0, b1, (r0, r1, b0, b1) == (0, x.shape[1], 0, cb))
     keeps_zero = lo <= 0.0 <= hi if lo < hi else hi == 0.0
     nc = _true_channels(op, nc, channels, cb, b1, keeps_zero)
-    out = _output(op, out, x.shape, reg[4], (x,), True)
+    out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (v0, v1, e0, e1) = _view3(x.shape, reg)
     if v0 >= v1 or e0 >= e1:
         return out
@@ -185,7 +167,7 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
         raise ValueError(f"{op}: b must have the shape of a {a.shape}, got {b.shape}")
     relu = _common.flag(op, "relu", relu)
     reg = _region(op, a.shape, rows, channels)
-    out = _output(op, out, a.shape, reg[4], (a, b), True)
+    out = _args.output(op, out, a.shape, reg[4], (a, b), in_place=True)
     shape3, (r0, r1, e0, e1) = _view3(a.shape, reg)
     if r0 < r1 and e0 < e1:
         _add(a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), relu, r0, r1, e0, e1)
@@ -223,7 +205,8 @@ def concat(xs, channels, out=None, *, rows=None, out_region=None) -> np.ndarray:
     shape = (n, h, blocks, w, 4)
     r0, r1 = _args.region(op, "rows", rows, h)
     c0, c1 = _args.region(op, "out_region", out_region, total, multiple=4)
-    out = _output(op, out, shape, (r0, r1, c0, c1) == (0, h, 0, total), xs, False)
+    out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, h, 0, total), xs,
+                       names=[f"xs[{i}]" for i in range(len(xs))])
     if r0 >= r1 or c0 >= c1:
         return out
     start = 0

@@ -125,7 +125,7 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None,
     relu = _common.flag(op, "relu", relu)
     b0, b1 = _common.block_region(op, channels, mb, m)
     shape = (x.shape[0], 1, mb, 1, 4)
-    out = _common.output(op, out, shape, (b0, b1) == (0, mb))
+    out = _args.output(op, out, shape, (b0, b1) == (0, mb))
     if b0 < b1:
         _fc_region(x, w, bias_p, out, b0, b1, m, int(relu))
     return out

@@ -84,9 +84,8 @@ def lrn(x, c, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None,
     k = _number(op, "k", k, positive=True)
     r0, r1 = _args.region(op, "rows", rows, x.shape[1])
     b0, b1 = _common.block_region(op, channels, x.shape[2], nc)
-    out = _common.output(op, out, x.shape, (r0, r1, b0, b1) == (0, x.shape[1], 0, x.shape[2]))
-    if np.may_share_memory(out, x):
-        raise ValueError(f"{op}: out must not overlap x")
+    out = _args.output(op, out, x.shape, (r0, r1, b0, b1) == (0, x.shape[1], 0, x.shape[2]), (x,),
+                       names=("x",))
     if r0 < r1 and b0 < b1:
         _lrn_region(x, out, nc, size, alpha, beta, k, r0, r1, b0, b1)
     return out

@@ -151,7 +151,7 @@ def _pool(op, x, kernel, stride, padding, ceil_mode, mode_of, out, rows, channel
     mode = mode_of()
     r0, r1 = _args.region(op, "rows", rows, shape[1])
     b0, b1 = _common.block_region(op, channels, shape[2])
-    out = _common.output(op, out, shape, (r0, r1, b0, b1) == (0, shape[1], 0, shape[2]))
+    out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, shape[1], 0, shape[2]))
     if r0 < r1 and b0 < b1:
         _pool_region(x, out, *geo, mode, r0, r1, b0, b1)
     return out
@@ -191,7 +191,7 @@ def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
     shape = (x.shape[0], 1, x.shape[2], 1, 4)
     r0, r1 = _args.region(op, "rows", rows, 1)
     b0, b1 = _common.block_region(op, channels, x.shape[2])
-    out = _common.output(op, out, shape, (r0, r1, b0, b1) == (0, 1, 0, x.shape[2]))
+    out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, 1, 0, x.shape[2]))
     if r0 < r1 and b0 < b1:
         _global_avg_pool(x, out, b0, b1)
     return out
