@@ -212,15 +212,12 @@ def _onnx_model():
 
 
 def test_onnx_model_every_strategy_matches_onnxruntime(soc):
-    ort = pytest.importorskip("onnxruntime")
     from coinfer.graph import onnx as onnx_import
+    from tests.onnx_peer import run_model
 
     model = _onnx_model()
     x = np.random.default_rng(4).standard_normal((1, 3, 16, 16), dtype=np.float32)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    want = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"]).run(
-        None, {"x": x})[0]
+    want = run_model(model, {"x": x})
     g = fuse_relu(onnx_import.load(model))
     costs = equal_costs(g, sync=1e-5)
     for strategy in STRATEGIES:

@@ -8,20 +8,12 @@ from hypothesis import given, strategies as st
 
 from coinfer.graph import interpret
 from coinfer.graph import onnx as gonnx
+from tests.onnx_peer import run_model as ort_run
 from tests.tolerance import assert_close
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-
-def ort_run(model, x: np.ndarray) -> np.ndarray:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
 
 
 class Model:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from coinfer.kernels import reference as ref
 from coinfer.kernels.buffer import conv as conv_mod
 from coinfer.kernels.buffer import conv2d
+from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
 # Every code path on small shapes: the default choice, the packed-panel and
@@ -166,27 +167,9 @@ def test_conv_two_threads_fill_one_output():
 
 
 def _ort_conv(x, w, b, stride, pads, dilation, groups):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    helper, tp = onnx.helper, onnx.TensorProto
-    names = ["x", "w"] + (["b"] if b is not None else [])
-    node = helper.make_node(
-        "Conv", names, ["y"], kernel_shape=list(w.shape[2:]), strides=list(stride),
-        pads=list(pads), dilations=list(dilation), group=groups,
-    )
-    arrays = [x, w] + ([b] if b is not None else [])
-    graph = helper.make_graph(
-        [node], "conv",
-        [helper.make_tensor_value_info(nm, tp.FLOAT, a.shape) for nm, a in zip(names, arrays)],
-        [helper.make_tensor_value_info("y", tp.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, dict(zip(names, arrays)))[0]
+    ins = [x, w] + ([b] if b is not None else [])
+    return run_node("Conv", ins, kernel_shape=list(w.shape[2:]), strides=list(stride), pads=list(pads),
+                    dilations=list(dilation), group=groups)
 
 
 @settings(max_examples=15)

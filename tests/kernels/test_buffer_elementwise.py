@@ -11,6 +11,7 @@ from hypothesis import given, strategies as st
 
 from coinfer.kernels import buffer as B
 from coinfer.kernels import reference as R
+from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
 shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
@@ -73,30 +74,8 @@ def test_clip_relu6_infinite_bounds_and_min_above_max():
 
 def _ort_clip(x, lo, hi):
     """One onnxruntime Clip node (opset 13), bounds as constant inputs, one thread."""
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    helper, TensorProto, numpy_helper = onnx.helper, onnx.TensorProto, onnx.numpy_helper
-    inits, names = [], ["x"]
-    for name, v in (("min", lo), ("max", hi)):
-        if v is None:
-            names.append("")
-        else:
-            inits.append(numpy_helper.from_array(np.array(v, np.float32), name))
-            names.append(name)
-    while names[-1] == "":
-        names.pop()
-    g = helper.make_graph(
-        [helper.make_node("Clip", names, ["y"])], "clip",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=inits,
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
+    consts = {"min": None if lo is None else np.float32(lo), "max": None if hi is None else np.float32(hi)}
+    return run_node("Clip", [x], consts=consts, opset=13)
 
 
 @given(shapes, bounds, bounds, st.integers(0, 2**16))

@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from coinfer.kernels import reference as ref
 from coinfer.kernels.buffer import fully_connected
+from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
 
@@ -71,24 +72,7 @@ def test_fc_region_leaves_the_rest_untouched(case, data):
 
 
 def _ort_gemm(x, w, b):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    helper, tp = onnx.helper, onnx.TensorProto
-    names = ["x", "w"] + (["b"] if b is not None else [])
-    arrays = [x, w] + ([b] if b is not None else [])
-    node = helper.make_node("Gemm", names, ["y"], transB=1)
-    graph = helper.make_graph(
-        [node], "gemm",
-        [helper.make_tensor_value_info(nm, tp.FLOAT, a.shape) for nm, a in zip(names, arrays)],
-        [helper.make_tensor_value_info("y", tp.FLOAT, None)],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, dict(zip(names, arrays)))[0]
+    return run_node("Gemm", [x, w] + ([b] if b is not None else []), transB=1)
 
 
 @settings(max_examples=15)

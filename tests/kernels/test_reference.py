@@ -6,53 +6,20 @@ import pytest
 from hypothesis import given, strategies as st
 
 from coinfer.kernels import reference as ref
+from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
-
-def _onnx():
-    """(onnx, onnxruntime); skips the calling test when either is missing."""
-    return pytest.importorskip("onnx"), pytest.importorskip("onnxruntime")
 
 
 def ort_run(op: str, inputs: list, **attrs) -> np.ndarray:
     """Run one ONNX node (opset 19) in onnxruntime on float32 inputs; return its output."""
-    onnx, ort = _onnx()
-    helper, TensorProto = onnx.helper, onnx.TensorProto
-    names = [f"i{j}" for j in range(len(inputs))]
-    node = helper.make_node(op, names, ["y"], **attrs)
-    g = helper.make_graph(
-        [node],
-        "one_node",
-        [helper.make_tensor_value_info(nm, TensorProto.FLOAT, a.shape) for nm, a in zip(names, inputs)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {nm: np.asarray(a, np.float32) for nm, a in zip(names, inputs)})[0]
+    return run_node(op, inputs, **attrs)
 
 
 def ort_resize_linear(x: np.ndarray, size) -> np.ndarray:
     """ONNX Resize mode=linear, half_pixel, to (N, C, *size)."""
-    onnx, ort = _onnx()
-    helper, TensorProto = onnx.helper, onnx.TensorProto
-    node = helper.make_node(
-        "Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
-        coordinate_transformation_mode="half_pixel",
-    )
-    sizes = helper.make_tensor("sizes", TensorProto.INT64, [4], [x.shape[0], x.shape[1], *size])
-    g = helper.make_graph(
-        [node], "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], initializer=[sizes],
-    )
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    return sess.run(None, {"x": x})[0]
+    sizes = np.array([x.shape[0], x.shape[1], *size], np.int64)
+    return run_node("Resize", [x], consts={"roi": None, "scales": None, "sizes": sizes}, mode="linear",
+                    coordinate_transformation_mode="half_pixel")
 
 
 def rand(rng, *shape):
