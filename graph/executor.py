@@ -248,19 +248,15 @@ class Executor:
         ins = [store[t] for t in op.inputs]
         out = store[op.output]
         w = self.weights[name][lay]
-        rows, chans = (region[0], region[1]), (region[2], region[3])
-        four = len(self.graph.shape(op.output)) == 4
-        kw = {"rows": rows} if four else {"channels": chans}
-        if four and chans != (0, self.view.op(name).out_channels):
-            kw["channels"] = chans
-        if op.type in ("softmax", "flatten", "reshape", "dropout") or (not four and op.type != "fc"):
-            kw = {}  # whole-tensor ops
+        kw = opcall.region_kwargs(self.graph, op, region)
         graph, scratch = self.graph, self._scratch.get(name)
 
         def fn(rows=None, channels=None):
             opcall.call(graph, op, lay, w, ins, out, rows=rows, channels=channels, scratch=scratch)
 
-        nbytes = self.view.nbytes(self.graph.shape(op.output), rows=rows if four else None, channels=chans)
+        oshape = self.graph.shape(op.output)
+        nbytes = self.view.nbytes(oshape, rows=(region[0], region[1]) if len(oshape) == 4 else None,
+                                  channels=(region[2], region[3]))
         return (name, fn, kw, dict(kw), nbytes)
 
     @staticmethod

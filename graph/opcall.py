@@ -56,6 +56,23 @@ def as4d(a: np.ndarray) -> np.ndarray:
     return a if a.ndim == 4 else a.reshape(a.shape[0], a.shape[1], 1, 1)
 
 
+# Ops that always run whole, on one processor: they are neither row- nor channel-local.
+WHOLE_OPS = ("softmax", "flatten", "reshape", "dropout")
+
+
+def region_kwargs(graph, op, region) -> dict:
+    """``rows=`` / ``channels=`` for :func:`call` computing ``region`` = (r0, r1, c0, c1);
+    empty for ops that run whole.  Channels are named only when they are not all."""
+    oshape = graph.shape(op.output)
+    four = len(oshape) == 4
+    if op.type in WHOLE_OPS or (not four and op.type != "fc"):
+        return {}
+    rows, chans = (region[0], region[1]), (region[2], region[3])
+    if not four:
+        return {"channels": chans}
+    return {"rows": rows} if chans == (0, oshape[1]) else {"rows": rows, "channels": chans}
+
+
 def call(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=None, channels=None,
          scratch=None) -> None:
     """Compute ``rows`` x ``channels`` of ``op``'s output into ``out`` with the
@@ -70,73 +87,77 @@ def call(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=No
         reg["rows"] = rows
     if channels is not None:
         reg["channels"] = channels
-    if lay == "buffer":
-        K = kb
-        w, b = weights["w"], weights["b"]
-        if t == "conv":
-            K.conv2d(ins[0], w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
-                     groups=a["groups"], relu=a["relu"], out=out, **reg)
-        elif t == "fc":
-            K.fully_connected(ins[0], w, b, relu=a["relu"], out=out, **reg)
-        elif t in ("maxpool", "avgpool"):
-            _pool(K, op, ins[0], out, reg)
-        elif t == "globalavgpool":
-            K.global_avg_pool(ins[0], out=out, **reg)
-        elif t == "relu":
-            K.relu(ins[0], out=out, **reg)
-        elif t == "clip":
-            K.clip(ins[0], min=a["min"], max=a["max"], out=out, **reg)
-        elif t == "add":
-            K.add(ins[0], ins[1], relu=a["relu"], out=out, **reg)
-        elif t == "concat":
-            K.concat(ins, axis=a["axis"], out=out, **reg)
-        elif t == "lrn":
-            K.lrn(ins[0], size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
-        elif t == "softmax":
-            K.softmax(ins[0], axis=a["axis"], out=out)
-        elif t in ("flatten", "reshape", "dropout"):
-            np.copyto(out, ins[0].reshape(out.shape))
-        else:
-            raise ValueError(f"op {op.name!r}: type {t!r} has no buffer kernel")
-        return
-    K = ki
+    K = kb if lay == "buffer" else ki
+    x = ins[0]
+    # Ops whose calls read the same in both layouts.
+    if t in ("maxpool", "avgpool"):
+        _pool(K, op, x, out, reg)
+    elif t == "globalavgpool":
+        K.global_avg_pool(x, out=out, **reg)
+    elif t == "relu":
+        K.relu(x, out=out, **reg)
+    elif t == "add":
+        K.add(x, ins[1], relu=a["relu"], out=out, **reg)
+    elif t == "dropout":
+        np.copyto(out, x)
+    elif lay == "buffer":
+        _call_buffer(op, weights, ins, out, reg)
+    else:
+        _call_image(graph, op, weights, ins, out, reg, c_out, scratch)
+
+
+def _call_buffer(op, weights, ins, out, reg) -> None:
+    a, t, x = op.attrs, op.type, ins[0]
+    w, b = weights["w"], weights["b"]
+    if t == "conv":
+        kb.conv2d(x, w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                  groups=a["groups"], relu=a["relu"], out=out, **reg)
+    elif t == "fc":
+        kb.fully_connected(x, w, b, relu=a["relu"], out=out, **reg)
+    elif t == "clip":
+        kb.clip(x, min=a["min"], max=a["max"], out=out, **reg)
+    elif t == "concat":
+        kb.concat(ins, axis=a["axis"], out=out, **reg)
+    elif t == "lrn":
+        kb.lrn(x, size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
+    elif t == "softmax":
+        kb.softmax(x, axis=a["axis"], out=out)
+    elif t in ("flatten", "reshape"):
+        np.copyto(out, x.reshape(out.shape))
+    else:
+        raise ValueError(f"op {op.name!r}: type {t!r} has no buffer kernel")
+
+
+def _call_image(graph, op, weights, ins, out, reg, c_out, scratch) -> None:
+    """Image kernels take the true channel count where the image cannot tell it."""
+    a, t, x = op.attrs, op.type, ins[0]
     w, b = weights["w"], weights["b"]
     if t == "conv":
         if w is None:
             raise ValueError(f"op {op.name!r}: grouped conv with groups={a['groups']} has no image kernel "
                              "(image kernels take groups 1 or depthwise)")
-        K.conv2d(ins[0], w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
-                 relu=a["relu"], out=out, out_channels=c_out, **reg)
+        ki.conv2d(x, w, b, stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+                  relu=a["relu"], out=out, out_channels=c_out, **reg)
     elif t == "fc":
-        K.fully_connected(ins[0], w, b, relu=a["relu"], out=out, out_channels=c_out, **reg)
-    elif t in ("maxpool", "avgpool"):
-        _pool(K, op, ins[0], out, reg)
-    elif t == "globalavgpool":
-        K.global_avg_pool(ins[0], out=out, **reg)
-    elif t == "relu":
-        K.relu(ins[0], out=out, **reg)
+        ki.fully_connected(x, w, b, relu=a["relu"], out=out, out_channels=c_out, **reg)
     elif t == "clip":
-        K.clip(ins[0], min=a["min"], max=a["max"], out=out, c=c_out, **reg)
-    elif t == "add":
-        K.add(ins[0], ins[1], relu=a["relu"], out=out, **reg)
+        ki.clip(x, min=a["min"], max=a["max"], out=out, c=c_out, **reg)
     elif t == "concat":
         if a["axis"] != 1:
             raise ValueError(f"op {op.name!r}: image concat joins channels (axis 1), got axis {a['axis']}")
-        K.concat(ins, [graph.shape(x)[1] for x in op.inputs], out, rows=reg.get("rows"),
-                 out_region=reg.get("channels"))
+        ki.concat(ins, [graph.shape(i)[1] for i in op.inputs], out, rows=reg.get("rows"),
+                  out_region=reg.get("channels"))
     elif t == "lrn":
-        K.lrn(ins[0], c_out, size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
+        ki.lrn(x, c_out, size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
     elif t == "softmax":
         if a["axis"] != 1:
             raise ValueError(f"op {op.name!r}: image softmax runs over channels (axis 1), got axis {a['axis']}")
-        K.softmax(ins[0], c_out, out=out)
-    elif t == "dropout":
-        np.copyto(out, ins[0])
+        ki.softmax(x, c_out, out=out)
     elif t in ("flatten", "reshape"):
         # The image of (N, C, H, W) flattened is a repack: through the buffer layout, in C.
-        ishape = graph.shape(op.inputs[0])
+        ishape, oshape = graph.shape(op.inputs[0]), graph.shape(op.output)
         buf = scratch if scratch is not None else np.empty(ishape, np.float32)
-        layout.to_buffer(ins[0], ishape[1], out=buf.reshape(as4d(buf).shape) if buf.ndim == 2 else buf)
+        layout.to_buffer(x, ishape[1], out=buf.reshape(as4d(buf).shape) if buf.ndim == 2 else buf)
         layout.to_image(as4d(buf.reshape(oshape)), out=out)
     else:
         raise ValueError(f"op {op.name!r}: type {t!r} has no image kernel")

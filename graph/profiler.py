@@ -85,10 +85,7 @@ class MeasuredCosts:
         out = self._data[lay][op.output]
         w = self._weights[op.name][lay]
         g = self.graph
-        four = len(g.shape(op.output)) == 4
-        rows, chans = (region[0], region[1]), (region[2], region[3])
-        whole = op.type in ("softmax", "flatten", "reshape", "dropout") or (not four and op.type != "fc")
-        kw = {} if whole else ({"rows": rows, "channels": chans} if four else {"channels": chans})
+        kw = opcall.region_kwargs(g, op, region)
         scratch = np.empty(g.shape(op.inputs[0]), np.float32) if op.type in ("flatten", "reshape") else None
 
         def fn():
