@@ -1,8 +1,18 @@
-"""cffi builder for coinfer's C layer (out-of-line API mode).
+"""cffi builders for coinfer's C layer (out-of-line API mode).
 
 Every ``csrc/*.h`` holds plain C declarations only (no preprocessor lines), so
 the same text serves as cffi's ``cdef`` and as the header the sources include.
-Every ``csrc/*.c`` is compiled into one extension, ``coinfer.kernels._native``.
+The C layer is built into two extensions, one per layer that calls it:
+
+- ``coinfer.kernels._native`` (``kernels_ffi``): layout transforms between
+  buffer and image (``layout.c``) and strided region copies (``copy.c``),
+  wrapped by ``coinfer.kernels.layout``;
+- ``coinfer.hw._native`` (``hw_ffi``): cache maintenance for map/unmap and
+  mmap'd arena memory (``memory.c``) and the flag wait of a sync (``sync.c``),
+  wrapped by ``coinfer.hw.memory``.
+
+``status.h`` (the error codes) is shared by both.  Every function checks its
+bounds and returns a status code; Python raises on a negative one.
 """
 import os
 from pathlib import Path
@@ -12,18 +22,24 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-headers = sorted(HERE.glob("*.h"))
-sources = sorted(HERE.glob("*.c"))
 
-ffibuilder = FFI()
-ffibuilder.cdef("\n".join(h.read_text() for h in headers))
-ffibuilder.set_source(
-    "coinfer.kernels._native",
-    "#include <stdint.h>\n" + "".join(f'#include "{h.name}"\n' for h in headers),
-    sources=[os.path.relpath(s, ROOT) for s in sources],
-    include_dirs=[os.path.relpath(HERE, ROOT)],
-    extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-unused-function"],
-)
+def _builder(module: str, units: list[str]) -> FFI:
+    headers = [HERE / "status.h"] + [HERE / f"{u}.h" for u in units]
+    ffi = FFI()
+    ffi.cdef("\n".join(h.read_text() for h in headers))
+    ffi.set_source(
+        module,
+        "#include <stdint.h>\n" + "".join(f'#include "{h.name}"\n' for h in headers),
+        sources=[os.path.relpath(HERE / f"{u}.c", ROOT) for u in units],
+        include_dirs=[os.path.relpath(HERE, ROOT)],
+        extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-unused-function"],
+    )
+    return ffi
+
+
+kernels_ffi = _builder("coinfer.kernels._native", ["layout", "copy"])
+hw_ffi = _builder("coinfer.hw._native", ["memory", "sync"])
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    kernels_ffi.compile(verbose=True)
+    hw_ffi.compile(verbose=True)

@@ -1,6 +1,6 @@
 /* Layout transforms between NCHW buffers and MACE-style images.
  * Every function returns 0 on success or a negative status (see status codes
- * in coinfer.kernels._errors); lengths are element counts of the arrays. */
+ * in coinfer.kernels.args.check_status); lengths are element counts of the arrays. */
 int cf_to_image(const float *x, int64_t x_len, float *img, int64_t img_len,
                 int64_t n, int64_t c, int64_t h, int64_t w,
                 int64_t r0, int64_t r1, int64_t c0, int64_t c1);

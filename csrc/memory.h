@@ -1,7 +1,4 @@
-/* Strided region copies, cache maintenance for map/unmap, and mmap'd arena memory. */
-int cf_copy_region(const float *src, int64_t src_len, const int64_t *src_strides,
-                   float *dst, int64_t dst_len, const int64_t *dst_strides,
-                   const int64_t *shape, int ndim);
+/* Cache maintenance for map/unmap, and mmap'd arena memory (the hardware model's C layer). */
 int cf_cache_clean(void *p, int64_t nbytes);
 int cf_cache_flush(void *p, int64_t nbytes);
 void *cf_arena_alloc(int64_t nbytes);

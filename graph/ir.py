@@ -29,7 +29,7 @@ reshape         shape (a, b): 2-D target, 0 copies the input dim, -1 is inferred
 ==============  ==============================================================
 
 Pooling output size follows ONNX/onnxruntime (the same rule as
-``coinfer.kernels.reference.pool_output_size``): in ceil mode a last window that
+``coinfer.kernels.geometry.pool_output_size``): in ceil mode a last window that
 would start inside the end padding is dropped.
 
 FLOPs per op (:meth:`Graph.flops`): conv and fc count 2 per multiply-accumulate
@@ -49,8 +49,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..kernels import _args
-from ..kernels.reference import pool_output_size
+from ..kernels import args as _args
+from ..kernels.geometry import pool_output_size
 
 OP_TYPES = (
     "conv", "maxpool", "avgpool", "globalavgpool", "fc", "relu", "clip", "lrn",

@@ -12,9 +12,7 @@ import numpy as np
 
 from ..kernels import buffer as kb
 from ..kernels import image as ki
-from ..kernels import layout
-
-LAYOUTS = ("buffer", "image")
+from ..kernels import LAYOUTS, layout
 
 
 def prepare(graph, op, layouts=LAYOUTS) -> dict:

@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from ..hw import memory
 from ..kernels import layout
 from . import opcall
 from .costmodel import region_fraction
@@ -191,7 +192,7 @@ class MeasuredCosts:
                         return time.perf_counter() - t0
                     proc = "gpu"
                 else:
-                    f = layout.cache_flush if kind == "map" else layout.cache_clean
+                    f = memory.cache_flush if kind == "map" else memory.cache_clean
 
                     def fn(b=b, f=f):
                         b += 0.0  # dirty the lines, as the kernel writing them would

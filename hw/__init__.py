@@ -15,8 +15,8 @@ Processors and tasks
 --------------------
 ``Processor(name, layout, kernels, cores, threads=1)`` is a pool of worker
 threads, thread ``i`` pinned to ``cores[i % len(cores)]``, each running its own
-queue in submission order.  ``kernels`` is the kernel module (or its dotted
-name, imported on first use of ``proc.kernels``).  Work goes in as tasks; each
+queue in submission order.  ``kernels`` is the kernel module it runs
+(``proc.kernels``).  Work goes in as tasks; each
 call returns a :class:`Task` handle at once:
 
 - ``proc.run(op, fn, *args, rows=(r0, r1) | channels=(c0, c1), after=[tasks], **kw)``
@@ -101,15 +101,18 @@ Submit work ahead with ``after=`` rather than blocking on ``result()``
 between ops, so the trace holds the real dependencies and replay can re-time
 them.
 """
+from coinfer.kernels import LAYOUTS
+
+from . import memory
 from .arena import Arena, lower_bound, naive_bytes, plan_offsets
-from .processor import LAYOUTS, Processor, split_range
+from .processor import Processor, split_range
 from .profile import HOST_GFLOPS, KINDS, SHARING_KINDS, Cost, CostProfile, get_profile, profiles
 from .soc import SoC
 from .task import SyncTimeout, Task, TaskError
 from .trace import TaskRecord, Trace
 
 __all__ = [
-    "Arena", "plan_offsets", "lower_bound", "naive_bytes",
+    "memory", "Arena", "plan_offsets", "lower_bound", "naive_bytes",
     "Processor", "Task", "TaskError", "SyncTimeout", "LAYOUTS", "split_range",
     "Cost", "CostProfile", "profiles", "get_profile", "KINDS", "SHARING_KINDS", "HOST_GFLOPS",
     "SoC", "Trace", "TaskRecord",

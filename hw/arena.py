@@ -1,6 +1,6 @@
 """The arena: one block of shared memory holding every activation at planned offsets.
 
-The block comes from csrc's ``cf_arena_alloc`` (an anonymous ``MAP_SHARED``
+The block comes from :func:`coinfer.hw.memory.map_block` (an anonymous ``MAP_SHARED``
 mapping, page aligned), so a forked process sees the same bytes.  Offsets come
 from :func:`plan_offsets` (see :mod:`coinfer.hw.arena_plan`): tensors alive at
 the same op never overlap.
@@ -18,13 +18,13 @@ import threading
 
 import numpy as np
 
-from coinfer.kernels._native import ffi, lib
+from coinfer.kernels import LAYOUTS
 
+from . import memory
 from .arena_plan import check_alignment, check_tensors, lower_bound, naive_bytes, plan_offsets
 
 __all__ = ["Arena", "plan_offsets", "lower_bound", "naive_bytes"]
 
-LAYOUTS = ("buffer", "image")
 
 
 class _Mapping:
@@ -38,7 +38,7 @@ class _Mapping:
 
 
 def _release(state: _Mapping, p) -> None:
-    lib.cf_arena_free(p, state.nbytes)
+    memory.unmap_block(p, state.nbytes)
     state.mapped = False
 
 
@@ -61,12 +61,11 @@ class Arena:
         self.lower_bound = lower_bound(self._tensors, self.alignment)
         self.naive_bytes = naive_bytes(self._tensors, self.alignment)
         self.nbytes = max(self.used_bytes, self.alignment)
-        p = lib.cf_arena_alloc(self.nbytes)
-        if p == ffi.NULL:
+        p = memory.map_block(self.nbytes)
+        if p is None:
             raise MemoryError(f"arena: could not map {self.nbytes} bytes")
         self._state = _Mapping(self.nbytes)
-        owned = ffi.gc(p, functools.partial(_release, self._state), size=self.nbytes)
-        self._mem = np.frombuffer(ffi.buffer(owned, self.nbytes), np.uint8)
+        self._mem = memory.block_buffer(p, self.nbytes, functools.partial(_release, self._state))
         self._lock = threading.Lock()
         if self._mem.ctypes.data % self.alignment:
             raise MemoryError(f"arena: block is not {self.alignment}-byte aligned")

@@ -14,7 +14,6 @@ and not recorded); the pool itself keeps working.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import queue
 import threading
@@ -23,15 +22,15 @@ import weakref
 
 import numpy as np
 
-from coinfer.kernels._native import lib
+from coinfer.kernels import LAYOUTS
 
+from .memory import spin_wait
 from .profile import KINDS, get_profile
 from .task import SyncTimeout, Task, TaskError
 from .trace import Trace
 
 __all__ = ["Processor", "LAYOUTS", "split_range"]
 
-LAYOUTS = ("buffer", "image")
 # How long a worker watches a dependency's done flag (on its own core, without
 # the interpreter lock) before it sleeps on the task's event: a sleeping thread
 # pays an OS wake-up on every sync, tens of microseconds in a VM.
@@ -133,7 +132,7 @@ def _wait_deps(pool: _Pool, tile: _Tile):
         remaining = None if deadline is None else max(0.0, deadline - time.perf_counter())
         if not d._flag[0]:
             spin = SPIN_S if remaining is None else min(SPIN_S, remaining)
-            lib.cf_spin_wait(d._flag, int(spin * 1e9))
+            spin_wait(d._flag, spin)
         if not d._event.wait(remaining):
             msg = (f"{pool.name}: {task.kind} '{task.op}' timed out after {tile.timeout:g} s "
                    f"waiting for {d.processor} {d.kind} '{d.op}'")
@@ -231,7 +230,7 @@ class Processor:
 
     ``Processor(name, layout, kernels, cores, threads=1)``: ``layout`` is
     ``"buffer"`` or ``"image"``, ``kernels`` the matching kernel module (e.g.
-    ``coinfer.kernels.buffer``, or its dotted name, imported on first use),
+    ``coinfer.kernels.buffer``; None for a pool that runs only what it is given),
     ``cores`` the cores its threads are pinned to (thread ``i`` on
     ``cores[i % len(cores)]``; a core this process may not use is replaced by
     one it may).  ``trace`` and ``profile`` are normally
@@ -287,9 +286,7 @@ class Processor:
     # -- state --------------------------------------------------------------
     @property
     def kernels(self):
-        """The kernel set; a dotted module name given to the constructor is imported on first use."""
-        if isinstance(self._kernels, str):
-            self._kernels = importlib.import_module(self._kernels)
+        """The kernel set this processor runs (a module such as ``coinfer.kernels.buffer``), or None."""
         return self._kernels
 
     @property

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from coinfer.kernels import _args, layout
+from coinfer.kernels import args as _args
+from coinfer.kernels import buffer as buffer_kernels
+from coinfer.kernels import image as image_kernels
+from coinfer.kernels import layout
 
+from . import memory
 from .processor import Processor
 from .profile import get_profile
 from .task import Task
@@ -59,9 +63,10 @@ class SoC:
         if gpu_kernels not in ("image", "buffer"):
             raise ValueError(f"SoC.host: gpu_kernels must be 'image' or 'buffer', got {gpu_kernels!r}")
         trace = Trace()
-        cpu = Processor("cpu", "buffer", "coinfer.kernels.buffer", cpu_cores, cpu_threads, trace=trace)
+        cpu = Processor("cpu", "buffer", buffer_kernels, cpu_cores, cpu_threads, trace=trace)
         try:
-            gpu = Processor("gpu", gpu_kernels, f"coinfer.kernels.{gpu_kernels}", gpu_cores, gpu_threads, trace=trace)
+            kset = image_kernels if gpu_kernels == "image" else buffer_kernels
+            gpu = Processor("gpu", gpu_kernels, kset, gpu_cores, gpu_threads, trace=trace)
         except BaseException:
             cpu.close()
             raise
@@ -129,12 +134,12 @@ class SoC:
     def map(self, region: np.ndarray, *, op: str = "", on="gpu", after=(), thread: int | None = None) -> Task:
         """Hand ``region`` (an array view) to the other processor's reads: write back and
         drop its cache lines (``cache_flush``), recorded as ``"map"`` with its bytes."""
-        return self._cache("map", layout.cache_flush, region, op, on, after, thread)
+        return self._cache("map", memory.cache_flush, region, op, on, after, thread)
 
     def unmap(self, region: np.ndarray, *, op: str = "", on="gpu", after=(), thread: int | None = None) -> Task:
         """Return ``region`` after writing it: write back its dirty cache lines
         (``cache_clean``), recorded as ``"unmap"`` with its bytes."""
-        return self._cache("unmap", layout.cache_clean, region, op, on, after, thread)
+        return self._cache("unmap", memory.cache_clean, region, op, on, after, thread)
 
     def _cache(self, kind, fn, region, op, on, after, thread) -> Task:
         if not isinstance(region, np.ndarray):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from coinfer.kernels._native import ffi
+from .memory import new_flag
 
 __all__ = ["Task", "TaskError", "SyncTimeout"]
 
@@ -59,7 +59,7 @@ class Task:
         self._event = threading.Event()
         # Set (after the event) when done: a waiter on another core may watch it
         # without the interpreter lock instead of sleeping on the event.
-        self._flag = ffi.new("int32_t *")
+        self._flag = new_flag()
 
     def _finish(self, index: int, result, rec_id, failure, ids=()) -> None:
         with self._lock:

@@ -4,4 +4,10 @@
 - ``coinfer.kernels.image``: MACE-style image kernels (the GPU's layout).
 - ``coinfer.kernels.layout``: C transforms between the two (csrc through cffi).
 - ``coinfer.kernels.reference``: float64 numpy oracle for every op.
+- ``coinfer.kernels.args``: the argument checks every layer shares, and
+  ``check_status`` for C status codes.
+- ``coinfer.kernels.geometry``: output sizes of sliding windows.
 """
+
+#: The two data layouts: NCHW buffers (the CPU's) and MACE-style images (the GPU's).
+LAYOUTS = ("buffer", "image")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._native import ffi, lib
-from ._native_errors import check_status
+from .args import check_status
 
 __all__ = [
     "image_shape",
@@ -22,8 +22,6 @@ __all__ = [
     "depthwise_to_image",
     "fc_to_image",
     "copy_region",
-    "cache_clean",
-    "cache_flush",
 ]
 
 
@@ -199,31 +197,3 @@ def copy_region(src, dst, src_index, dst_index) -> None:
 def _extent(a: np.ndarray) -> int:
     """Elements from ``a``'s first element to one past its last (non-negative strides)."""
     return 1 + sum((n - 1) * (s // 4) for n, s in zip(a.shape, a.strides) if n > 0)
-
-
-def _byte_span(a: np.ndarray):
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"cache maintenance needs a numpy.ndarray, got {type(a).__name__}")
-    if a.size == 0:
-        return None, 0
-    if not a.flags.c_contiguous:
-        lo = a.ctypes.data
-        hi = lo + (_extent(a) if a.dtype == np.float32 else a.nbytes // a.itemsize) * a.itemsize
-        return ffi.cast("void *", lo), hi - lo
-    return ffi.cast("void *", a.ctypes.data), a.nbytes
-
-
-def cache_clean(a) -> int:
-    """Write back the cache lines under ``a`` (unmap side). Returns bytes walked."""
-    p, n = _byte_span(a)
-    if n:
-        check_status(lib.cf_cache_clean(p, n), "cache_clean")
-    return n
-
-
-def cache_flush(a) -> int:
-    """Write back and drop the cache lines under ``a`` (map side). Returns bytes walked."""
-    p, n = _byte_span(a)
-    if n:
-        check_status(lib.cf_cache_flush(p, n), "cache_flush")
-    return n

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._geometry import pool_output_size as _window_output
+from .geometry import pool_output_size as _window_output
 
 __all__ = [
     "conv2d",

@@ -22,7 +22,7 @@ import threading
 
 import numpy as np
 
-from .. import _args
+from .. import args as _args
 from ._conv_depthwise import conv_depthwise
 from ._conv_1x1 import conv_1x1
 from ._conv_im2col import conv_packed

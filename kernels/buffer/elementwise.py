@@ -23,7 +23,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .. import _args
+from .. import args as _args
 from .._rowloops import add_rows as _add
 from .._rowloops import clamp_rows as _clamp
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .. import _args
+from .. import args as _args
 from ._conv_simd import WIDTH, vfma, vload, vsum, vzero
 
 _OP = "fully_connected"

@@ -17,7 +17,7 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from .. import _args
+from .. import args as _args
 
 __all__ = ["resize"]
 

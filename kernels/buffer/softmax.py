@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .. import _args
+from .. import args as _args
 
 __all__ = ["softmax"]
 

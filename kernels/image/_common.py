@@ -1,4 +1,4 @@
-"""Argument checks shared by the image kernels (on top of ``kernels._args``).
+"""Argument checks shared by the image kernels (on top of ``kernels.args``).
 
 An image activation is ``(N, H, CB, W, 4)`` float32 with ``CB = ceil(C/4)``.
 The image does not record the true channel count ``C``; ops that need it take
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args
+from .. import args as _args
 
 
 def image(op: str, name: str, a) -> np.ndarray:

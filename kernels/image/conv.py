@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _args
+from .. import args as _args
 from . import _common
 from ._conv_tiles import NARROW, WIDE, conv_narrow, conv_wide
 from ._depthwise import depthwise_region

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .. import _args
-from .._geometry import pool_output_size
+from .. import args as _args
+from ..geometry import pool_output_size
 from . import _common
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool", "pool_output_size"]

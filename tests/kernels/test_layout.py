@@ -191,20 +191,6 @@ def test_copy_region_into_image_view():
     assert not b[:, 3:].any()
 
 
-def test_cache_maintenance_returns_bytes():
-    a = rand(7, 3, 4, 5)
-    assert L.cache_clean(a) == a.nbytes
-    assert L.cache_flush(a) == a.nbytes
-    assert L.cache_clean(np.zeros(0, np.float32)) == 0
-    assert L.cache_flush(np.zeros((2, 0), np.float32)) == 0
-    view = a[:, 1:3]  # non-contiguous: the span from its first to its last element
-    span = (view.size and (view[-1, -1, -1:].ctypes.data + 4 - view.ctypes.data))
-    assert L.cache_clean(view) == span
-    assert L.cache_flush(view) == span
-    b = np.zeros(10, np.uint8)
-    assert L.cache_clean(b) == 10
-
-
 # Bad input
 
 
@@ -231,8 +217,6 @@ def test_layout_rejects_bad_dtype_rank_and_type():
         L.depthwise_to_image(np.zeros((4, 2, 3, 3), np.float32))
     with pytest.raises(ValueError, match="fc_to_image"):
         L.fc_to_image(np.zeros((0, 3), np.float32))
-    with pytest.raises(TypeError):
-        L.cache_clean([1, 2])
 
 
 def test_layout_rejects_bad_out_and_regions():

@@ -1,6 +1,7 @@
-"""Argument checks shared by the kernel sets.
+"""Argument checks shared by the kernel sets, the hardware model and the graph layer.
 
 Every message names the op, the argument, and what was expected versus given.
+:func:`check_status` turns a C status code from csrc into such an error.
 """
 from __future__ import annotations
 
@@ -126,3 +127,23 @@ def bias(op: str, b, n: int) -> np.ndarray:
     if b.shape != (n,):
         raise ValueError(f"{op}: bias must have shape ({n},), got {b.shape}")
     return b
+
+
+# Status codes of csrc/status.h.
+CF_OK = 0
+_MESSAGES = {
+    -1: "null pointer",
+    -2: "bad shape",
+    -3: "region out of range",
+    -4: "array too small for the given shape",
+    -5: "out of memory",
+    -6: "misaligned pointer",
+}
+
+
+def check_status(status: int, op: str, detail: str = "") -> None:
+    """Raise ValueError naming ``op`` if ``status`` is one of csrc's negative error codes."""
+    if status == CF_OK:
+        return
+    msg = _MESSAGES.get(status, f"unknown status {status}")
+    raise ValueError(f"{op}: C layer refused the call ({msg}){': ' + detail if detail else ''}")
