@@ -1,0 +1,308 @@
+"""The co-inference runtime, the online change detector, and trace-driven episodes.
+
+:class:`CoRunner` runs a plan for real: a ``"device"`` and an ``"edge"``
+:class:`~coinfer.hw.Processor` (one pinned thread each, buffer kernels) share
+one :class:`~coinfer.hw.Trace`.  Each side runs its ops as one command list
+(one compute task per op); a tensor that crosses goes through
+:meth:`Link.send <coinfer.hw.Link.send>` (a ``transfer`` task on the
+``"link"`` lane, its duration the link's time from the frame's emulated
+moment, integrated over a bandwidth trace if the link follows one), and the
+receiving side waits for it with a ``sync`` task.  The frame's **emulated
+latency** is ``trace.replay(profile, gaps=False)`` under
+:func:`~coinfer.hw.link.edge_profile` (device work scaled by the device
+profile, edge work by the edge profile, transfers as recorded): an ideal
+runtime, without the host's dispatch gaps.
+
+:class:`ChangeDetector` is the online part of Edgent's dynamic mode: a
+windowed test on the log of the measured throughput samples.  A change is
+declared when the mean of the last ``window`` samples differs from the mean
+of the current segment before them by more than ``threshold`` (natural log);
+the estimate is the mean of the current segment.
+
+:func:`run_episode` plays a bandwidth trace with one frame every
+``frame_s`` seconds through a strategy (:data:`STRATEGIES`), running every
+frame's kernels.  Frames do not queue: each starts at its own time.  A
+frame's accuracy is its exit's measured accuracy if it met the deadline, and
+0 if it did not: a late answer is no answer.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...hw import Link, Processor, Trace
+from ...hw.link import BandwidthTrace, edge_profile
+from ...kernels import buffer as buffer_kernels
+from .. import interpret
+from .cut import Placement, placement
+from .exits import check_exits
+
+__all__ = ["CoRunner", "FrameRun", "ChangeDetector", "STRATEGIES", "run_episode", "FrameRecord",
+           "Summary", "summarize"]
+
+
+def _run_op(graph, op, env):
+    env[op.output] = interpret.run_op(graph, op, [env[t] for t in op.inputs], buffer_kernels)
+
+
+@dataclass
+class FrameRun:
+    probabilities: np.ndarray
+    emulated_s: float
+    placement: Placement
+    trace: Trace = field(repr=False, default=None)
+
+
+class CoRunner:
+    """``CoRunner(graph, device="raspberry_pi", edge="desktop_edge")``: device and edge
+    processors (cores 0 and 1, or whichever this process may use), one trace,
+    and :attr:`profile` = ``edge_profile(device, edge)``.  Close it (or use
+    ``with``) to end the threads."""
+
+    def __init__(self, graph, device="raspberry_pi", edge="desktop_edge", *, device_core: int = 0,
+                 edge_core: int = 1, timeout: float = 120.0):
+        check_exits(graph)
+        self.graph = graph
+        self.timeout = float(timeout)
+        self.profile = edge_profile(device, edge)
+        self.trace = Trace()
+        self.procs = {}
+        try:
+            self.procs["device"] = Processor("device", "buffer", buffer_kernels, (device_core,), trace=self.trace)
+            self.procs["edge"] = Processor("edge", "buffer", buffer_kernels, (edge_core,), trace=self.trace)
+        except BaseException:
+            self.close()
+            raise
+        self._placements: dict = {}
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            p.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- measuring ------------------------------------------------------------
+    def time_ops(self, side: str, repeats: int = 5) -> dict:
+        """Median host seconds of every op on ``side``'s thread: the whole graph runs
+        ``repeats`` times (after one warm-up) as one command list, exactly as the
+        runtime runs a part, and each op's compute records are read off the trace."""
+        g = self.graph
+        x = np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)
+        env = {g.inputs[0]: x}
+        steps = [(op.name, (lambda op=op: _run_op(g, op, env)), {}, {}, 0) for op in g.ops]
+        times: dict = {op.name: [] for op in g.ops}
+        for r in range(repeats + 1):
+            self.trace.clear()
+            self.procs[side].run_list(steps).result(self.timeout)
+            if r:
+                for rec in self.trace.tasks:
+                    times[rec.op].append(rec.duration)
+        self.trace.clear()
+        return {k: float(np.median(v)) for k, v in times.items()}
+
+    # -- running ----------------------------------------------------------------
+    def placement(self, exit: int, cut: int, direction: str) -> Placement:
+        key = (exit, cut, direction)
+        if key not in self._placements:
+            self._placements[key] = placement(self.graph, exit, cut, direction)
+        return self._placements[key]
+
+    def run(self, x: np.ndarray, plan, link: Link, *, at: float = 0.0) -> FrameRun:
+        """Run one frame of ``plan`` (an (exit, cut, direction) or anything with
+        ``.exit``, ``.cut``, ``.direction``) on input ``x``; ``at`` is the frame's
+        emulated start time on the link's bandwidth trace."""
+        e, p, d = (plan.exit, plan.cut, plan.direction) if hasattr(plan, "exit") else plan
+        pl = self.placement(e, p, d)
+        g, trace = self.graph, self.trace
+        trace.clear()
+        env = {"device": {g.inputs[0]: np.ascontiguousarray(x, dtype=np.float32)}, "edge": {}}
+        last = {"device": None, "edge": None}
+        crossings = list(pl.crossings)
+
+        def cross(upto: int):
+            while crossings and crossings[0].before <= upto:
+                c = crossings.pop(0)
+                src, dst = env[c.src], env[c.dst]
+                after = [last[c.src]] if last[c.src] is not None else []
+                for t in after:
+                    t.result(self.timeout)
+                so_far = trace.replay(self.profile, gaps=False) if len(trace) else 0.0
+                sent = link.send(trace, c.nbytes, op=c.tensor, after=after, at=at + so_far,
+                                 fn=lambda src=src, dst=dst, t=c.tensor: dst.__setitem__(t, src[t].copy()))
+                dep = [sent] + ([last[c.dst]] if last[c.dst] is not None else [])
+                last[c.dst] = self.procs[c.dst].submit(None, op=f"receive {c.tensor}", kind="sync", after=dep)
+
+        j = 0
+        while j < len(pl.ops):
+            side = pl.sides[j]
+            k = j
+            while k < len(pl.ops) and pl.sides[k] == side:
+                k += 1
+            cross(j)
+            steps = []
+            for name in pl.ops[j:k]:
+                op = g.op(name)
+                steps.append((name, (lambda op=op, env=env[side]: _run_op(g, op, env)), {}, {},
+                              g.tensors[op.output].nbytes))
+            after = [last[side]] if last[side] is not None else []
+            last[side] = self.procs[side].run_list(steps, after=after, timeout=self.timeout)
+            j = k
+        cross(len(pl.ops))
+        for t in last.values():
+            if t is not None:
+                t.result(self.timeout)
+        out = check_exits(g)[e].output
+        return FrameRun(env["device"][out], trace.replay(self.profile, gaps=False), pl, trace)
+
+
+class ChangeDetector:
+    """Windowed change test on log throughput (see the module docstring).
+
+    ``update(bps)`` takes one sample (bit/s; 0 is floored at ``floor_bps``)
+    and returns True when it declares a change; :attr:`estimate` is the
+    current segment's mean (bit/s, geometric).
+    """
+
+    def __init__(self, window: int = 3, threshold: float = 0.4, floor_bps: float = 1e4):
+        if window < 1 or threshold <= 0:
+            raise ValueError(f"ChangeDetector: need window >= 1 and threshold > 0, got {window}, {threshold}")
+        self.window, self.threshold, self.floor = int(window), float(threshold), float(floor_bps)
+        self.segment: list = []
+        self.changes = 0
+
+    def update(self, bps: float) -> bool:
+        self.segment.append(math.log(max(float(bps), self.floor)))
+        n, w = len(self.segment), self.window
+        if n < w + 1:
+            return False
+        recent = sum(self.segment[-w:]) / w
+        before = sum(self.segment[:-w]) / (n - w)
+        if abs(recent - before) > self.threshold:
+            self.segment = self.segment[-w:]
+            self.changes += 1
+            return True
+        return False
+
+    @property
+    def estimate(self) -> float:
+        if not self.segment:
+            raise ValueError("ChangeDetector: no sample yet")
+        return math.exp(sum(self.segment) / len(self.segment))
+
+
+# -- episodes -------------------------------------------------------------------
+
+STRATEGIES = ("device-only", "edge-only", "neurosurgeon", "edgent-static", "edgent-dynamic")
+
+
+@dataclass
+class FrameRecord:
+    t_s: float
+    bandwidth_bps: float  # the trace's bandwidth at the frame's start
+    estimate_bps: float  # what the strategy planned with
+    plan: tuple  # (exit, cut, direction)
+    predicted_s: float
+    emulated_s: float
+    exit: int
+    met: bool
+    exit_accuracy: float  # the exit's measured accuracy
+    accuracy: float  # the exit's accuracy if met, else 0
+
+
+@dataclass
+class Summary:
+    name: str
+    frames: int
+    deadline_met: float  # share of frames
+    met_frames: int
+    mean_accuracy: float  # late frames count 0
+    exit_accuracy: float  # mean accuracy of the exits used, late or not
+    mean_ms: float
+    p95_ms: float
+    switches: int
+    mean_abs_err: float  # |emulated - predicted| / emulated, mean
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "deadline_met": self.deadline_met, "mean_accuracy": self.mean_accuracy,
+                "mean_ms": self.mean_ms, "p95_ms": self.p95_ms, "switches": self.switches}
+
+
+def summarize(name: str, records: list) -> Summary:
+    lat = np.array([r.emulated_s for r in records])
+    pred = np.array([r.predicted_s for r in records])
+    met = np.array([r.met for r in records])
+    switches = sum(1 for a, b in zip(records, records[1:]) if a.plan != b.plan)
+    return Summary(name, len(records), float(met.mean()), int(met.sum()),
+                   float(np.mean([r.accuracy for r in records])),
+                   float(np.mean([r.exit_accuracy for r in records])),
+                   float(lat.mean() * 1e3), float(np.percentile(lat, 95) * 1e3), switches,
+                   float(np.mean(np.abs(lat - pred) / lat)))
+
+
+def run_episode(runner: CoRunner, strategy: str, bw: BandwidthTrace, *, target_s: float, frame_s: float,
+                frames: int, planners: dict, rtt_s: float = 0.0, config_map=None, inputs=None,
+                progress=None) -> list:
+    """Play ``frames`` frames of ``bw`` (one every ``frame_s`` s) through ``strategy``.
+
+    ``planners``: ``{"all": StaticPlanner over every exit and direction,
+    "neurosurgeon": StaticPlanner over the last exit, device-first}``;
+    ``config_map``: a :class:`~coinfer.graph.edgent.dynamic.ConfigurationMap`
+    for ``edgent-dynamic``.  ``inputs``: frames' input arrays (cycled), default
+    one seeded random input.  Returns a list of :class:`FrameRecord`.
+    """
+    if strategy not in STRATEGIES:
+        raise ValueError(f"run_episode: strategy must be one of {STRATEGIES}, got {strategy!r}")
+    g = runner.graph
+    last = len(check_exits(g)) - 1
+    full = planners["all"]
+    if inputs is None:
+        inputs = [np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)]
+    link = Link(trace=bw, rtt_s=rtt_s)
+    n_ops = len(runner.placement(last, 0, "edge-first").ops)
+    static = full.plan(bw.mean_bps(), target_s, rtt_s) if strategy == "edgent-static" else None
+    detector = ChangeDetector() if strategy == "edgent-dynamic" else None
+    seen = 0  # trace samples already fed to the detector
+    records = []
+    for f in range(frames):
+        t = f * frame_s
+        sample = bw.bandwidth(t)  # the latest sample taken at or before t
+        if strategy == "device-only":
+            key, est = (last, 0, "edge-first"), sample
+        elif strategy == "edge-only":
+            key, est = (last, n_ops, "edge-first"), sample
+        elif strategy == "neurosurgeon":
+            dn = planners["neurosurgeon"].plan(max(sample, 1.0), target_s, rtt_s)
+            key, est = dn.key, sample
+        elif strategy == "edgent-static":
+            key, est = static.key, bw.mean_bps()
+        else:
+            k_t = _samples_until(bw, t)
+            while seen < k_t:
+                detector.update(float(bw.bps[seen % len(bw)]))
+                seen += 1
+            est = detector.estimate
+            key = config_map.plan_for(est)
+        i = full.index(*key)
+        pred = float(full.latencies(max(est, 1.0), rtt_s)[i])
+        run = runner.run(inputs[f % len(inputs)], key, link, at=t)
+        met = run.emulated_s <= target_s
+        acc = full.exit_accuracy[key[0]]
+        records.append(FrameRecord(t, sample, est, key, pred, run.emulated_s, key[0], bool(met), acc,
+                                   acc if met else 0.0))
+        if progress is not None:
+            progress()
+    return records
+
+
+def _samples_until(bw: BandwidthTrace, t: float) -> int:
+    """How many samples the monitor has taken by time ``t`` (counting repeats of the trace)."""
+    k = math.floor(t / bw.period)
+    r = t - k * bw.period
+    return k * len(bw) + int(np.searchsorted(bw.times, r, side="right"))
