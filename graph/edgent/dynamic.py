@@ -141,9 +141,9 @@ class ConfigurationMap:
     @staticmethod
     def latency_matrix(planner, bw: np.ndarray, rtt_s: float) -> np.ndarray:
         """(candidates, samples) latencies; a sample of 0 bit/s makes any transfer infinite."""
-        with np.errstate(divide="ignore"):
-            per_byte = np.where(bw > 0, 8.0 / np.where(bw > 0, bw, 1.0), np.inf)
-        xfer = planner.bytes[:, None] * per_byte[None, :]
+        per_byte = np.where(bw > 0, 8.0 / np.where(bw > 0, bw, 1.0), np.inf)
+        with np.errstate(invalid="ignore"):
+            xfer = planner.bytes[:, None] * per_byte[None, :]
         xfer = np.where(planner.bytes[:, None] > 0, xfer, 0.0)
         return planner.compute_s[:, None] + planner.transfers[:, None] * (rtt_s / 2) + xfer
 

@@ -90,20 +90,23 @@ class CoRunner:
 
     # -- measuring ------------------------------------------------------------
     def time_ops(self, side: str, repeats: int = 5) -> dict:
-        """Median host seconds of every op on ``side``'s thread: the whole graph runs
-        ``repeats`` times (after one warm-up) as one command list, exactly as the
-        runtime runs a part, and each op's compute records are read off the trace."""
+        """Median host seconds of every op on ``side``'s thread.  Each exit's sub-model
+        runs ``repeats`` times (after one warm-up) as one command list, exactly as
+        the runtime runs a part; each op's compute records are read off the trace
+        and pooled over the sub-models that hold it."""
         g = self.graph
         x = np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)
         env = {g.inputs[0]: x}
-        steps = [(op.name, (lambda op=op: _run_op(g, op, env)), {}, {}, 0) for op in g.ops]
         times: dict = {op.name: [] for op in g.ops}
-        for r in range(repeats + 1):
-            self.trace.clear()
-            self.procs[side].run_list(steps).result(self.timeout)
-            if r:
-                for rec in self.trace.tasks:
-                    times[rec.op].append(rec.duration)
+        for e in range(len(check_exits(g))):
+            ops = self.placement(e, 0, "edge-first").ops
+            steps = [(n, (lambda op=g.op(n): _run_op(g, op, env)), {}, {}, 0) for n in ops]
+            for r in range(repeats + 1):
+                self.trace.clear()
+                self.procs[side].run_list(steps).result(self.timeout)
+                if r:
+                    for rec in self.trace.tasks:
+                        times[rec.op].append(rec.duration)
         self.trace.clear()
         return {k: float(np.median(v)) for k, v in times.items()}
 
