@@ -126,9 +126,11 @@ class Study:
 
     # -- static ---------------------------------------------------------------
     def emulate(self, plan, bandwidth_bps: float, runs: int = 5) -> float:
-        """Median emulated seconds of ``plan`` over ``runs`` real runs at a fixed bandwidth."""
+        """Fastest emulated seconds of ``plan`` over ``runs`` real runs at a fixed bandwidth
+        (host preemptions are no part of the emulated device)."""
         link = Link(bandwidth_bps, self.rtt_s)
-        return float(np.median([self.runner.run(self.x, plan, link).emulated_s for _ in range(runs)]))
+        self.runner.run(self.x, plan, link)  # warm: the plan's first run after idling is not its typical one
+        return float(np.min([self.runner.run(self.x, plan, link).emulated_s for _ in range(runs)]))
 
     def static(self, bandwidth_bps: float, target_s: float, runs: int = 5) -> StaticResult:
         self.planner.plan(bandwidth_bps, target_s, self.rtt_s)  # first call: numpy's own warm-up
@@ -200,8 +202,9 @@ class Study:
         return BandwidthStates.fit(others, k)
 
     def episode(self, trace: BandwidthTrace, *, target_s: float, frames: int, frame_s: float | None = None,
-                strategies=runtime.STRATEGIES, k_states: int = 6) -> dict:
-        """Every strategy over ``frames`` frames of ``trace``: {strategy: [FrameRecord]}."""
+                strategies=runtime.STRATEGIES, k_states: int = 6, runs: int = 3) -> dict:
+        """Every strategy over ``frames`` frames of ``trace`` (each frame the fastest of
+        ``runs`` real runs): {strategy: [FrameRecord]}."""
         from ..edgent.dynamic import ConfigurationMap
 
         frame_s = trace.duration / frames if frame_s is None else frame_s
@@ -216,7 +219,7 @@ class Study:
                 prog.step(f"{s}, {frames} frames")
                 out[s] = runtime.run_episode(self.runner, s, trace, target_s=target_s, frame_s=frame_s,
                                              frames=frames, planners=planners, rtt_s=self.rtt_s,
-                                             config_map=cmap, inputs=[self.x])
+                                             config_map=cmap, inputs=[self.x], runs=runs)
         self.config_map = cmap
         return out
 
@@ -259,41 +262,43 @@ def _pyplot():
     return plt
 
 
+def _line_figure(plt, path: str, series: dict, x, y, hline=None, **axes) -> str:
+    """One line per strategy: ``series`` {name: rows}, ``x(row)``, ``y(row)``; saved to ``path``."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in series.items():
+        ax.plot([x(r) for r in rows], [y(r) for r in rows], marker=".", label=name)
+    if hline is not None:
+        ax.axhline(hline, color="grey", ls="--", label="target")
+    ax.set(**axes)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_static(study: Study, out_dir, target_s: float, bandwidth_bps: float) -> list:
-    """Edgent's two static figures: latency vs bandwidth, accuracy vs target. Returns paths."""
+    """Edgent's two static figures: latency vs bandwidth (50 kbit/s - 1.5 Mbit/s) and
+    accuracy vs target (100 - 1000 ms).  Returns the paths."""
     import os
 
     plt = _pyplot()
     os.makedirs(out_dir, exist_ok=True)
-    bws = np.linspace(50e3, 1.5e6, 30)
-    sw = study.sweep_bandwidth(bws, target_s)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s, rows in sw.items():
-        ax.plot([r[0] / 1e3 for r in rows], [r[2] * 1e3 for r in rows], marker=".", label=s)
-    ax.axhline(target_s * 1e3, color="grey", ls="--", label="target")
-    ax.set(xlabel="bandwidth (kbit/s)", ylabel="predicted latency (ms)", yscale="log",
-           title=f"{study.model}: latency vs bandwidth (target {target_s * 1e3:.0f} ms)")
-    ax.legend()
-    p1 = os.path.join(out_dir, f"{study.model}_latency_vs_bandwidth.png")
-    fig.tight_layout()
-    fig.savefig(p1, dpi=120)
-    plt.close(fig)
-    targets = np.linspace(0.1, 1.0, 19)
-    st = study.sweep_target(bandwidth_bps, targets)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for s, rows in st.items():
-        ax.plot([r[0] * 1e3 for r in rows], [100 * r[3] for r in rows], marker=".", label=s)
-    ax.set(xlabel="latency target (ms)", ylabel="accuracy (%, 0 if late)",
-           title=f"{study.model}: accuracy vs target at {bandwidth_bps / 1e3:.0f} kbit/s")
-    ax.legend()
-    p2 = os.path.join(out_dir, f"{study.model}_accuracy_vs_target.png")
-    fig.tight_layout()
-    fig.savefig(p2, dpi=120)
-    plt.close(fig)
+    sw = study.sweep_bandwidth(np.linspace(50e3, 1.5e6, 30), target_s)
+    p1 = _line_figure(plt, os.path.join(out_dir, f"{study.model}_latency_vs_bandwidth.png"), sw,
+                      lambda r: r[0] / 1e3, lambda r: r[2] * 1e3, hline=target_s * 1e3,
+                      xlabel="bandwidth (kbit/s)", ylabel="predicted latency (ms)", yscale="log",
+                      title=f"{study.model}: latency vs bandwidth (target {target_s * 1e3:.0f} ms)")
+    st = study.sweep_target(bandwidth_bps, np.linspace(0.1, 1.0, 19))
+    p2 = _line_figure(plt, os.path.join(out_dir, f"{study.model}_accuracy_vs_target.png"), st,
+                      lambda r: r[0] * 1e3, lambda r: 100 * r[3], xlabel="latency target (ms)",
+                      ylabel="accuracy (%, 0 if late)",
+                      title=f"{study.model}: accuracy vs target at {bandwidth_bps / 1e3:.0f} kbit/s")
     return [p1, p2]
 
 
-def plot_episode(study: Study, out_dir, trace: BandwidthTrace, target_s: float, records: dict) -> str:
+def plot_episode(study: Study, out_dir, trace: BandwidthTrace, target_s: float, records: dict,
+                 suffix: str = "") -> str:
     """The episode timeline: bandwidth, the plan in force, latency against the deadline."""
     import os
 
@@ -312,7 +317,7 @@ def plot_episode(study: Study, out_dir, trace: BandwidthTrace, target_s: float, 
     axs[2].set(ylabel="emulated latency (ms)", xlabel="time (s)", yscale="log")
     axs[2].legend(fontsize=7)
     axs[1].legend(fontsize=7)
-    p = os.path.join(out_dir, f"{study.model}_{trace.name}_timeline.png")
+    p = os.path.join(out_dir, f"{study.model}_{trace.name}_timeline{suffix}.png")
     fig.tight_layout()
     fig.savefig(p, dpi=120)
     plt.close(fig)
