@@ -308,11 +308,14 @@ def plot_episode(study: Study, out_dir, trace: BandwidthTrace, target_s: float, 
     t = np.array([r.t_s for r in next(iter(records.values()))])
     axs[0].step(trace.times, trace.mbps, where="post", color="k", lw=0.8)
     axs[0].set(ylabel="bandwidth (Mbit/s)", title=f"{study.model} on {trace.name}, target {target_s * 1e3:.0f} ms")
-    for s, recs in records.items():
-        axs[1].step(t, [r.exit + 1 + (0.1 if r.plan[2] == "device-first" else 0) for r in recs], where="post",
-                    label=s)
+    def position(plan):  # the exit, plus 0.8 x the share of its layers on the edge
+        sides = study.runner.placement(*plan).sides
+        return plan[0] + 1 + 0.8 * sides.count("edge") / len(sides)
+
+    for k, (s, recs) in enumerate(records.items()):
+        axs[1].step(t, [position(r.plan) + 0.02 * k for r in recs], where="post", label=s)
         axs[2].plot(t, [r.emulated_s * 1e3 for r in recs], ".", ms=3, label=s)
-    axs[1].set(ylabel="exit of the plan in force\n(+0.1: device-first)")
+    axs[1].set(ylabel="plan in force: exit\n+ 0.8 x share of layers on the edge")
     axs[2].axhline(target_s * 1e3, color="grey", ls="--", label="deadline")
     axs[2].set(ylabel="emulated latency (ms)", xlabel="time (s)", yscale="log")
     axs[2].legend(fontsize=7)

