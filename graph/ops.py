@@ -175,14 +175,6 @@ class OpSpec:
 # Reading the table.
 
 
-def spec(op_type: str) -> OpSpec:
-    """The spec of ``op_type``; ValueError naming the known types otherwise."""
-    s = SPECS.get(op_type)
-    if s is None:
-        raise ValueError(f"unknown op type {op_type!r}; known types: {', '.join(SPECS)}")
-    return s
-
-
 def who(op: "Op") -> str:
     """How errors name an op: ``op 'conv1' (conv)``."""
     return f"op {op.name!r} ({op.type})"

@@ -11,12 +11,16 @@ each region runs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...kernels import LAYOUTS
 from ..ops import SPECS
 from .view import GraphView, view_of
+
+if TYPE_CHECKING:
+    from ..ir import Graph
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class Prepared:
     ``b``).  Weights are read-only and shared by every executor built on it.
     """
 
-    graph: object
+    graph: "Graph"
     view: GraphView
     weights: dict
     layouts: tuple
