@@ -1,1 +1,12 @@
-"""coinfer.graph: graph IR, model zoo, ONNX import, planners, executor and CLI."""
+"""coinfer.graph: models, plans and their drivers.
+
+- :mod:`.ir` (``Graph``, ``GraphBuilder``), :mod:`.ops` (the op table: one
+  ``OpSpec`` per op type, read by everything below), :mod:`.zoo`,
+  :mod:`.onnx` (import), :mod:`.interpret` (the sequential oracle).
+- :mod:`.coexec`: CoDL-style CPU-GPU co-execution (view, regions and halos,
+  chain cost model, chain search, plans, strategies, lowering, executor).
+- :mod:`.costs`: cost sources (the ``CostSource`` protocol, hand tables,
+  measured costs) and the one timing harness.
+- :mod:`.studies`: the drivers the CLI and ``bench/`` share (kernels,
+  co-execution, arena workloads).
+"""
