@@ -37,6 +37,7 @@ from ...hw import Link, Processor, Trace
 from ...hw.link import BandwidthTrace, edge_profile
 from ...kernels import buffer as buffer_kernels
 from .. import interpret
+from ..costs.measure import samples
 from .cut import Placement, placement
 from .exits import check_exits
 
@@ -103,12 +104,15 @@ class CoRunner:
         for e in range(len(check_exits(g))):
             ops = self.placement(e, 0, "edge-first").ops
             steps = [(n, (lambda op=g.op(n): _run_op(g, op, env)), {}, {}, 0) for n in ops]
-            for r in range(repeats + 1):
+
+            def one_run(steps=steps):
                 self.trace.clear()
                 self.procs[side].run_list(steps).result(self.timeout)
-                if r:
-                    for rec in self.trace.tasks:
-                        times[rec.op].append(rec.duration)
+                return [(rec.op, rec.duration) for rec in self.trace.tasks]
+
+            for run in samples(one_run, repeats=repeats, warmup=1):
+                for op, d in run:
+                    times[op].append(d)
         self.trace.clear()
         return {k: float(np.min(v)) for k, v in times.items()}
 
@@ -296,8 +300,8 @@ def run_episode(runner: CoRunner, strategy: str, bw: BandwidthTrace, *, target_s
             key = config_map.plan_for(est)
         i = full.index(*key)
         pred = float(full.latencies(max(est, 1.0), rtt_s)[i])
-        emulated = float(np.min([runner.run(inputs[f % len(inputs)], key, link, at=t).emulated_s
-                                    for _ in range(runs)]))
+        x = inputs[f % len(inputs)]
+        emulated = min(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs, warmup=0))
         met = emulated <= target_s
         acc = full.exit_accuracy[key[0]]
         records.append(FrameRecord(t, sample, est, key, pred, emulated, key[0], bool(met), acc,

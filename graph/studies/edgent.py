@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hw.link import BandwidthTrace, Link, load_shipped, shipped
+from ..costs.measure import samples
 from ..costs.sides import MeasuredSideCosts
 from ..edgent import runtime
 from ..edgent.cut import DIRECTIONS
@@ -129,8 +130,8 @@ class Study:
         """Fastest emulated seconds of ``plan`` over ``runs`` real runs at a fixed bandwidth
         (host preemptions are no part of the emulated device)."""
         link = Link(bandwidth_bps, self.rtt_s)
-        self.runner.run(self.x, plan, link)  # warm: the plan's first run after idling is not its typical one
-        return float(np.min([self.runner.run(self.x, plan, link).emulated_s for _ in range(runs)]))
+        # One warm-up run: a plan's first run after idling is not its typical one.
+        return min(samples(lambda: self.runner.run(self.x, plan, link).emulated_s, repeats=runs, warmup=1))
 
     def static(self, bandwidth_bps: float, target_s: float, runs: int = 5) -> StaticResult:
         self.planner.plan(bandwidth_bps, target_s, self.rtt_s)  # first call: numpy's own warm-up
