@@ -92,18 +92,24 @@ class Study:
         self.graph = build(model)
         self.model, self.rtt_s, self.progress = model, float(rtt_s), progress
         self.device, self.edge = device, edge
+        self.directions, self.repeats = directions, repeats
         self.runner = runtime.CoRunner(self.graph, device, edge)
         try:
-            self.costs = MeasuredSideCosts(self.runner, repeats=repeats, progress=progress)
-            self.planner = StaticPlanner(self.graph, self.costs, directions=directions)
             self.last = len(check_exits(self.graph)) - 1
-            self.neurosurgeon = StaticPlanner(self.graph, self.costs, directions=("device-first",),
-                                              exits=[self.last])
             self.n_ops = len(self.runner.placement(self.last, 0, "edge-first").ops)
+            self.remeasure()
             self.x = self.sample_input()
         except BaseException:
             self.runner.close()
             raise
+
+    def remeasure(self) -> None:
+        """Measure every op again and rebuild the planners.  The host's speed drifts
+        with what else runs on it, so an experiment plans with costs measured just
+        before it."""
+        self.costs = MeasuredSideCosts(self.runner, repeats=self.repeats, progress=self.progress)
+        self.planner = StaticPlanner(self.graph, self.costs, directions=self.directions)
+        self.neurosurgeon = StaticPlanner(self.graph, self.costs, directions=("device-first",), exits=[self.last])
 
     def close(self):
         self.runner.close()
@@ -134,6 +140,7 @@ class Study:
         return min(samples(lambda: self.runner.run(self.x, plan, link).emulated_s, repeats=runs, warmup=1))
 
     def static(self, bandwidth_bps: float, target_s: float, runs: int = 5) -> StaticResult:
+        """The static plan for one bandwidth and target, with its emulated latency."""
         self.planner.plan(bandwidth_bps, target_s, self.rtt_s)  # first call: numpy's own warm-up
         d = self.planner.plan(bandwidth_bps, target_s, self.rtt_s)
         return StaticResult(self.model, bandwidth_bps, target_s, d, self.emulate(d, bandwidth_bps, runs),
@@ -209,6 +216,7 @@ class Study:
         from ..edgent.dynamic import ConfigurationMap
 
         frame_s = trace.duration / frames if frame_s is None else frame_s
+        self.remeasure()
         cmap = None
         if "edgent-dynamic" in strategies:
             cmap = ConfigurationMap(self.planner, self.states_for(trace, k_states), target_s=target_s,
