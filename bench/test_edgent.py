@@ -134,7 +134,7 @@ def test_episodes(benchmark, study, target):
     on_device = [study.predicted((e, 0, "edge-first"), 1e6) * 1e3 for e in range(study.last + 1)]
     lines = [f"episodes: target {target * 1e3:.0f} ms (device-only predicted {dev * 1e3:.1f} ms; exits 1-5 on the "
              f"device: {', '.join(f'{v:.1f}' for v in on_device)} ms), {FRAMES} frames per trace spread over the "
-             "whole trace, each the fastest of 3 runs; configuration map from the other five traces"]
+             "whole trace, each the median of 3 runs; configuration map from the other five traces"]
     total = {s: [] for s in STRATEGIES}
     for name, (recs, cmap) in results.items():
         sums = [summarize(s, r) for s, r in recs.items()]

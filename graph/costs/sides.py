@@ -5,7 +5,7 @@ Edgent's planners ask one question: how long does op ``name`` take on the
 :class:`TableSideCosts` answers from a hand-made table (tests, studies);
 :class:`MeasuredSideCosts` times the op on the host with the same call the
 co-inference runtime makes, on that side's pinned processor thread, and scales
-the fastest call by the side's profile (``CostProfile.scale``).  A latency predictor
+the trimmed mean of its calls by the side's profile (``CostProfile.scale``).  A latency predictor
 (Edgent's per-layer regressions, Table I) slots in as another source with the
 same method.
 """
@@ -40,8 +40,8 @@ class TableSideCosts:
 class MeasuredSideCosts:
     """Per-op seconds measured on ``runner``'s processors (a
     :class:`coinfer.graph.edgent.runtime.CoRunner`, ``runner.time_ops``): the
-    fastest call over ``repeats`` runs of each exit's sub-model after one
-    warm-up, times ``runner.profile.scale(side)``.
+    mean call (fastest and slowest fifth left out) over ``repeats`` runs of
+    each exit's sub-model after one warm-up, times ``runner.profile.scale(side)``.
 
     ``host[op][side]`` keeps the measured host seconds, so a new profile
     re-scales without re-measuring (:meth:`under`).

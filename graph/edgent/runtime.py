@@ -21,7 +21,7 @@ the estimate is the mean of the current segment.
 
 :func:`run_episode` plays a bandwidth trace with one frame every
 ``frame_s`` seconds through a strategy (:data:`STRATEGIES`), running every
-frame's kernels (the fastest of ``runs`` runs).  Frames do not queue: each
+frame's kernels (the median of ``runs`` runs).  Frames do not queue: each
 starts at its own time.  A frame's accuracy is its exit's measured accuracy if it met the deadline, and
 0 if it did not: a late answer is no answer.
 """
@@ -43,6 +43,13 @@ from .exits import check_exits
 
 __all__ = ["CoRunner", "FrameRun", "ChangeDetector", "STRATEGIES", "run_episode", "FrameRecord",
            "Summary", "summarize"]
+
+
+def trimmed_mean(values, cut: float = 0.2) -> float:
+    """Mean of ``values`` without the lowest and highest ``cut`` share of them."""
+    v = np.sort(np.asarray(values, np.float64))
+    k = int(len(v) * cut)
+    return float(v[k:len(v) - k].mean()) if len(v) > 2 * k else float(v.mean())
 
 
 def _run_op(graph, op, env):
@@ -91,12 +98,15 @@ class CoRunner:
 
     # -- measuring ------------------------------------------------------------
     def time_ops(self, side: str, repeats: int = 5) -> dict:
-        """Host seconds of every op on ``side``'s thread: the fastest of its calls.
-        Each exit's sub-model runs ``repeats`` times (after one warm-up) as one
-        command list, exactly as the runtime runs a part; each op's compute
-        records are read off the trace and pooled over the sub-models that hold
-        it.  The fastest, not the median: other work on the host only ever
-        lengthens a call, and it is no part of the emulated device."""
+        """Host seconds of every op on ``side``'s thread: the mean of its calls, the
+        fastest and slowest fifth left out.  Each exit's sub-model runs
+        ``repeats`` times (after one warm-up) as one command list, exactly as the
+        runtime runs a part; each op's compute records are read off the trace and
+        pooled over the sub-models that hold it.  A mean, not a minimum, because
+        means add up: a part's predicted time is the sum of its ops', and an op
+        at its fastest in every call is a state of the host no frame is in; the
+        trimmed tails drop host preemptions (they are no part of the emulated
+        device) and the rare lucky call."""
         g = self.graph
         x = np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)
         env = {g.inputs[0]: x}
@@ -114,7 +124,7 @@ class CoRunner:
                 for op, d in run:
                     times[op].append(d)
         self.trace.clear()
-        return {k: float(np.min(v)) for k, v in times.items()}
+        return {k: trimmed_mean(v) for k, v in times.items()}
 
     # -- running ----------------------------------------------------------------
     def placement(self, exit: int, cut: int, direction: str) -> Placement:
@@ -301,7 +311,8 @@ def run_episode(runner: CoRunner, strategy: str, bw: BandwidthTrace, *, target_s
         i = full.index(*key)
         pred = float(full.latencies(max(est, 1.0), rtt_s)[i])
         x = inputs[f % len(inputs)]
-        emulated = min(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs, warmup=0))
+        emulated = float(np.median(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs,
+                                           warmup=0)))
         met = emulated <= target_s
         acc = full.exit_accuracy[key[0]]
         records.append(FrameRecord(t, sample, est, key, pred, emulated, key[0], bool(met), acc,

@@ -133,11 +133,11 @@ class Study:
 
     # -- static ---------------------------------------------------------------
     def emulate(self, plan, bandwidth_bps: float, runs: int = 5) -> float:
-        """Fastest emulated seconds of ``plan`` over ``runs`` real runs at a fixed bandwidth
-        (host preemptions are no part of the emulated device)."""
+        """Median emulated seconds of ``plan`` over ``runs`` real runs at a fixed bandwidth."""
         link = Link(bandwidth_bps, self.rtt_s)
         # One warm-up run: a plan's first run after idling is not its typical one.
-        return min(samples(lambda: self.runner.run(self.x, plan, link).emulated_s, repeats=runs, warmup=1))
+        return float(np.median(samples(lambda: self.runner.run(self.x, plan, link).emulated_s, repeats=runs,
+                                       warmup=1)))
 
     def static(self, bandwidth_bps: float, target_s: float, runs: int = 5) -> StaticResult:
         """The static plan for one bandwidth and target, with its emulated latency."""
@@ -211,7 +211,7 @@ class Study:
 
     def episode(self, trace: BandwidthTrace, *, target_s: float, frames: int, frame_s: float | None = None,
                 strategies=runtime.STRATEGIES, k_states: int = 6, runs: int = 3) -> dict:
-        """Every strategy over ``frames`` frames of ``trace`` (each frame the fastest of
+        """Every strategy over ``frames`` frames of ``trace`` (each frame the median of
         ``runs`` real runs): {strategy: [FrameRecord]}."""
         from ..edgent.dynamic import ConfigurationMap
 
