@@ -107,24 +107,53 @@ class CoRunner:
         at its fastest in every call is a state of the host no frame is in; the
         trimmed tails drop host preemptions (they are no part of the emulated
         device) and the rare lucky call."""
-        g = self.graph
-        x = np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)
-        env = {g.inputs[0]: x}
-        times: dict = {op.name: [] for op in g.ops}
-        for e in range(len(check_exits(g))):
-            ops = self.placement(e, 0, "edge-first").ops
-            steps = [(n, (lambda op=g.op(n): _run_op(g, op, env)), {}, {}, 0) for n in ops]
-
-            def one_run(steps=steps):
-                self.trace.clear()
-                self.procs[side].run_list(steps).result(self.timeout)
-                return [(rec.op, rec.duration) for rec in self.trace.tasks]
-
-            for run in samples(one_run, repeats=repeats, warmup=1):
-                for op, d in run:
-                    times[op].append(d)
-        self.trace.clear()
+        times: dict = {op.name: [] for op in self.graph.ops}
+        for e in range(len(check_exits(self.graph))):
+            for op, ds in self.op_samples(side, e, repeats).items():
+                times[op].extend(ds)
         return {k: trimmed_mean(v) for k, v in times.items()}
+
+    def op_samples(self, side: str, exit: int, repeats: int = 1, warmup: int = 1) -> dict:
+        """{op: host seconds of each of ``repeats`` calls} for exit ``exit``'s sub-model
+        run on ``side`` as one command list (after ``warmup`` discarded runs)."""
+        g = self.graph
+        env = {g.inputs[0]: np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)}
+        steps = [(n, (lambda op=g.op(n): _run_op(g, op, env)), {}, {}, 0) for n in self.placement(exit, 0, "edge-first").ops]
+
+        def one_run():
+            self.trace.clear()
+            self.procs[side].run_list(steps).result(self.timeout)
+            return [(rec.op, rec.duration) for rec in self.trace.tasks]
+
+        out: dict = {n: [] for n, *_ in steps}
+        for run in samples(one_run, repeats=repeats, warmup=warmup):
+            for op, d in run:
+                out[op].append(d)
+        self.trace.clear()
+        return out
+
+    def check_prediction(self, plan, link: Link, x, rounds: int = 7) -> tuple[float, float]:
+        """(predicted, emulated) seconds of ``plan`` over ``link``, measured in interleaved
+        rounds so both see the same state of the host: each round times the
+        sub-model's ops on both sides, then really runs the frame.  Predicted is
+        the sum of each op's trimmed mean on its side, scaled by the profile, plus
+        the link's transfers; emulated the median frame."""
+        e, p, d = (plan.exit, plan.cut, plan.direction) if hasattr(plan, "exit") else plan
+        pl = self.placement(e, p, d)
+        host = {side: {n: [] for n in pl.ops} for side in ("device", "edge")}
+        frames = []
+        for r in range(rounds + 1):
+            for side in set(pl.sides):
+                for op, ds in self.op_samples(side, e, 1, warmup=0).items():
+                    host[side][op].extend(ds)
+            em = self.run(x, (e, p, d), link).emulated_s
+            if r:
+                frames.append(em)
+            else:  # the first round warms up
+                host = {side: {n: [] for n in pl.ops} for side in ("device", "edge")}
+        predicted = sum(trimmed_mean(host[side][n]) * self.profile.scale(side) for n, side in zip(pl.ops, pl.sides))
+        predicted += sum(link.transfer_time(c.nbytes) for c in pl.crossings)
+        return predicted, float(np.median(frames))
 
     # -- running ----------------------------------------------------------------
     def placement(self, exit: int, cut: int, direction: str) -> Placement:
