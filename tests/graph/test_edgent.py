@@ -305,3 +305,9 @@ def test_cli_plots(tmp_path, capsys):
                      "branchy_lenet_latency_vs_bandwidth.png"]
     assert all((out / n).read_bytes()[:4] == b"\x89PNG" for n in names)
     assert "wrote" in capsys.readouterr().err
+
+
+def test_check_prediction_returns_both_sides_of_the_comparison(runner):
+    pr, em = runner.check_prediction((2, 4, "edge-first"), Link(1e6, 0.01), _x(1), rounds=2)
+    xfer = sum(Link(1e6, 0.01).transfer_time(c.nbytes) for c in runner.placement(2, 4, "edge-first").crossings)
+    assert pr > xfer and em > xfer
