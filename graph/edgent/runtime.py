@@ -19,9 +19,9 @@ declared when the mean of the last ``window`` samples differs from the mean
 of the current segment before them by more than ``threshold`` (natural log);
 the estimate is the mean of the current segment.
 
-:func:`run_episode` plays a bandwidth trace with one frame every
-``frame_s`` seconds through a strategy (:data:`STRATEGIES`), running every
-frame's kernels (the median of ``runs`` runs).  Frames do not queue: each
+:func:`run_episodes` plays a bandwidth trace with one frame every
+``frame_s`` seconds through the strategies (:data:`STRATEGIES`), interleaved
+frame by frame, running every frame's kernels (the median of ``runs`` runs).  Frames do not queue: each
 starts at its own time.  A frame's accuracy is its exit's measured accuracy if it met the deadline, and
 0 if it did not: a late answer is no answer.
 """
@@ -41,7 +41,7 @@ from ..costs.measure import samples
 from .cut import Placement, placement
 from .exits import check_exits
 
-__all__ = ["CoRunner", "FrameRun", "ChangeDetector", "STRATEGIES", "run_episode", "FrameRecord",
+__all__ = ["CoRunner", "FrameRun", "ChangeDetector", "STRATEGIES", "run_episodes", "run_episode", "FrameRecord",
            "Summary", "summarize"]
 
 
@@ -294,61 +294,84 @@ def summarize(name: str, records: list) -> Summary:
                    float(np.mean(np.abs(lat - pred) / lat)))
 
 
-def run_episode(runner: CoRunner, strategy: str, bw: BandwidthTrace, *, target_s: float, frame_s: float,
-                frames: int, planners: dict, rtt_s: float = 0.0, config_map=None, inputs=None,
-                runs: int = 1, progress=None) -> list:
-    """Play ``frames`` frames of ``bw`` (one every ``frame_s`` s) through ``strategy``.
+class _Policy:
+    """How one strategy picks the plan for a frame: ``decide(t, sample) -> (plan, estimate)``."""
 
+    def __init__(self, name: str, runner: CoRunner, bw: BandwidthTrace, planners: dict, target_s: float,
+                 rtt_s: float, config_map):
+        if name not in STRATEGIES:
+            raise ValueError(f"run_episodes: strategy must be one of {STRATEGIES}, got {name!r}")
+        if name == "edgent-dynamic" and config_map is None:
+            raise ValueError("run_episodes: edgent-dynamic needs a config_map")
+        self.name, self.bw, self.planners, self.target_s, self.rtt_s = name, bw, planners, target_s, rtt_s
+        self.config_map = config_map
+        self.last = len(check_exits(runner.graph)) - 1
+        self.n_ops = len(runner.placement(self.last, 0, "edge-first").ops)
+        self.static = planners["all"].plan(bw.mean_bps(), target_s, rtt_s) if name == "edgent-static" else None
+        self.detector = ChangeDetector() if name == "edgent-dynamic" else None
+        self.seen = 0  # trace samples already fed to the detector
+
+    def decide(self, t: float, sample: float) -> tuple:
+        if self.name == "device-only":
+            return (self.last, 0, "edge-first"), sample
+        if self.name == "edge-only":
+            return (self.last, self.n_ops, "edge-first"), sample
+        if self.name == "neurosurgeon":
+            return self.planners["neurosurgeon"].plan(max(sample, 1.0), self.target_s, self.rtt_s).key, sample
+        if self.name == "edgent-static":
+            return self.static.key, self.bw.mean_bps()
+        k_t = _samples_until(self.bw, t)
+        while self.seen < k_t:
+            self.detector.update(float(self.bw.bps[self.seen % len(self.bw)]))
+            self.seen += 1
+        est = self.detector.estimate
+        return self.config_map.plan_for(est), est
+
+
+def run_episodes(runner: CoRunner, bw: BandwidthTrace, strategies=STRATEGIES, *, target_s: float, frame_s: float,
+                 frames: int, planners: dict, rtt_s: float = 0.0, config_map=None, inputs=None, runs: int = 1,
+                 progress=None) -> dict:
+    """Play ``frames`` frames of ``bw`` (one every ``frame_s`` s) through each strategy.
+
+    The strategies are interleaved frame by frame: at each frame every one of
+    them runs in turn, so all of them meet the same state of the host.
     ``planners``: ``{"all": StaticPlanner over every exit and direction,
     "neurosurgeon": StaticPlanner over the last exit, device-first}``;
     ``config_map``: a :class:`~coinfer.graph.edgent.dynamic.ConfigurationMap`
     for ``edgent-dynamic``.  ``inputs``: frames' input arrays (cycled), default
-    one seeded random input.  Returns a list of :class:`FrameRecord`.
+    one seeded random input.  Each frame really runs ``runs`` times and
+    keeps the median emulated latency: a host preemption inside a kernel,
+    scaled by the device profile, would otherwise stand for the device.
+    Returns {strategy: [FrameRecord]}.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"run_episode: strategy must be one of {STRATEGIES}, got {strategy!r}")
     g = runner.graph
-    last = len(check_exits(g)) - 1
     full = planners["all"]
     if inputs is None:
         inputs = [np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)]
     link = Link(trace=bw, rtt_s=rtt_s)
-    n_ops = len(runner.placement(last, 0, "edge-first").ops)
-    static = full.plan(bw.mean_bps(), target_s, rtt_s) if strategy == "edgent-static" else None
-    detector = ChangeDetector() if strategy == "edgent-dynamic" else None
-    seen = 0  # trace samples already fed to the detector
-    records = []
+    policies = [_Policy(s, runner, bw, planners, target_s, rtt_s, config_map) for s in strategies]
+    records: dict = {p.name: [] for p in policies}
     for f in range(frames):
         t = f * frame_s
         sample = bw.bandwidth(t)  # the latest sample taken at or before t
-        if strategy == "device-only":
-            key, est = (last, 0, "edge-first"), sample
-        elif strategy == "edge-only":
-            key, est = (last, n_ops, "edge-first"), sample
-        elif strategy == "neurosurgeon":
-            dn = planners["neurosurgeon"].plan(max(sample, 1.0), target_s, rtt_s)
-            key, est = dn.key, sample
-        elif strategy == "edgent-static":
-            key, est = static.key, bw.mean_bps()
-        else:
-            k_t = _samples_until(bw, t)
-            while seen < k_t:
-                detector.update(float(bw.bps[seen % len(bw)]))
-                seen += 1
-            est = detector.estimate
-            key = config_map.plan_for(est)
-        i = full.index(*key)
-        pred = float(full.latencies(max(est, 1.0), rtt_s)[i])
         x = inputs[f % len(inputs)]
-        emulated = float(np.median(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs,
-                                           warmup=0)))
-        met = emulated <= target_s
-        acc = full.exit_accuracy[key[0]]
-        records.append(FrameRecord(t, sample, est, key, pred, emulated, key[0], bool(met), acc,
-                                   acc if met else 0.0))
+        for pol in policies:
+            key, est = pol.decide(t, sample)
+            pred = float(full.latencies(max(est, 1.0), rtt_s)[full.index(*key)])
+            emulated = float(np.median(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs,
+                                               warmup=0)))
+            met = emulated <= target_s
+            acc = full.exit_accuracy[key[0]]
+            records[pol.name].append(FrameRecord(t, sample, est, key, pred, emulated, key[0], bool(met), acc,
+                                                 acc if met else 0.0))
         if progress is not None:
             progress()
     return records
+
+
+def run_episode(runner: CoRunner, strategy: str, bw: BandwidthTrace, **kw) -> list:
+    """One strategy's frames (see :func:`run_episodes`)."""
+    return run_episodes(runner, bw, (strategy,), **kw)[strategy]
 
 
 def _samples_until(bw: BandwidthTrace, t: float) -> int:

@@ -86,7 +86,7 @@ class StaticResult:
 
 class Study:
     def __init__(self, model: str, *, device="raspberry_pi", edge="desktop_edge", rtt_s: float = 0.02,
-                 directions=DIRECTIONS, repeats: int = 9, progress: bool = True):
+                 directions=DIRECTIONS, repeats: int = 20, progress: bool = True):
         if model not in MODELS:
             raise ValueError(f"coinfer edgent: unknown model {model!r}; branchy models: {', '.join(MODELS)}")
         self.graph = build(model)
@@ -222,13 +222,17 @@ class Study:
             cmap = ConfigurationMap(self.planner, self.states_for(trace, k_states), target_s=target_s,
                                     frame_s=frame_s, rtt_s=self.rtt_s)
         planners = {"all": self.planner, "neurosurgeon": self.neurosurgeon}
-        out = {}
-        with Progress(len(strategies), f"episode {trace.name}", enabled=self.progress) as prog:
-            for s in strategies:
-                prog.step(f"{s}, {frames} frames")
-                out[s] = runtime.run_episode(self.runner, s, trace, target_s=target_s, frame_s=frame_s,
-                                             frames=frames, planners=planners, rtt_s=self.rtt_s,
-                                             config_map=cmap, inputs=[self.x], runs=runs)
+        every = max(1, frames // 20)
+        done = [0]
+        with Progress(-(-frames // every), f"episode {trace.name}", enabled=self.progress) as prog:
+            def tick():
+                done[0] += 1
+                if done[0] % every == 0 or done[0] == frames:
+                    prog.step(f"frame {done[0]}/{frames}, {len(strategies)} strategies each")
+
+            out = runtime.run_episodes(self.runner, trace, strategies, target_s=target_s, frame_s=frame_s,
+                                       frames=frames, planners=planners, rtt_s=self.rtt_s, config_map=cmap,
+                                       inputs=[self.x], runs=runs, progress=tick)
         self.config_map = cmap
         return out
 
