@@ -122,33 +122,50 @@ def reward(accuracy, latency_s, target_s: float, frame_s: float):
 class ConfigurationMap:
     """The best plan per bandwidth state: ``plans[state]`` = (exit, cut, direction),
     ``rewards[state]`` its mean reward, ``met[state]`` the share of the state's
-    samples where it meets the target."""
+    samples where it meets the target.
+
+    ``speeds``: the map is also built for compute times multiplied by each of
+    these factors (``by_speed[f]`` = (plans, rewards, met)); ``plan_for(bps,
+    speed)`` uses the nearest factor.  The emulated device runs on a shared host
+    whose speed drifts with other load; the runtime measures that drift
+    (:class:`~coinfer.graph.edgent.runtime.SpeedTracker`) and picks the map built
+    for it.  ``plans``, ``rewards`` and ``met`` are those of factor 1.
+    """
 
     def __init__(self, planner, states: BandwidthStates, *, target_s: float, frame_s: float,
-                 rtt_s: float = 0.0):
+                 rtt_s: float = 0.0, speeds=(1.0,)):
         self.states, self.target_s, self.frame_s = states, float(target_s), float(frame_s)
-        self.plans, self.rewards, self.met = [], [], []
-        for j in range(len(states)):
-            bw = np.asarray(states.samples[j], np.float64)
-            lat = self.latency_matrix(planner, bw, rtt_s)
-            r = reward(planner.accuracy[:, None], lat, target_s, frame_s).mean(axis=1)
-            centre = planner.latencies(float(states.centres[j]), rtt_s)
-            i = int(np.lexsort((np.arange(len(r)), centre, -r))[0])
-            self.plans.append(planner.keys[i])
-            self.rewards.append(float(r[i]))
-            self.met.append(float((lat[i] <= target_s).mean()))
+        if any(not f > 0 for f in speeds):
+            raise ValueError(f"ConfigurationMap: speeds must be > 0, got {speeds!r}")
+        self.speeds = np.array(sorted({float(f) for f in speeds} | {1.0}))
+        self.by_speed = {}
+        for f in self.speeds:
+            plans, rewards, met = [], [], []
+            for j in range(len(states)):
+                bw = np.asarray(states.samples[j], np.float64)
+                lat = self.latency_matrix(planner, bw, rtt_s, f)
+                r = reward(planner.accuracy[:, None], lat, target_s, frame_s).mean(axis=1)
+                centre = planner.latencies(float(states.centres[j]), rtt_s) + planner.compute_s * (f - 1.0)
+                i = int(np.lexsort((np.arange(len(r)), centre, -r))[0])
+                plans.append(planner.keys[i])
+                rewards.append(float(r[i]))
+                met.append(float((lat[i] <= target_s).mean()))
+            self.by_speed[float(f)] = (plans, rewards, met)
+        self.plans, self.rewards, self.met = self.by_speed[1.0]
 
     @staticmethod
-    def latency_matrix(planner, bw: np.ndarray, rtt_s: float) -> np.ndarray:
-        """(candidates, samples) latencies; a sample of 0 bit/s makes any transfer infinite."""
+    def latency_matrix(planner, bw: np.ndarray, rtt_s: float, speed: float = 1.0) -> np.ndarray:
+        """(candidates, samples) latencies, compute times x ``speed``; a sample of
+        0 bit/s makes any transfer infinite."""
         per_byte = np.where(bw > 0, 8.0 / np.where(bw > 0, bw, 1.0), np.inf)
         with np.errstate(invalid="ignore"):
             xfer = planner.bytes[:, None] * per_byte[None, :]
         xfer = np.where(planner.bytes[:, None] > 0, xfer, 0.0)
-        return planner.compute_s[:, None] + planner.transfers[:, None] * (rtt_s / 2) + xfer
+        return planner.compute_s[:, None] * speed + planner.transfers[:, None] * (rtt_s / 2) + xfer
 
-    def plan_for(self, bps: float) -> tuple:
-        return self.plans[self.states.state_of(bps)]
+    def plan_for(self, bps: float, speed: float = 1.0) -> tuple:
+        f = float(self.speeds[np.abs(np.log(self.speeds) - math.log(speed)).argmin()])
+        return self.by_speed[f][0][self.states.state_of(bps)]
 
     def table(self) -> str:
         lines = [f"{'state':>5} {'centre kbit/s':>14} {'samples':>8} {'exit':>5} {'cut':>4} {'direction':<13}"

@@ -17,7 +17,11 @@ runtime, without the host's dispatch gaps.
 windowed test on the log of the measured throughput samples.  A change is
 declared when the mean of the last ``window`` samples differs from the mean
 of the current segment before them by more than ``threshold`` (natural log);
-the estimate is the mean of the current segment.
+the estimate is the mean of the current segment.  Our addition to Edgent's
+runtime, :class:`SpeedTracker`, follows how much slower than predicted the
+emulated compute runs (the host that emulates the device is shared, and its
+speed drifts), and the dynamic strategy uses the configuration map built for
+that speed.
 
 :func:`run_episodes` plays a bandwidth trace with one frame every
 ``frame_s`` seconds through the strategies (:data:`STRATEGIES`), interleaved
@@ -41,7 +45,7 @@ from ..costs.measure import samples
 from .cut import Placement, placement
 from .exits import check_exits
 
-__all__ = ["CoRunner", "FrameRun", "ChangeDetector", "STRATEGIES", "run_episodes", "run_episode", "FrameRecord",
+__all__ = ["CoRunner", "FrameRun", "ChangeDetector", "SpeedTracker", "STRATEGIES", "run_episodes", "run_episode", "FrameRecord",
            "Summary", "summarize"]
 
 
@@ -58,10 +62,13 @@ def _run_op(graph, op, env):
 
 @dataclass
 class FrameRun:
+    """A frame's answer, its emulated seconds, of which ``transfer_s`` on the link."""
+
     probabilities: np.ndarray
     emulated_s: float
     placement: Placement
     trace: Trace = field(repr=False, default=None)
+    transfer_s: float = 0.0
 
 
 class CoRunner:
@@ -207,7 +214,8 @@ class CoRunner:
             if t is not None:
                 t.result(self.timeout)
         out = check_exits(g)[e].output
-        return FrameRun(env["device"][out], trace.replay(self.profile, gaps=False), pl, trace)
+        xfer = sum(t.duration for t in trace.tasks if t.kind == "transfer")
+        return FrameRun(env["device"][out], trace.replay(self.profile, gaps=False), pl, trace, xfer)
 
 
 class ChangeDetector:
@@ -243,6 +251,26 @@ class ChangeDetector:
         if not self.segment:
             raise ValueError("ChangeDetector: no sample yet")
         return math.exp(sum(self.segment) / len(self.segment))
+
+
+class SpeedTracker:
+    """How much slower than predicted the emulated compute runs: an exponentially
+    weighted mean (weight ``alpha`` on the newest) of log(emulated compute /
+    predicted compute) over frames whose predicted compute is at least
+    ``min_s``.  :attr:`speed` is its exponential (1: as measured)."""
+
+    def __init__(self, alpha: float = 0.3, min_s: float = 1e-3):
+        self.alpha, self.min_s = float(alpha), float(min_s)
+        self.log_speed = 0.0
+
+    def update(self, emulated_compute_s: float, predicted_compute_s: float) -> None:
+        if predicted_compute_s >= self.min_s and emulated_compute_s > 0:
+            r = math.log(emulated_compute_s / predicted_compute_s)
+            self.log_speed = (1 - self.alpha) * self.log_speed + self.alpha * r
+
+    @property
+    def speed(self) -> float:
+        return math.exp(self.log_speed)
 
 
 # -- episodes -------------------------------------------------------------------
@@ -309,6 +337,7 @@ class _Policy:
         self.n_ops = len(runner.placement(self.last, 0, "edge-first").ops)
         self.static = planners["all"].plan(bw.mean_bps(), target_s, rtt_s) if name == "edgent-static" else None
         self.detector = ChangeDetector() if name == "edgent-dynamic" else None
+        self.speed = SpeedTracker() if name == "edgent-dynamic" else None
         self.seen = 0  # trace samples already fed to the detector
 
     def decide(self, t: float, sample: float) -> tuple:
@@ -325,7 +354,12 @@ class _Policy:
             self.detector.update(float(self.bw.bps[self.seen % len(self.bw)]))
             self.seen += 1
         est = self.detector.estimate
-        return self.config_map.plan_for(est), est
+        return self.config_map.plan_for(est, self.speed.speed), est
+
+    def observe(self, compute_index: int, emulated_compute_s: float) -> None:
+        """After a frame: what its compute took, emulated, against the planner's figure."""
+        if self.speed is not None:
+            self.speed.update(emulated_compute_s, float(self.planners["all"].compute_s[compute_index]))
 
 
 def run_episodes(runner: CoRunner, bw: BandwidthTrace, strategies=STRATEGIES, *, target_s: float, frame_s: float,
@@ -340,9 +374,9 @@ def run_episodes(runner: CoRunner, bw: BandwidthTrace, strategies=STRATEGIES, *,
     ``config_map``: a :class:`~coinfer.graph.edgent.dynamic.ConfigurationMap`
     for ``edgent-dynamic``.  ``inputs``: frames' input arrays (cycled), default
     one seeded random input.  Each frame really runs ``runs`` times and
-    keeps the median emulated latency: a host preemption inside a kernel,
-    scaled by the device profile, would otherwise stand for the device.
-    Returns {strategy: [FrameRecord]}.
+    keeps the median emulated latency (the lower middle one for an even count):
+    a host preemption inside a kernel, scaled by the device profile, would
+    otherwise stand for the device.  Returns {strategy: [FrameRecord]}.
     """
     g = runner.graph
     full = planners["all"]
@@ -357,12 +391,15 @@ def run_episodes(runner: CoRunner, bw: BandwidthTrace, strategies=STRATEGIES, *,
         x = inputs[f % len(inputs)]
         for pol in policies:
             key, est = pol.decide(t, sample)
-            pred = float(full.latencies(max(est, 1.0), rtt_s)[full.index(*key)])
-            emulated = float(np.median(samples(lambda: runner.run(x, key, link, at=t).emulated_s, repeats=runs,
-                                               warmup=0)))
-            met = emulated <= target_s
+            i = full.index(*key)
+            speed = pol.speed.speed if pol.speed is not None else 1.0
+            pred = float(full.latencies(max(est, 1.0), rtt_s)[i] + full.compute_s[i] * (speed - 1.0))
+            runs_ = samples(lambda: runner.run(x, key, link, at=t), repeats=runs, warmup=0)
+            mid = sorted(runs_, key=lambda r: r.emulated_s)[(len(runs_) - 1) // 2]
+            pol.observe(i, mid.emulated_s - mid.transfer_s)
+            met = mid.emulated_s <= target_s
             acc = full.exit_accuracy[key[0]]
-            records[pol.name].append(FrameRecord(t, sample, est, key, pred, emulated, key[0], bool(met), acc,
+            records[pol.name].append(FrameRecord(t, sample, est, key, pred, mid.emulated_s, key[0], bool(met), acc,
                                                  acc if met else 0.0))
         if progress is not None:
             progress()

@@ -36,6 +36,8 @@ from ..edgent.static import StaticPlanner
 from ..progress import Progress
 
 SWEEP_STRATEGIES = ("device-only", "edge-only", "neurosurgeon", "edgent")
+#: Host-speed factors the dynamic configuration map is built for (see ConfigurationMap).
+SPEEDS = tuple(np.round(np.geomspace(0.6, 2.5, 16), 3))
 
 
 def parse_time(text) -> float:
@@ -220,7 +222,7 @@ class Study:
         cmap = None
         if "edgent-dynamic" in strategies:
             cmap = ConfigurationMap(self.planner, self.states_for(trace, k_states), target_s=target_s,
-                                    frame_s=frame_s, rtt_s=self.rtt_s)
+                                    frame_s=frame_s, rtt_s=self.rtt_s, speeds=SPEEDS)
         planners = {"all": self.planner, "neurosurgeon": self.neurosurgeon}
         every = max(1, frames // 20)
         done = [0]

@@ -311,3 +311,23 @@ def test_check_prediction_returns_both_sides_of_the_comparison(runner):
     pr, em = runner.check_prediction((2, 4, "edge-first"), Link(1e6, 0.01), _x(1), rounds=2)
     xfer = sum(Link(1e6, 0.01).transfer_time(c.nbytes) for c in runner.placement(2, 4, "edge-first").crossings)
     assert pr > xfer and em > xfer
+
+
+def test_speed_tracker_and_maps_per_speed():
+    from coinfer.graph.edgent.runtime import SpeedTracker
+
+    sp = SpeedTracker(alpha=0.5)
+    sp.update(0.2, 0.1)
+    sp.update(0.2, 0.1)
+    assert sp.speed == pytest.approx(2 ** 0.75)
+    sp.update(5.0, 1e-5)  # predicted compute too small to tell
+    assert sp.speed == pytest.approx(2 ** 0.75)
+    g = LENET_SHAPES
+    costs = TableSideCosts({op.name: {"device": 0.01, "edge": 1e-4} for op in g.ops})
+    pl = StaticPlanner(g, costs, accuracy=[0.8, 0.9, 0.95])
+    states = BandwidthStates(np.array([1e4]), [np.array([1e4])])  # offloading is hopeless
+    target = pl.compute_s[pl.index(2, 0, "edge-first")] * 1.2  # the whole model on the device fits, barely
+    cmap = ConfigurationMap(pl, states, target_s=target, frame_s=1.0, speeds=(1.0, 1.5))
+    assert cmap.plan_for(1e4) == (2, 0, "edge-first")
+    slow = cmap.plan_for(1e4, speed=1.45)
+    assert slow[0] < 2 and pl.compute_s[pl.index(*slow)] * 1.5 <= target
