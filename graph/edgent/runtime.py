@@ -32,7 +32,6 @@ starts at its own time.  A frame's accuracy is its exit's measured accuracy if i
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
