@@ -120,6 +120,8 @@ class EdgeClient:
         except socket.timeout:
             raise EdgeError(f"edge {self.host}:{self.port}: no connection within {self.timeout:g} s",
                             timed_out=True) from None
+        except OSError as e:
+            raise EdgeError(f"edge {self.host}:{self.port}: cannot connect: {e}") from None
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self
 

@@ -194,7 +194,7 @@ def _payload_array(payload) -> np.ndarray:
         return np.frombuffer(bytes(payload), np.uint8)
     a = np.asarray(payload)
     code = dtype_code(a.dtype)
-    return np.ascontiguousarray(a, dtype=DTYPES[code])
+    return a.astype(DTYPES[code], order="C", copy=False)  # (ascontiguousarray would make a 0-d array 1-d)
 
 
 def encode(kind: Kind, request_id: int = 0, payload=None, args=(0, 0, 0), *, max_frame: int | None = None):

@@ -54,19 +54,20 @@ def chunk_bytes(bps: float) -> int:
 
 
 class TokenBucket:
-    """``TokenBucket(link, *, at=0.0, origin=None, speedup=1.0, depth_bytes=0, clock=time.perf_counter)``.
+    """``TokenBucket(link, *, at=0.0, origin=None, speedup=1.0, depth_bytes=0, clock=time.perf_counter,
+    sleep=time.sleep)``.
 
     ``link``: a :class:`~coinfer.hw.Link` (fixed bandwidth or a bandwidth trace,
     and its RTT).  See the module docstring.
     """
 
     def __init__(self, link, *, at: float = 0.0, origin: float | None = None, speedup: float = 1.0,
-                 depth_bytes: int = 0, clock=time.perf_counter):
+                 depth_bytes: int = 0, clock=time.perf_counter, sleep=time.sleep):
         if not (math.isfinite(speedup) and speedup > 0):
             raise ValueError(f"TokenBucket: speedup must be > 0, got {speedup!r}")
         if depth_bytes < 0:
             raise ValueError(f"TokenBucket: depth_bytes must be >= 0, got {depth_bytes!r}")
-        self.link, self.clock = link, clock
+        self.link, self.clock, self.sleep = link, clock, sleep
         self.at, self.speedup, self.depth = float(at), float(speedup), int(depth_bytes)
         self.origin = clock() if origin is None else float(origin)
         self.tat = -math.inf
@@ -113,7 +114,7 @@ class TokenBucket:
 
     def wait(self, nbytes: int) -> None:
         """Block until ``nbytes`` may go."""
-        sleep_until(self.take(nbytes), self.clock)
+        sleep_until(self.take(nbytes), self.clock, self.sleep)
 
 
 class ShapedSocket:
