@@ -26,7 +26,7 @@ from .. import interpret
 from ..edgent.exits import check_exits, submodel_ops
 from .shaping import sleep_until
 
-__all__ = ["n_exits", "exit_ops", "range_io", "edge_range", "run_range", "warm_range", "RangeTime", "WARM_PASSES"]
+__all__ = ["n_exits", "exit_ops", "range_io", "edge_range", "run_range", "warm_range", "RangeTime"]
 
 
 def n_exits(graph) -> int:
@@ -86,13 +86,6 @@ class RangeTime:
     queued: float
 
 
-#: A processor thread that has idled runs its next ops slower than in a loop: on the
-#: development VM B-AlexNet's exit 4 took 1.8 ms after 110 ms idle, 1.45 ms after one
-#: pass, 1.37 ms after two, 1.33 ms in a loop (its core slept, its caches went cold).
-#: Per-op costs are measured in a loop, and a profile's scale assumes that state.
-WARM_PASSES = 2
-
-
 def _steps(graph, names, env, times):
     steps = []
     for name in names:
@@ -111,30 +104,49 @@ def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: flo
     """Run ops ``names`` on Processor ``proc`` as one command list with coinfer's buffer
     kernels, reading and writing tensors in ``env``, and realise ``scale``.
 
-    With ``scale > 1`` the processor's thread is busy for ``scale x`` the ops'
-    host time, counted from the range's start: it waits out what the kernels
-    did not take.  When ``scale >= WARM_PASSES + 2`` the range first runs
-    :data:`WARM_PASSES` untimed passes on the same tensors (the results are the
-    same), inside the realised time, so the timed pass runs warm, as the
-    per-op costs it is compared with were measured."""
+    With ``scale > 1`` the processor's thread stays busy for ``scale x`` the
+    range's host time, counted from its start, as a processor ``scale`` times
+    slower would be.  It keeps running the range (on the same tensors: the
+    results do not change) until that time is reached, then waits out the last
+    fraction of a pass, and the host time scaled is the median pass, the
+    first one left out once there are others.  Why: a core that has idled (while
+    the frame waited for the link) runs the next ops slower than a loop does:
+    on the development VM B-AlexNet's exit 4 took 1.8 ms after 110 ms idle,
+    1.45 ms after one pass, 1.33 ms in a loop (the core clocked down, its
+    caches went cold).  Per-op costs are measured in a loop, a profile's
+    scale assumes that state, and a device 100 times slower than the host
+    would multiply a cold pass's extra time by 100.  ``host`` is the host
+    time scaled (the only pass when ``scale <= 1``)."""
     times: list = []
-    passes = WARM_PASSES + 1 if scale >= WARM_PASSES + 2 else 1
-    steps = _steps(graph, names, env, times) * passes
+    steps = _steps(graph, names, env, times)
+    out = {}
     if scale > 1.0:
+        filler: list = []
+        again = _steps(graph, names, env, filler)
+
         def realise():
-            timed = times[-len(names):]
-            sleep_until(times[0][0] + scale * sum(b - a for a, b in timed))
+            start = times[0][0]
+            passes = [times[-1][1] - start]
+            est = passes[0]
+            while time.perf_counter() + est < start + scale * est:
+                t = time.perf_counter()
+                for _, fn, _, _, _ in again:
+                    fn()
+                passes.append(time.perf_counter() - t)
+                est = float(np.median(passes[1:]))
+            sleep_until(start + scale * est)
+            out["host"] = est
 
         steps.append(("realise", realise, {}, {}, 0))
     submitted = time.perf_counter()
     proc.run_list(steps, timeout=timeout).result(timeout)
-    host = sum(b - a for a, b in times[-len(names):])
+    host = out.get("host", sum(b - a for a, b in times))
     return RangeTime(host, time.perf_counter() - times[0][0], times[0][0] - submitted)
 
 
 def warm_range(proc, graph, names):
     """Queue ops ``names`` on zero inputs (results dropped) and return the Task (None
-    for no ops): a warm-up for a range about to run (see :data:`WARM_PASSES`)."""
+    for no ops): a warm-up for a range about to run (see :func:`run_range`)."""
     if not names:
         return None
     made = {graph.op(n).output for n in names}

@@ -41,7 +41,7 @@ from ..edge import live as live_mod
 from ..edge.client import EdgeClient, RemoteRunner, parse_address
 from ..edge.parts import exit_ops
 
-__all__ = ["RemoteStudy", "Measured", "reference_output", "format_compare", "cli_remote"]
+__all__ = ["RemoteStudy", "Measured", "ServerProcess", "reference_output", "format_compare", "cli_remote"]
 
 
 def reference_output(graph, x: np.ndarray, exit: int) -> np.ndarray:
@@ -60,7 +60,8 @@ class Measured:
 
     plan: tuple
     bandwidth_bps: float
-    predicted_s: float
+    predicted_s: float  # the planner's, from the costs measured before
+    interleaved_s: float  # the same model on per-op costs measured between the frames
     measured_s: float
     device_s: float
     transfer_s: float
@@ -73,11 +74,17 @@ class Measured:
 
     @property
     def error(self) -> float:
-        """(measured - predicted) / predicted."""
+        """measured / predicted - 1 (the planner's prediction)."""
         return self.measured_s / self.predicted_s - 1.0
 
+    @property
+    def interleaved_error(self) -> float:
+        """measured / interleaved prediction - 1."""
+        return self.measured_s / self.interleaved_s - 1.0
+
     def as_json(self) -> dict:
-        return {"measured_ms": self.measured_s * 1e3, "transfer_ms": self.transfer_s * 1e3,
+        return {"measured_ms": self.measured_s * 1e3, "interleaved_predicted_ms": self.interleaved_s * 1e3,
+                "transfer_ms": self.transfer_s * 1e3,
                 "device_ms": self.device_s * 1e3, "edge_ms": self.edge_s * 1e3, "other_ms": self.other_s * 1e3,
                 "max_abs_err": self.max_abs_err, "frames": self.frames, "fallbacks": self.fallbacks}
 
@@ -114,19 +121,38 @@ class RemoteStudy:
 
     def measure(self, plan, bandwidth_bps: float, repeat: int = 5, warmup: int = 1, x=None) -> Measured:
         """Run ``plan`` ``warmup + repeat`` times over a link shaped to ``bandwidth_bps``
-        (and the study's RTT); the medians of the last ``repeat``."""
+        (and the study's RTT); the medians of the last ``repeat``.
+
+        Before each frame the plan's ops are also timed once on each side, as the
+        cost source times them, and ``interleaved_s`` is the planner's latency
+        model on those costs: this host's speed drifts with what else runs on it,
+        and a device 100 times slower than the host multiplies that drift, so
+        the comparison that tests the model itself uses costs measured in the
+        same moments as the frames (as :meth:`CoRunner.check_prediction` does)."""
+        from ..edgent.runtime import trimmed_mean
+
         if repeat < 1:
             raise ValueError(f"--repeat must be >= 1, got {repeat}")
         s = self.study
         x = s.x if x is None else x
         plan = tuple(plan)
-        self.client.shape(Link(bandwidth_bps, s.rtt_s))
+        link = Link(bandwidth_bps, s.rtt_s)
+        self.client.shape(link)
+        pl = s.runner.placement(*plan)
+        host = {side: {n: [] for n in pl.ops} for side in set(pl.sides)}
         refs = {}
         runs = []
         for k in range(warmup + repeat):
+            if k >= warmup:
+                for side in host:
+                    for op, ds in s.runner.op_samples(side, plan[0], 1, warmup=1).items():
+                        host[side][op].extend(ds)
             r = self.runner.run(x, plan)
             if k >= warmup:
                 runs.append(r)
+        prof = s.runner.profile
+        interleaved = sum(trimmed_mean(host[side][n]) * prof.scale(side) for n, side in zip(pl.ops, pl.sides))
+        interleaved += sum(link.transfer_time(c.nbytes) for c in pl.crossings)
         err = 0.0
         for r in runs:
             if r.exit not in refs:
@@ -136,14 +162,17 @@ class RemoteStudy:
         total = med(lambda r: r.total_s)
         dev, xfer, edge = med(lambda r: r.device_s), med(lambda r: r.transfer_s), med(lambda r: r.edge_s)
         fallbacks = [r.fallback for r in runs if r.fallback]
-        return Measured(plan, float(bandwidth_bps), s.predicted(plan, bandwidth_bps), total, dev, xfer, edge,
+        return Measured(plan, float(bandwidth_bps), s.predicted(plan, bandwidth_bps), interleaved, total, dev, xfer,
+                        edge,
                         total - dev - xfer - edge, err, len(runs), len(fallbacks), fallbacks[0] if fallbacks else "")
 
     def compare(self, bandwidths, target_s: float, repeat: int = 5) -> list:
-        """[(bandwidth, "chosen" | "edge-only", Measured)] for each bandwidth."""
+        """[(bandwidth, "chosen" | "edge-only", Measured)] for each bandwidth; the per-op
+        costs are measured again before each bandwidth's plan is made."""
         s = self.study
         rows = []
         for b in bandwidths:
+            s.remeasure()
             d = s.planner.plan(b, target_s, s.rtt_s)
             rows.append((b, "chosen", self.measure(d.key, b, repeat)))
             if not s.runner.placement(*d.key).crossings:
@@ -172,18 +201,84 @@ class RemoteStudy:
                              progress=progress)
 
 
+class ServerProcess:
+    """``coinfer edge-server --port 0 ARGS`` as a subprocess on loopback (for studies and
+    tests): waits for its banner, reads the bound port; ``stop()`` (or ``with``) ends it,
+    SIGTERM first, SIGKILL if it does not stop within ``timeout`` s."""
+
+    def __init__(self, *args, host: str = "127.0.0.1", timeout: float = 120.0):
+        import select
+        import subprocess
+        import time
+
+        cmd = [sys.executable, "-m", "coinfer.graph.studies.cli", "edge-server", "--host", host, "--port", "0",
+               *map(str, args)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline and "listening on" not in line:
+            if select.select([self.proc.stdout], [], [], 1.0)[0]:
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+            elif self.proc.poll() is not None:
+                break
+        if "listening on" not in line:
+            self.stop()
+            raise RuntimeError(f"edge server did not start: {line!r}")
+        self.banner = line
+        self.host, port = line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)
+        self.port = int(port)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def stop(self, sig=None, timeout: float = 15.0):
+        """End the server (SIGCONT first, in case it was stopped); its exit status."""
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGCONT)
+                os.kill(self.pid, signal.SIGTERM if sig is None else sig)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+            except ProcessLookupError:
+                pass
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f is not None and not f.closed:
+                f.close()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
 def format_compare(rows) -> str:
     head = (f"{'bandwidth':>10} {'plan':<9} {'exit':>4} {'cut':>4} {'direction':<13} {'predicted':>10} "
-            f"{'measured':>10} {'error':>7} {'device':>8} {'transfer':>9} {'edge':>7} {'other':>7} {'max|err|':>9}")
+            f"{'interleaved':>11} {'measured':>10} {'error':>7} {'err int':>7} {'device':>8} {'transfer':>9} "
+            f"{'edge':>7} {'other':>7} {'max|err|':>9}")
     lines = [head, "-" * len(head)]
     for b, kind, m in rows:
         e, p, d = m.plan
         lines.append(f"{b / 1e3:>6.0f}kb/s {kind:<9} {e + 1:>4} {p:>4} {d:<13} {m.predicted_s * 1e3:>8.1f}ms "
-                     f"{m.measured_s * 1e3:>8.1f}ms {100 * m.error:>+6.1f}% {m.device_s * 1e3:>6.1f}ms "
+                     f"{m.interleaved_s * 1e3:>9.1f}ms {m.measured_s * 1e3:>8.1f}ms {100 * m.error:>+6.1f}% "
+                     f"{100 * m.interleaved_error:>+6.1f}% {m.device_s * 1e3:>6.1f}ms "
                      f"{m.transfer_s * 1e3:>7.1f}ms {m.edge_s * 1e3:>5.2f}ms {m.other_s * 1e3:>5.2f}ms "
                      f"{m.max_abs_err:>9.2g}" + (f"  ({m.fallbacks} fallbacks: {m.note})" if m.fallbacks else ""))
-    lines.append("medians over the frames; error = measured / predicted - 1; device: compute realised under the "
-                 "device profile; transfer: both directions, shaped; edge: the server's compute; other: the rest")
+    lines.append("medians over the frames.  predicted: the planner's (per-op costs measured before); interleaved: "
+                 "the same model on costs measured between the frames; error, err int: measured / them - 1.  "
+                 "device: compute realised under the device profile; transfer: both directions, shaped; edge: "
+                 "the server's compute; other: the rest")
     return "\n".join(lines)
 
 

@@ -1,12 +1,7 @@
 """Test helpers for the edge server: a server subprocess on 127.0.0.1 port 0, its /proc figures, and a fuzzer."""
 from __future__ import annotations
 
-import os
-import select
-import signal
 import socket
-import subprocess
-import sys
 import time
 import zlib
 
@@ -14,40 +9,11 @@ import numpy as np
 
 from coinfer.graph.edge import frames as fr
 from coinfer.graph.edge.frames import Kind
+from coinfer.graph.studies.edge import ServerProcess
 
 
-class ServerProc:
-    """``coinfer edge-server --port 0 ARGS`` as a subprocess; ``stop()`` always ends it."""
-
-    def __init__(self, *args, timeout: float = 120.0):
-        cmd = [sys.executable, "-m", "coinfer.graph.studies.cli", "edge-server", "--host", "127.0.0.1",
-               "--port", "0", *map(str, args)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.pid = self.proc.pid
-        deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline and "listening on" not in line:
-            r, _, _ = select.select([self.proc.stdout], [], [], 1.0)
-            if r:
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-            elif self.proc.poll() is not None:
-                break
-        if "listening on" not in line:
-            self.stop()
-            raise RuntimeError(f"edge server did not start: {line!r} {self.proc.stderr.read()[-2000:]}")
-        self.banner = line
-        addr = line.split("listening on ", 1)[1].split()[0]
-        self.host, port = addr.rsplit(":", 1)
-        self.port = int(port)
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
+class ServerProc(ServerProcess):
+    """The edge server subprocess, with its /proc figures."""
 
     def status(self) -> dict:
         """Threads and VmRSS (kB) from /proc."""
@@ -67,22 +33,6 @@ class ServerProc:
             time.sleep(0.05)
             n = self.status()["Threads"]
         return n
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 15.0) -> int:
-        """End the server (SIGCONT first, in case it is stopped); its exit status."""
-        if self.proc.poll() is None:
-            try:
-                os.kill(self.pid, signal.SIGCONT)
-                os.kill(self.pid, sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
-        return self.proc.returncode
 
 
 def exchange(port: int, data: bytes, timeout: float = 5.0) -> tuple[bytes, bool]:
