@@ -1,7 +1,7 @@
 """1x1, stride-1, unpadded convolution: a GEMM whose B is the NCHW input itself.
 
 ``out[m, p] = bias[m] + sum_ic w[m, ic] * x[ic, p]``: row ic of B is channel
-ic of the input, so full 32-pixel panels are read in place and only the last,
+ic of the input, so full NR-pixel panels are read in place and only the last,
 partial panel of a block is copied (with zero fill) so that no read leaves
 ``x``.
 """
@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._conv_simd import FASTMATH
 from .gemm import NR, gemm_block
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def pack_tail(x, x_off, HW, k0, kc, p0, nv, bp):
     """``bp[kk, j] = x[x_off + (k0 + kk) * HW + p0 + j]`` for j < nv, else 0 (one panel)."""
     for kk in range(kc):
@@ -25,11 +26,11 @@ def pack_tail(x, x_off, HW, k0, kc, p0, nv, bp):
             bp[d + j] = 0.0
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_1x1(x, w, bias, out, bp, tile, N, C, HW, OC, groups, p0, p1, c0, c1, relu, kc_max, nc_max):
     """Output pixels [p0, p1) and channels [c0, c1) of a grouped 1x1 conv (flattened arrays).
 
-    ``bp`` holds ``kc_max * NR`` floats, ``tile`` 8 * NR.
+    ``bp`` holds ``kc_max * NR`` floats, ``tile`` MR * NR.
     """
     cg = C // groups
     mg = OC // groups

@@ -8,7 +8,7 @@ The weights are the GEMM's A, read in place (each OIHW row is contiguous).
 The patches are B.  The input is first laid out as padded, stride-split
 planes (``_conv_planes``), where patch row k over one output row is a
 contiguous run.  A block of ``kc`` patch rows by ``nc`` pixels is then packed
-into 32-pixel panels by copying those runs, 16 floats at a time, used for
+into NR-pixel panels by copying those runs, 16 floats at a time, used for
 every output channel, and replaced by the next block.  Unlike the plane path,
 no junk columns are computed, which suits narrow outputs (13x13, 27x27).
 """
@@ -18,11 +18,11 @@ import numpy as np
 from numba import njit
 
 from ._conv_planes import build_planes, plane_offsets
-from ._conv_simd import vload, vstore
+from ._conv_simd import FASTMATH, vload, vstore
 from .gemm import NR, gemm_block
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def block_runs(p0, nc, OW, Wq, r0, run_j, run_q, run_first):
     """Split pixels [p0, p0 + nc) into runs inside one output row and one panel.
 
@@ -47,7 +47,7 @@ def block_runs(p0, nc, OW, Wq, r0, run_j, run_q, run_first):
     run_first[npanel] = e
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def pack_panels(xq, koff, k0, kc, nc, run_j, run_q, run_first, bp):
     """``bp[panel, kk, :]`` = patch row ``k0 + kk`` over the panel's pixels.
 
@@ -74,7 +74,7 @@ def pack_panels(xq, koff, k0, kc, nc, run_j, run_q, run_first, bp):
                     vstore(bp, t + 16, vload(xq, s + 16))
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_packed(x, w, bias, out, xq, bp, tile,
                 N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw, pt, pl, groups,
                 r0, r1, c0, c1, relu, kc_max, nc_max):
@@ -82,7 +82,7 @@ def conv_packed(x, w, bias, out, xq, bp, tile,
 
     ``x``, ``w``, ``bias``, ``out`` are the flattened NCHW / OIHW / (OC,) / NCHW
     arrays; ``xq`` holds the planes (``_conv_planes``), ``bp``
-    ``kc_max * round_up(nc_max, NR) + NR`` floats, ``tile`` 8 * NR.
+    ``kc_max * round_up(nc_max, NR) + NR`` floats, ``tile`` MR * NR.
     """
     cg = C // groups
     mg = OC // groups

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._conv_simd import WIDTH, vload_first, vstore_first, vzero
-from .gemm import MR, NR, tile_8x32
+from ._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
+from .gemm import MR, NR, tile_full
 
 
 def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
@@ -27,7 +27,7 @@ def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
     return nrows + (dh * (R - 1)) // sh, OW + (dw * (S - 1)) // sw
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
     """Fill ``xq`` with the cg * sh * sw planes of one group (see the module docstring).
 
@@ -63,7 +63,7 @@ def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
     _fill_zero(xq, cg * sh * sw * HWq, NR + Wq)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fill_zero(a, start, count):
     """a[start:start+count] = 0."""
     zero = vzero()
@@ -71,7 +71,7 @@ def _fill_zero(a, start, count):
         vstore_first(a, start + j, zero, min(WIDTH, count - j))
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
     """``koff[k]``: where filter tap k = (ic, r, s) starts reading the planes."""
     HWq = Hq * Wq
@@ -86,7 +86,7 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
     return koff
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n):
     """Runs of panel columns ``[j0, j0 + NR)`` that are output pixels; returns their count.
 
@@ -110,7 +110,7 @@ def panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n):
     return count
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def copy_runs(acc, a_off, out, o_off, rows, ldo, nrun, run_t, run_o, run_n):
     """Rows ``acc[a_off + i*NR + run_t[e] ...]`` -> ``out[o_off + i*ldo + run_o[e] ...]``, i < rows."""
     for i in range(rows):
@@ -122,18 +122,18 @@ def copy_runs(acc, a_off, out, o_off, rows, ldo, nrun, run_t, run_o, run_n):
                 vstore_first(out, o + h, vload_first(acc, a + h, m), m)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_planes(x, w, bias, out, xq, acc,
                 N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw, pt, pl, groups,
                 r0, r1, c0, c1, relu, kc_max):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
 
     ``xq`` holds ``cg*sh*sw*Hq*Wq + NR + Wq`` floats; ``acc`` holds NR columns
-    for each output channel of the region rounded up to 8 rows.
+    for each output channel of the region rounded up to MR rows.
 
-    One 32-column panel at a time, over k blocks of ``kc_max`` taps, tiles of 8
-    channels accumulate into ``out`` directly where the panel is 32 pixels of
-    one output row and the tile has 8 channels, else into ``acc``, whose
+    One NR-column panel at a time, over k blocks of ``kc_max`` taps, tiles of MR
+    channels accumulate into ``out`` directly where the panel is NR pixels of
+    one output row and the tile has MR channels, else into ``acc``, whose
     pixel runs are copied out at the end.
     """
     cg = C // groups
@@ -165,10 +165,10 @@ def conv_planes(x, w, bias, out, xq, acc,
                     for m0 in range(m_lo, m_hi, MR):
                         mv = min(MR, m_hi - m0)
                         if whole and mv == MR:
-                            tile_8x32(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, out,
+                            tile_full(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, out,
                                       (n * OC + m0) * OHW + run_o[0], OHW, bias, m0, first, last_relu)
                         else:
-                            tile_8x32(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, acc,
+                            tile_full(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, acc,
                                       (m0 - m_lo) * NR, nr, bias, m0, first, last_relu)
                 for m0 in range(m_lo, m_hi, MR):
                     mv = min(MR, m_hi - m0)

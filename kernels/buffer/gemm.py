@@ -3,26 +3,36 @@
 ``C[m, n] (+)= sum_k A[m, k] * B[k, n]`` with row-major ``A`` and ``C``.  The
 conv kernels use it with A = weights (rows are output channels, read in place
 from the OIHW array), B = input patches and C = the NCHW output (rows are
-channels, columns are pixels).  Row ``k`` of B is 32 contiguous floats at
-``b_off + koff[k]``: a packed im2col panel (``koff[k] = 32 * k``), the NCHW
+channels, columns are pixels).  Row ``k`` of B is NR contiguous floats at
+``b_off + koff[k]``: a packed im2col panel (``koff[k] = NR * k``), the NCHW
 input itself for a 1x1 conv (``koff[k] = k * H * W``), or a shifted window
 of a padded input plane (see ``_conv_planes``).
 
-A tile is 8 rows by 32 (or 16) columns: 16 (or 8) accumulators of 16 floats,
-which LLVM keeps in vector registers for the whole k loop.  Each k step loads
-one row of B (two vectors), broadcasts 8 values of A and issues 16 fused
-multiply-adds.
+The tile is chosen for the instruction set the module is compiled for
+(``coinfer.kernels.target.isa``), so that its accumulators, one row of B and
+the broadcast fit the vector registers:
+
+- AVX-512 (32 zmm): ``MR x NR`` = 8 x 32, 16 accumulators of 16 floats; each k
+  step loads one row of B (two vectors), broadcasts 8 values of A and issues 16
+  fused multiply-adds.  Half panels (16 columns) take an 8 x 16 tile.
+- AVX2 and generic (16 ymm): 6 x 16, the shape of BLIS's Haswell kernel: 12
+  ymm accumulators, two for the row of B, one for the broadcast.
+
+Every output is the same sequence of multiply-adds (from the bias, over k in
+order) whichever tile computes it, so regions reproduce the whole output bit
+for bit on each path.
 
 Tile arguments, all offsets in elements of 1-D arrays:
 
 - ``a, a_off, lda``: row i of the tile's A starts at ``a_off + i * lda``;
-  ``mv`` (1..8) rows are valid, and rows past it repeat row ``mv - 1`` so that
+  ``mv`` (1..MR) rows are valid, and rows past it repeat row ``mv - 1`` so that
   no read leaves ``a`` (the caller discards their results).
 - ``b, b_off, koff``: row k of B starts at ``b_off + koff[k]`` (int64 table).
 - ``kc``: the number of k steps.
-- ``c, c_off, ldc``: the 8 x 32 destination; it must be 8 full rows.
+- ``c, c_off, ldc``: the tile's destination; it must be MR full rows.
 - ``first``: start from ``bias[bias_off + i]`` instead of the current C
-  (the first k block); ``relu``: clamp at zero before storing (last k block).
+  (the first k block); ``relu``: max(., 0) before storing (last k block),
+  which keeps NaN as NaN (IEEE ``maximum``, like the reference).
 
 Callers pass constants as ``np.int64(...)``: a literal int argument would make
 Numba compile one more specialisation of the callee.
@@ -32,13 +42,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._conv_simd import WIDTH, vbroadcast, vfma, vload, vload_first, vmax0, vstore, vstore_first
-
-MR = 8
-NR = 32
+from ..target import isa
+from ._conv_simd import FASTMATH, WIDTH, vbroadcast, vfma, vload, vload_first, vmax0, vstore, vstore_first
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
     """C[0:8, 0:32] of one tile; see the module docstring for the arguments."""
     # Rows past mv repeat the last valid row, so every read stays inside ``a``.
@@ -115,7 +124,7 @@ def tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_o
     vstore(c, c_off + 7 * ldc + 0, c7a); vstore(c, c_off + 7 * ldc + 16, c7b)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
     """C[0:8, 0:16] of one tile; see the module docstring for the arguments."""
     # Rows past mv repeat the last valid row, so every read stays inside ``a``.
@@ -191,33 +200,85 @@ def tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_o
     vstore(c, c_off + 7 * ldc + 0, c7a)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def tile_6x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
+    """C[0:6, 0:16] of one tile (the AVX2 tile); see the module docstring for the arguments."""
+    a0 = a_off + min(0, mv - 1) * lda
+    a1 = a_off + min(1, mv - 1) * lda
+    a2 = a_off + min(2, mv - 1) * lda
+    a3 = a_off + min(3, mv - 1) * lda
+    a4 = a_off + min(4, mv - 1) * lda
+    a5 = a_off + min(5, mv - 1) * lda
+    if first:
+        c0 = vbroadcast(bias, bias_off + min(0, mv - 1))
+        c1 = vbroadcast(bias, bias_off + min(1, mv - 1))
+        c2 = vbroadcast(bias, bias_off + min(2, mv - 1))
+        c3 = vbroadcast(bias, bias_off + min(3, mv - 1))
+        c4 = vbroadcast(bias, bias_off + min(4, mv - 1))
+        c5 = vbroadcast(bias, bias_off + min(5, mv - 1))
+    else:
+        c0 = vload(c, c_off + 0 * ldc)
+        c1 = vload(c, c_off + 1 * ldc)
+        c2 = vload(c, c_off + 2 * ldc)
+        c3 = vload(c, c_off + 3 * ldc)
+        c4 = vload(c, c_off + 4 * ldc)
+        c5 = vload(c, c_off + 5 * ldc)
+    for k in range(kc):
+        bv = vload(b, b_off + koff[k])
+        c0 = vfma(vbroadcast(a, a0 + k), bv, c0)
+        c1 = vfma(vbroadcast(a, a1 + k), bv, c1)
+        c2 = vfma(vbroadcast(a, a2 + k), bv, c2)
+        c3 = vfma(vbroadcast(a, a3 + k), bv, c3)
+        c4 = vfma(vbroadcast(a, a4 + k), bv, c4)
+        c5 = vfma(vbroadcast(a, a5 + k), bv, c5)
+    if relu:
+        c0 = vmax0(c0); c1 = vmax0(c1); c2 = vmax0(c2)
+        c3 = vmax0(c3); c4 = vmax0(c4); c5 = vmax0(c5)
+    vstore(c, c_off + 0 * ldc, c0)
+    vstore(c, c_off + 1 * ldc, c1)
+    vstore(c, c_off + 2 * ldc, c2)
+    vstore(c, c_off + 3 * ldc, c3)
+    vstore(c, c_off + 4 * ldc, c4)
+    vstore(c, c_off + 5 * ldc, c5)
+
+
+# The tiles of this instruction set: ``tile_full`` for MR x NR, ``tile_half`` for
+# MR x 16 (the same function when NR is 16).  Only the chosen ones get compiled.
+if isa() == "avx512":
+    MR, NR = 8, 32
+    tile_full, tile_half = tile_8x32, tile_8x16
+else:
+    MR, NR = 6, 16
+    tile_full = tile_half = tile_6x16
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def edge_tile(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, nv, bias, bias_off, first, relu, tile):
-    """A tile with fewer than 8 valid rows or 32 valid columns, computed in ``tile`` (8 x NR)."""
+    """A tile with fewer than MR valid rows or NR valid columns, computed in ``tile`` (MR x NR)."""
     if not first:
         for i in range(mv):
             for h in range(0, nv, WIDTH):
                 m = min(WIDTH, nv - h)
                 vstore_first(tile, i * NR + h, vload_first(c, c_off + i * ldc + h, m), m)
     if nv <= 16:
-        tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
+        tile_half(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
     else:
-        tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
+        tile_full(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
     for i in range(mv):
         for h in range(0, nv, WIDTH):
             m = min(WIDTH, nv - h)
             vstore_first(c, c_off + i * ldc + h, vload_first(tile, i * NR + h, m), m)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def gemm_block(a, a_off, lda, m, b, b_off, koff, panel_stride, kc, nc, c, c_off, ldc,
                bias, bias_off, first, relu, tile):
-    """``C[0:m, 0:nc] (+)= A[0:m, 0:kc] @ B[0:kc, 0:nc]`` over 8 x 32 tiles.
+    """``C[0:m, 0:nc] (+)= A[0:m, 0:kc] @ B[0:kc, 0:nc]`` over MR x NR tiles.
 
     Columns ``[p*NR, p*NR + NR)`` of B start at ``b_off + p * panel_stride``
     (rows at ``koff``).  Every panel must be readable for NR columns, or 16
-    when it has 16 or fewer.  ``tile`` is an 8 x NR scratch.  The inner loop
-    sweeps A's tiles over one panel of B (kc x 32 floats), which stays in
+    when it has 16 or fewer.  ``tile`` is an MR x NR scratch.  The inner loop
+    sweeps A's tiles over one panel of B (kc x NR floats), which stays in
     cache meanwhile; A (m x kc) comes from L2.
     """
     for j0 in range(0, nc, NR):
@@ -229,8 +290,8 @@ def gemm_block(a, a_off, lda, m, b, b_off, koff, panel_stride, kc, nc, c, c_off,
             ci = c_off + i0 * ldc + j0
             bi = bias_off + i0
             if mv == MR and nv == NR:
-                tile_8x32(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
+                tile_full(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
             elif mv == MR and nv == 16:
-                tile_8x16(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
+                tile_half(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
             else:
                 edge_tile(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, nv, bias, bi, first, relu, tile)
