@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from coinfer.graph.executor import Executor
-from coinfer.graph.planner import STRATEGIES, make_plan
-from coinfer.graph.profiler import MeasuredCosts
-from coinfer.graph.run_study import load_model
+from coinfer.graph.coexec.executor import Executor
+from coinfer.graph.coexec.strategies import STRATEGIES, make_plan
+from coinfer.graph.costs.measured import MeasuredCosts
+from coinfer.graph.studies.coexec import load_model
 from coinfer.hw import SoC
 
 MODELS = ["alexnet", "squeezenet", "vgg16", "resnet18", "mobilenet_v1"]

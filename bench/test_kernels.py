@@ -2,7 +2,7 @@
 
 Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE pytest bench/test_kernels.py --benchmark-only``.
 
-For each layer of ``coinfer.graph.kernel_study.LAYERS`` (14 convs from
+For each layer of ``coinfer.graph.studies.kernels.LAYERS`` (14 convs from
 AlexNet, NIN, SqueezeNet and VGG-16, then a max-pool and two FCs), the buffer
 kernel is timed by the ``benchmark`` fixture, and then the buffer kernel,
 onnxruntime and, when ``coinfer.kernels.image`` provides the op, the image
@@ -22,7 +22,7 @@ import os
 import numpy as np
 import pytest
 
-from coinfer.graph import kernel_study as ks
+from coinfer.graph.studies import kernels as ks
 
 MIN_TIME = float(os.environ.get("COINFER_BENCH_MIN_TIME", "0.1"))
 ROUNDS = int(os.environ.get("COINFER_BENCH_ROUNDS", "5"))

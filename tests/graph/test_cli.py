@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from coinfer.graph.cli import main
+from coinfer.graph.studies.cli import main
 
 
 def test_kernels_json(capsys):

@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from coinfer.graph import interpret, zoo
-from coinfer.graph.chains import RATIOS, valid
-from coinfer.graph.costmodel import TableCosts
-from coinfer.graph.executor import Executor
+from coinfer.graph.coexec.chains import RATIOS, valid
+from coinfer.graph.coexec.executor import Executor
 from coinfer.graph.ir import fuse_relu
-from coinfer.graph.opview import view_of
-from coinfer.graph.plan import Chain, Plan
-from coinfer.graph.planner import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
+from coinfer.graph.coexec.plan import Chain, Plan
+from coinfer.graph.coexec.strategies import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
+from coinfer.graph.coexec.view import view_of
+from coinfer.graph.costs.source import TableCosts
 from coinfer.hw import SoC
 from tests.tolerance import assert_close
 
@@ -127,8 +127,8 @@ def test_bad_input_is_refused(soc):
 
 
 def test_measured_planner_runs_every_strategy(soc):
-    from coinfer.graph.profiler import MeasuredCosts
-    from coinfer.graph.run_study import run_strategies
+    from coinfer.graph.costs.measured import MeasuredCosts
+    from coinfer.graph.studies.coexec import run_strategies
 
     g, x, ref = small("squeezenet")
     costs = MeasuredCosts(g, soc, repeats=1, progress=False)

@@ -2,12 +2,12 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from coinfer.graph.chains import best_single, search, valid
-from coinfer.graph.costmodel import TableCosts, chain_cost
-from coinfer.graph.halo import chain_rows, halo_padding, input_rows
-from coinfer.graph.opview import GraphView, OpView
-from coinfer.graph.plan import Chain, Plan
-from coinfer.graph.regions import band, chain_regions, gpu_channels
+from coinfer.graph.coexec.chains import best_single, search, valid
+from coinfer.graph.coexec.costmodel import chain_cost
+from coinfer.graph.coexec.plan import Chain, Plan
+from coinfer.graph.coexec.regions import band, chain_regions, chain_rows, gpu_channels, halo_padding, input_rows
+from coinfer.graph.coexec.view import GraphView, OpView
+from coinfer.graph.costs.source import TableCosts
 
 
 def conv(name, x, y, c_in, c_out, h_in, h_out, *, k=3, s=1, p=1):
@@ -128,7 +128,7 @@ def test_chains_amortise_sharing():
 
 
 def test_refine_never_raises_predicted_cost():
-    from coinfer.graph.chains import refine
+    from coinfer.graph.coexec.chains import refine
 
     view = linear_view(5)
     costs = costs_for(view, 1.0, 3.0, sync_s=0.05)

@@ -131,7 +131,7 @@ def test_bias_length_sets_out_channels():
 @pytest.mark.parametrize("name", ["alexnet.conv3", "squeezenet.fire2.squeeze", "alexnet.conv1"])
 def test_kernel_study_layers(name):
     """A few benchmark layer shapes (full size) against the reference and onnxruntime."""
-    from coinfer.graph import kernel_study as ks
+    from coinfer.graph.studies import kernels as ks
 
     layer = next(lay for lay in ks.CONV_LAYERS if lay.name == name)
     inp = ks.make_inputs(layer)

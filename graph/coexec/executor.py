@@ -1,4 +1,4 @@
-"""The executor: runs a :class:`~coinfer.graph.plan.Plan` on an :class:`~coinfer.hw.SoC`.
+"""The executor: runs a :class:`~coinfer.graph.coexec.plan.Plan` on an :class:`~coinfer.hw.SoC`.
 
 Two modes, chosen by the plan:
 
@@ -24,11 +24,11 @@ import time
 
 import numpy as np
 
-from ..hw import Arena
-from . import opcall
-from .opview import view_of
+from ...hw import Arena
+from .. import opcall
 from .plan import Plan
 from .regions import chain_regions, empty
+from .view import view_of
 
 
 class Executor:

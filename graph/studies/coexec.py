@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .executor import Executor
-from .ir import fuse_relu
-from .planner import STRATEGIES, make_plan
-from .progress import Progress
+from ..coexec.executor import Executor
+from ..coexec.strategies import STRATEGIES, make_plan
+from ..ir import fuse_relu
+from ..progress import Progress
 
 
 def load_model(spec: str, *, input_size: int | None = None, batch: int = 1):
     """A zoo name or a path to an ``.onnx`` file -> Graph (relu fused)."""
-    from . import zoo
+    from .. import zoo
 
     if spec.endswith(".onnx"):
-        from . import onnx as onnx_import
+        from .. import onnx as onnx_import
 
         g = onnx_import.load(spec, batch=batch)
     elif spec in zoo.names():
@@ -59,7 +59,7 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
         if s not in STRATEGIES:
             raise ValueError(f"coinfer run: unknown strategy {s!r}; choose from {', '.join(STRATEGIES)}")
     if costs is None and any(s in ("mulayer", "codl", "codl-nochain") for s in strategies):
-        from .profiler import MeasuredCosts
+        from ..costs.measured import MeasuredCosts
 
         costs = MeasuredCosts(graph, soc, progress=progress)
     order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference

@@ -11,9 +11,10 @@ chain's ratio is re-tuned over the whole range (:func:`refine`).  ``chains=False
 """
 from __future__ import annotations
 
-from .costmodel import CostSource, chain_cost
-from .opview import GraphView
+from ..costs.source import CostSource
+from .costmodel import chain_cost
 from .plan import Chain
+from .view import GraphView
 
 RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 

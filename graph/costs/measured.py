@@ -1,7 +1,7 @@
 """The profiling pass: per-op latencies measured on this SoC's processors.
 
 :class:`MeasuredCosts` is the planner's cost source for ``codl`` (see
-:mod:`coinfer.graph.costmodel`).  For every op it times, on each processor's
+:mod:`coinfer.graph.coexec.costmodel`).  For every op it times, on each processor's
 own pinned thread and with the same kernels the executor runs, the whole op
 and half of it along each dimension it can be split on, and fits
 ``t(f) = a + b*f`` in the covered fraction ``f`` of the output; the fixed part
@@ -20,13 +20,12 @@ import time
 
 import numpy as np
 
-from ..hw import memory
-from ..kernels import layout
-from . import opcall
-from .costmodel import region_fraction
-from .opview import view_of
-from .progress import Progress
-from .regions import gpu_channels
+from ...hw import memory
+from ...kernels import layout
+from .. import opcall
+from ..coexec.regions import gpu_channels, region_fraction
+from ..coexec.view import view_of
+from ..progress import Progress
 
 
 def _fit(points) -> tuple[float, float]:

@@ -12,69 +12,17 @@ CPU's share back to image:
 
 A cost source answers five questions (see :class:`CostSource`); the planner
 does not care whether the answers were measured on this machine's processors
-(:class:`coinfer.graph.profiler.MeasuredCosts`), predicted, or written by hand
-(:class:`TableCosts`).
+(:class:`coinfer.graph.costs.measured.MeasuredCosts`), predicted, or written by hand
+(:class:`coinfer.graph.costs.source.TableCosts`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-from .opview import GraphView, OpView
+from ..costs.source import CostSource
 from .plan import Chain
-from .regions import Region, chain_regions, empty
-
-
-class CostSource(Protocol):
-    def compute(self, op: OpView, proc: str, region: Region, concurrent: bool = False) -> float:
-        """Seconds for ``proc`` ('cpu'|'gpu') to compute ``region`` of ``op``'s output;
-        ``concurrent`` when the other processor is computing at the same time (the
-        two share caches and memory bandwidth)."""
-
-    def transform(self, nbytes: int) -> float: ...
-
-    def map(self, nbytes: int) -> float: ...
-
-    def unmap(self, nbytes: int) -> float: ...
-
-    def sync(self) -> float: ...
-
-
-def region_fraction(op: OpView, region: Region) -> float:
-    """Share of ``op``'s output that ``region`` covers."""
-    if empty(region):
-        return 0.0
-    h, c = op.out_rows, op.out_channels
-    return ((region[1] - region[0]) / h) * ((region[3] - region[2]) / c)
-
-
-@dataclass
-class TableCosts:
-    """Hand-written costs: per op and processor a fixed part plus a part linear in
-    the output fraction; sharing linear in bytes.  Used in tests and studies."""
-    full: dict  # op name -> {"cpu": seconds, "gpu": seconds}
-    fixed: float = 0.0
-    transform_per_byte: float = 0.0
-    transform_fixed: float = 0.0
-    map_per_byte: float = 0.0
-    map_fixed: float = 0.0
-    sync_s: float = 0.0
-
-    def compute(self, op, proc, region, concurrent=False):
-        f = region_fraction(op, region)
-        return 0.0 if f == 0 else self.fixed + f * self.full[op.name][proc]
-
-    def transform(self, nbytes):
-        return self.transform_fixed + self.transform_per_byte * nbytes if nbytes else 0.0
-
-    def map(self, nbytes):
-        return self.map_fixed + self.map_per_byte * nbytes if nbytes else 0.0
-
-    def unmap(self, nbytes):
-        return self.map(nbytes)
-
-    def sync(self):
-        return self.sync_s
+from .regions import chain_regions, empty
+from .view import GraphView
 
 
 @dataclass

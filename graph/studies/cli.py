@@ -7,8 +7,8 @@ import sys
 
 
 def _cmd_kernels(args) -> int:
-    from . import kernel_study as ks
-    from .progress import Progress
+    from ..progress import Progress
+    from . import kernels as ks
 
     layers = ks.LAYERS
     if args.layers:
@@ -80,9 +80,9 @@ def _print_kernel_table(rows, layouts, have_ort, ks) -> None:
 def _cmd_run(args) -> int:
     import numpy as np
 
-    from ..hw import SoC
-    from .planner import STRATEGIES
-    from .run_study import format_table, load_model, run_strategies
+    from ...hw import SoC
+    from ..coexec.strategies import STRATEGIES
+    from .coexec import format_table, load_model, run_strategies
 
     try:
         graph = load_model(args.model, input_size=args.input_size)

@@ -13,7 +13,7 @@
   co-executed work carry more error (dispatch and interpreter-lock waits the
   per-op timings do not see), so a model that gains little from co-execution
   (CoDL's MobileNet finding) runs on its best processor.  When the cost
-  source measured this SoC (:class:`~coinfer.graph.profiler.MeasuredCosts`),
+  source measured this SoC (:class:`~coinfer.graph.costs.measured.MeasuredCosts`),
   the co-executed plan, the plans of chain searches with a narrower and a
   wider ratio window, and the best single-processor plan are each run a few
   times and the fastest is kept: a plan is only as good as its measured time,
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from . import chains as chain_search
 from .costmodel import chain_cost
-from .opview import view_of
 from .plan import Chain, Plan
+from .view import view_of
 
 STRATEGIES = ("cpu", "gpu", "mulayer", "codl-nochain", "codl")
 

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...kernels import buffer as kb
+from ...kernels import image as ki
+from ...kernels import layout
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -144,12 +148,39 @@ def ours_runner(layer: Layer, inputs: dict, layout: str = "buffer"):
     the callable returns the image output.
     """
     if layout == "buffer":
-        from . import _kernels_buffer as kb
-    elif layout == "image":
-        from . import _kernels_image as kb
-    else:
-        raise ValueError(f"ours_runner: layout must be 'buffer' or 'image', got {layout!r}")
-    return kb.runner(layer, inputs)
+        return _buffer_runner(layer, inputs)
+    if layout == "image":
+        return _image_runner(layer, inputs)
+    raise ValueError(f"ours_runner: layout must be 'buffer' or 'image', got {layout!r}")
+
+
+def _buffer_runner(layer, inputs):
+    x = inputs["x"]
+    out = np.empty(layer.out_shape(), np.float32)
+    if layer.kind == "conv":
+        w, b = inputs["w"], inputs["b"]
+        return lambda: kb.conv2d(x, w, b, stride=layer.stride, padding=layer.pad, out=out)
+    if layer.kind == "maxpool":
+        return lambda: kb.max_pool2d(x, layer.r, stride=layer.stride, padding=layer.pad, out=out)
+    w, b = inputs["w"], inputs["b"]
+    return lambda: kb.fully_connected(x, w, b, out=out)
+
+
+def _image_runner(layer, inputs):
+    if layer.kind == "fc":
+        n, k = inputs["x"].shape
+        x_img = layout.to_image(inputs["x"].reshape(n, k, 1, 1))
+        w_img = layout.fc_to_image(inputs["w"])
+        b = inputs["b"]
+        out = np.zeros(layout.image_shape((n, layer.fc_out, 1, 1)), np.float32)
+        return lambda: ki.fully_connected(x_img, w_img, b, out=out, out_channels=layer.fc_out)
+    x_img = layout.to_image(inputs["x"])
+    out = np.zeros(layout.image_shape(layer.out_shape()), np.float32)
+    if layer.kind == "conv":
+        w_img = layout.filter_to_image(inputs["w"])
+        b = inputs["b"]
+        return lambda: ki.conv2d(x_img, w_img, b, stride=layer.stride, padding=layer.pad, out=out, out_channels=layer.k)
+    return lambda: ki.max_pool2d(x_img, layer.r, stride=layer.stride, padding=layer.pad, out=out)
 
 
 def time_call(fn, min_time: float = 0.2, repeat: int = 5) -> float:
