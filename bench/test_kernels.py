@@ -7,9 +7,10 @@ AlexNet, NIN, SqueezeNet and VGG-16, then a max-pool and two FCs), the buffer
 kernel is timed by the ``benchmark`` fixture, and then the buffer kernel,
 onnxruntime and, when ``coinfer.kernels.image`` provides the op, the image
 kernel are timed in alternating rounds in this process, so that every ratio
-compares runs made under the same machine state.  GFLOP/s and the ratios go
-into ``benchmark.extra_info``; bench/conftest.py prints the table with the
-geometric mean of the ratios over the conv layers.  Before timing, the buffer
+compares runs made under the same machine state.  GFLOP/s, the ratios and the
+share of this ISA's FMA peak (``ks.peak()``: units x lanes x 2 x measured clock)
+go into ``benchmark.extra_info``; bench/conftest.py prints the table, the ISA
+and the peak, with the geometric means over the conv layers.  Before timing, the buffer
 output is checked against onnxruntime's.
 
 ``COINFER_BENCH_MIN_TIME`` (seconds per timed round, default 0.1) and
@@ -79,6 +80,10 @@ def test_kernel_vs_onnxruntime(benchmark, kernel_study_rows, layer):
         "gflops_image": gflops.get("image"),
         "ratio_buffer_ort": sec["ort"] / sec["buffer"],
         "ratio_image_ort": sec["ort"] / sec["image"] if "image" in sec else None,
+        "isa": ks.peak()["isa"],
+        "peak_gflops": ks.peak()["peak_gflops"],
+        "peak_share_buffer": ks.peak_share(gflops["buffer"]),
+        "peak_share_image": ks.peak_share(gflops.get("image")),
     }
     benchmark.extra_info.update(row)
     kernel_study_rows.append(row)

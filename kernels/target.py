@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 ISAS = ("avx512", "avx2", "generic")
 
 # One <16 x float> FMA, as the kernels' vector intrinsics emit it.
@@ -105,3 +107,68 @@ def peak_flops_per_cycle(which: str | None = None, cpu: str | None = None) -> in
     """
     which = which or isa()
     return fma_units(which, cpu) * vector_lanes(which) * 2
+
+
+def _chain(steps):
+    """``steps`` dependent 64-bit multiply-adds (imul 3 cycles + add 1 on Intel since
+    Nehalem and AMD since Zen: Agner Fog's instruction tables); returns the value."""
+    x = np.uint64(0x2545F4914F6CDD1D)
+    for _ in range(steps):
+        x = x * x + np.uint64(0x9E3779B97F4A7C15)
+    return x
+
+
+_CYCLES_PER_STEP = 4
+
+
+@functools.lru_cache(maxsize=None)
+def clock_hz() -> tuple[float, str]:
+    """One core's clock in Hz while it runs, and how it was found.
+
+    Measured: the fastest of 5 runs of a dependent multiply-add chain of known
+    latency (about 60 ms in all).  ``/proc/cpuinfo``'s "cpu MHz" is the nominal
+    clock in a VM and the last sampled one on bare metal, so it is only quoted.
+    """
+    from numba import njit
+
+    chain = njit(nogil=True, cache=True)(_chain)
+    steps = 3_000_000
+    chain(10)
+    best = min(_timed(chain, steps) for _ in range(5))
+    hz = steps * _CYCLES_PER_STEP / best
+    mhz = cpuinfo_mhz()
+    quoted = f"; /proc/cpuinfo says {mhz:.0f} MHz" if mhz else ""
+    return hz, f"measured (dependent 64-bit multiply-add chain, {_CYCLES_PER_STEP} cycles a step){quoted}"
+
+
+def _timed(fn, steps) -> float:
+    import time
+
+    t0 = time.perf_counter()
+    fn(steps)
+    return time.perf_counter() - t0
+
+
+def cpuinfo_mhz() -> float | None:
+    """The first "cpu MHz" of /proc/cpuinfo, or None where there is none."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("cpu MHz"):
+                    return float(line.split(":")[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def peak_gflops() -> dict:
+    """This core's FMA peak for :func:`isa`: FMA units x lanes x 2 x clock.
+
+    Returns {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}.
+    """
+    import llvmlite.binding as ll
+
+    hz, source = clock_hz()
+    units, lanes = fma_units(), vector_lanes()
+    return {"isa": isa(), "cpu": ll.get_host_cpu_name(), "fma_units": units, "lanes": lanes,
+            "clock_ghz": hz / 1e9, "clock_source": source, "peak_gflops": units * lanes * 2 * hz / 1e9}

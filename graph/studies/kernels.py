@@ -4,6 +4,11 @@ The 14 conv layers come from AlexNet, NIN, SqueezeNet 1.0 and VGG-16 (the
 models of Guo 2018 plus VGG), then AlexNet's pool1, fc6 and fc8.  Each layer is
 timed on coinfer's kernels and on onnxruntime with one thread, interleaved in
 one process, so the ratio is measured under the same machine state.
+
+What limits a figure is read against :func:`peak`: the FMA peak of one core for
+the instruction set the kernels were compiled for (``coinfer.kernels.isa()``),
+FMA units x lanes x 2 x the measured clock.  A conv layer's share of it is
+:func:`peak_share`.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 
 from ...kernels import buffer as kb
 from ...kernels import image as ki
-from ...kernels import layout
+from ...kernels import layout, target
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,7 @@ def _image_runner(layer, inputs):
     x_img = layout.to_image(inputs["x"])
     out = np.zeros(layout.image_shape(layer.out_shape()), np.float32)
     if layer.kind == "conv":
-        w_img = layout.filter_to_image(inputs["w"])
+        w_img = ki.prepack_filter(layout.filter_to_image(inputs["w"]))  # once per model, as the executor does
         b = inputs["b"]
         return lambda: ki.conv2d(x_img, w_img, b, stride=layer.stride, padding=layer.pad, out=out, out_channels=layer.k)
     return lambda: ki.max_pool2d(x_img, layer.r, stride=layer.stride, padding=layer.pad, out=out)
@@ -202,3 +207,21 @@ def time_call(fn, min_time: float = 0.2, repeat: int = 5) -> float:
 def geomean(values) -> float:
     v = np.asarray([x for x in values if x and x > 0], np.float64)
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+
+
+def peak() -> dict:
+    """The kernels' ISA and this core's FMA peak (``coinfer.kernels.target.peak_gflops``):
+    {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}."""
+    return target.peak_gflops()
+
+
+def peak_share(gflops) -> float | None:
+    """``gflops`` as a fraction of :func:`peak`'s FMA peak (None for None)."""
+    return None if gflops is None else gflops / peak()["peak_gflops"]
+
+
+def describe_peak(p: dict | None = None) -> str:
+    """One line: ISA, FMA units x lanes x 2 x clock = peak, and where the clock came from."""
+    p = p or peak()
+    return (f"ISA {p['isa']} on {p['cpu']}: FMA peak = {p['fma_units']} FMA/cycle x {p['lanes']} lanes x 2 "
+            f"x {p['clock_ghz']:.2f} GHz = {p['peak_gflops']:.1f} GFLOP/s per core; clock {p['clock_source']}")
