@@ -160,7 +160,7 @@ _MAX_MR = max(WIDE_MR, NARROW_MR)
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _pixel_pass(xf, wp, bias, of, offs, bases, res, geo, g, wide, blk_lo, blk_hi, oc, relu):
+def _pixel_pass(xf, wp, bias, of, offs, bases, obases, res, geo, g, wide, blk_lo, blk_hi, oc, relu):
     """Output channel groups g (and g+1 when ``wide``) of every pixel of the region,
     stored for channel blocks [blk_lo, blk_hi)."""
     nb, xh, cb, xw, row0, sh, sw, oh_all, ocb_all, ow, r0, nr, red = geo
@@ -174,26 +174,31 @@ def _pixel_pass(xf, wp, bias, of, offs, bases, res, geo, g, wide, blk_lo, blk_hi
     last = (oc - 1) // 4  # the block whose lanes >= oc are padding
     npos = nb * nr * ow
     ob_stride = ow * 4  # distance between channel blocks of one output pixel
+    n = 0  # (image, row in region, column) of the next pixel
+    rr = 0
+    col = 0
     for p0 in range(0, npos, mr):
         nv = min(mr, npos - p0)
         for t in range(mr):
-            p = p0 + min(t, nv - 1)  # pixels past the end repeat the last
-            n = p // (nr * ow)
-            rr = (p // ow) % nr
-            col = p % ow
-            bases[t] = ((n * xh + row0 + rr * sh) * cb * xw + col * sw) * 4
+            if t < nv:
+                bases[t] = ((n * xh + row0 + rr * sh) * cb * xw + col * sw) * 4
+                obases[t] = ((n * oh_all + r0 + rr) * ocb_all * ow + col) * 4
+                col += 1
+                if col == ow:
+                    col = 0
+                    rr += 1
+                    if rr == nr:
+                        rr = 0
+                        n += 1
+            else:
+                bases[t] = bases[nv - 1]  # pixels past the end repeat the last
         if wide:
             tile_wide(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
         else:
             tile_narrow(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
         for t in range(nv):
-            p = p0 + t
-            n = p // (nr * ow)
-            rr = (p // ow) % nr
-            col = p % ow
-            obase = ((n * oh_all + r0 + rr) * ocb_all * ow + col) * 4
             for q in range(q_lo, q_hi):
-                o = np.uint64(obase + q * ob_stride)
+                o = np.uint64(obases[t] + q * ob_stride)
                 a = t * lanes + 4 * (q - 4 * g)
                 v0 = res[a]; v1 = res[a + 1]; v2 = res[a + 2]; v3 = res[a + 3]
                 if q == last and oc % 4:
@@ -231,11 +236,12 @@ def conv_region(x, wp, kh, kw, ic, bias, out, row0, sh, sw, dh, dw, r0, r1, b0, 
     of = out.reshape(out.size)
     wf = wp.reshape(wp.size)
     bases = np.empty(_MAX_MR, np.int64)
+    obases = np.empty(_MAX_MR, np.int64)
     res = np.empty(_MAX_MR * 2 * GROUP, np.float32)
     geo = (nb, xh, cb, xw, row0, sh, sw, oh_all, ocb_all, ow, r0, r1 - r0, red)
     g = b0 // 4
     g_end = (b1 + 3) // 4
     while g < g_end:
         wide = WIDE_LANES == 2 * GROUP and g + 1 < g_end
-        _pixel_pass(xf, wf, bias, of, offs, bases, res, geo, g, wide, b0, b1, oc, relu)
+        _pixel_pass(xf, wf, bias, of, offs, bases, obases, res, geo, g, wide, b0, b1, oc, relu)
         g += 2 if wide else 1
