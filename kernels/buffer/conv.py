@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import args as _args
 from ._conv_depthwise import conv_depthwise
+from ._conv_simd import aligned_empty
 from ._conv_1x1 import conv_1x1
 from ._conv_im2col import conv_packed
 from ._conv_planes import conv_planes, plane_geometry
@@ -53,11 +54,12 @@ def _buffer(name: str, size: int, dtype) -> np.ndarray:
     """A per-thread scratch array of at least ``size`` elements, reused between calls.
 
     Zero-filled when (re)allocated, so slack that a kernel reads but never
-    writes holds finite values.
+    writes holds finite values; 64-byte aligned, so packed panels are too.
     """
     a = getattr(_scratch, name, None)
     if a is None or a.size < size:
-        a = np.zeros(max(size, 1), dtype)
+        a = aligned_empty(max(size, 1), dtype)
+        a[:] = 0
         setattr(_scratch, name, a)
     return a
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from .. import args as _args
 from . import _common
+from ..buffer._conv_simd import aligned_empty
 from ._conv_tiles import GROUP, conv_region, pack_filter
 from ._depthwise import depthwise_region
 
@@ -66,7 +67,7 @@ def prepack_filter(w) -> PackedFilter:
         raise ValueError(f"{op}: w must be a filter image (OCB, KH, KW, IC, 4) with no empty axis, "
                          f"got {w.shape}")
     ocb, kh, kw, ic, _ = w.shape
-    data = np.empty((-(-ocb // 4), kh * kw * ic, GROUP), np.float32)
+    data = aligned_empty((-(-ocb // 4), kh * kw * ic, GROUP))
     pack_filter(w, data)
     return PackedFilter(data, w.shape)
 
@@ -165,7 +166,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
         return out
     packed = w if isinstance(w, PackedFilter) else prepack_filter(w)
     groups = packed.data.shape[0]
-    bias16 = np.zeros(groups * GROUP, np.float32)
+    bias16 = aligned_empty(groups * GROUP)
+    bias16[:] = 0.0
     bias16[:bias_p.shape[0]] = bias_p
     conv_region(xin, packed.data, kh, kw, packed.shape[3], bias16, out, row0, sh, sw, dh, dw,
                 r0, r1, b0, b1, oc, int(relu))
