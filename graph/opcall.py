@@ -1,7 +1,7 @@
 """One op of the IR as a kernel call, in either layout, on a region of its output.
 
 :func:`prepare` converts every op's weights once (OIHW for buffer kernels;
-filter, depthwise and FC images for image kernels).  :func:`call` then runs
+packed filter images, depthwise and FC images for image kernels).  :func:`call` then runs
 ``op`` on input arrays into ``out`` over ``rows`` x ``channels`` of the output.
 Both layouts go through the same table of op types, so a strategy differs only
 in where each region runs.
@@ -25,7 +25,7 @@ def prepare(graph, op, layouts=LAYOUTS) -> dict:
         wi = None
         if op.type == "conv":
             if op.attrs["groups"] == 1:
-                wi = layout.filter_to_image(w)
+                wi = ki.prepack_filter(layout.filter_to_image(w))  # packed once per model
             elif _depthwise(graph, op):
                 wi = layout.depthwise_to_image(w)
         elif op.type == "fc":
