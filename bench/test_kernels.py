@@ -87,3 +87,19 @@ def test_kernel_vs_onnxruntime(benchmark, kernel_study_rows, layer):
     }
     benchmark.extra_info.update(row)
     kernel_study_rows.append(row)
+
+
+_PATHS = {"host": {}, "avx2": {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}}
+_COLD: dict = {}
+
+
+@pytest.mark.parametrize("path", list(_PATHS))
+def test_cold_compile(benchmark, study_table, path):
+    """Seconds to import and first-call every kernel with an empty Numba cache, per ISA path."""
+    if not _COLD:
+        study_table("cold compile of the whole kernel set (empty Numba cache, one process)",
+                    lambda: [f"{p:>5s} path ({v['isa']}): {v['seconds']:.1f} s" for p, v in _COLD.items()])
+    seconds = benchmark.pedantic(ks.cold_compile_seconds, args=(_PATHS[path],), rounds=1, iterations=1)
+    which = ks.peak()["isa"] if path == "host" else path
+    _COLD[path] = {"isa": which, "seconds": seconds}
+    benchmark.extra_info.update({"path": path, "isa": which, "cold_compile_s": seconds})

@@ -225,3 +225,64 @@ def describe_peak(p: dict | None = None) -> str:
     p = p or peak()
     return (f"ISA {p['isa']} on {p['cpu']}: FMA peak = {p['fma_units']} FMA/cycle x {p['lanes']} lanes x 2 "
             f"x {p['clock_ghz']:.2f} GHz = {p['peak_gflops']:.1f} GFLOP/s per core; clock {p['clock_source']}")
+
+
+def call_every_kernel() -> None:
+    """Call every op of both kernel sets once on small inputs, through every conv and FC route.
+
+    Run in a fresh process with an empty Numba cache, this is the cold compile
+    of the whole kernel set (see :func:`cold_compile_seconds`).
+    """
+    rng = np.random.default_rng(0)
+
+    def r(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    x, x2 = r(1, 8, 9, 40), r(1, 8, 9, 40)
+    # Routes of buffer conv: 1x1 in place, planes (wide output), depthwise; packed im2col below.
+    convs = [(r(6, 8, 1, 1), {}), (r(6, 8, 3, 3), {"padding": 1}), (r(8, 1, 3, 3), {"padding": 1, "groups": 8})]
+    for w, kw in convs:
+        kb.conv2d(x, w, relu=True, **kw)
+    kb.conv2d(x[..., :9], convs[1][0], padding=1, relu=True)
+    xi, xi2 = layout.to_image(x), layout.to_image(x2)
+    for w, kw in convs:
+        if kw.get("groups"):
+            ki.conv2d(xi, layout.depthwise_to_image(w), relu=True, **kw)
+        else:
+            ki.conv2d(xi, ki.prepack_filter(layout.filter_to_image(w)), relu=True, **kw)
+    for n in (1, 3):
+        v, w = r(n, 40), r(10, 40)
+        kb.fully_connected(v, w, relu=True)
+        ki.fully_connected(layout.to_image(v.reshape(n, 40, 1, 1)), layout.fc_to_image(w), relu=True)
+    for k, t in ((kb, x), (ki, xi)):
+        k.max_pool2d(t, 3, stride=2)
+        k.avg_pool2d(t, 3, stride=2, padding=1)
+        k.global_avg_pool(t)
+        k.relu(t)
+        k.add(t, x2 if k is kb else xi2, relu=True)
+    kb.clip(x, min=0.0, max=6.0)
+    ki.clip(xi, min=0.0, max=6.0, c=8)
+    kb.concat([x, x2])
+    ki.concat([xi, xi2], [8, 8])
+    kb.lrn(x)
+    ki.lrn(xi, 8)
+    kb.softmax(r(2, 10))
+    ki.softmax(layout.to_image(r(2, 10, 1, 1)), 10)
+    kb.resize(x, (12, 20))
+
+
+def cold_compile_seconds(env: dict | None = None) -> float:
+    """Wall seconds of a fresh process that imports the kernels and calls every one once
+    (:func:`call_every_kernel`) with an empty Numba cache; ``env`` adds variables,
+    e.g. ``{"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}`` for the AVX2 path."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = "from coinfer.graph.studies.kernels import call_every_kernel; call_every_kernel()"
+    with tempfile.TemporaryDirectory() as cache:
+        full = {**os.environ, **(env or {}), "NUMBA_CACHE_DIR": cache}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=full, check=True)
+        return time.perf_counter() - t0
