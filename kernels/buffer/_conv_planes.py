@@ -22,6 +22,10 @@ from ._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
 from .gemm import MR, NR, tile_full
 
 
+# Zeroed floats after the planes, which tiles and the depthwise loop may read.
+PLANE_SLACK = 32
+
+
 def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
     """(Hq, Wq): plane rows and columns for ``nrows`` output rows."""
     return nrows + (dh * (R - 1)) // sh, OW + (dw * (S - 1)) // sw
@@ -31,7 +35,7 @@ def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
 def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
     """Fill ``xq`` with the cg * sh * sw planes of one group (see the module docstring).
 
-    ``xq`` holds at least ``cg*sh*sw*Hq*Wq + NR + Wq`` floats; the tail is zeroed
+    ``xq`` holds at least ``cg*sh*sw*Hq*Wq + PLANE_SLACK + Wq`` floats; the tail is zeroed
     so a tile may read past the last plane.
     """
     HWq = Hq * Wq
@@ -60,7 +64,7 @@ def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
                         for j in range(lo, hi):
                             xq[np.uint64(d + j)] = x[np.uint64(src + j * sw)]
                     _fill_zero(xq, d + hi, Wq - hi)
-    _fill_zero(xq, cg * sh * sw * HWq, NR + Wq)
+    _fill_zero(xq, cg * sh * sw * HWq, PLANE_SLACK + Wq)
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
@@ -128,7 +132,7 @@ def conv_planes(x, w, bias, out, xq, acc,
                 r0, r1, c0, c1, relu, kc_max):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
 
-    ``xq`` holds ``cg*sh*sw*Hq*Wq + NR + Wq`` floats; ``acc`` holds NR columns
+    ``xq`` holds ``cg*sh*sw*Hq*Wq + PLANE_SLACK + Wq`` floats; ``acc`` holds NR columns
     for each output channel of the region rounded up to MR rows.
 
     One NR-column panel at a time, over k blocks of ``kc_max`` taps, tiles of MR

@@ -1,12 +1,15 @@
 """conv2d on NCHW float32 buffers (ONNX Conv semantics), by output region.
 
-Dense and grouped convs are GEMMs (weights x input patches) on the register
-tiles of ``gemm``, with B taken by one of three routes:
+Dense and grouped convs take one of four routes:
 
-- ``_conv_1x1``: a 1x1, stride-1, unpadded conv reads the input in place;
-- ``_conv_planes``: wide outputs read shifted windows of padded, stride-split
-  copies of the input, computing a few junk columns per row;
-- ``_conv_im2col``: other convs pack im2col panels from those planes.
+- ``_conv_1x1``: a 1x1, stride-1, unpadded conv is a GEMM (``gemm`` tiles:
+  channels x pixels) reading the input in place;
+- ``_conv_pixels``: regions with many pixels run pixel x channel tiles (the
+  image conv's) over padded, stride-split copies of the input (planes), with
+  the weights packed per call;
+- ``_conv_planes``: other wide outputs are GEMMs reading shifted windows of
+  the planes, computing a few junk columns per row;
+- ``_conv_im2col``: the rest are GEMMs on im2col panels packed from the planes.
 
 Depthwise convs (one input channel per group) run a direct loop
 (``_conv_depthwise``).  Every route computes each output as the same
@@ -23,11 +26,14 @@ import threading
 import numpy as np
 
 from .. import args as _args
+from ..target import isa
 from ._conv_depthwise import conv_depthwise
 from ._conv_simd import aligned_empty
 from ._conv_1x1 import conv_1x1
 from ._conv_im2col import conv_packed
-from ._conv_planes import conv_planes, plane_geometry
+from ._conv_pixels import conv_pixels, pack_weights
+from ._conv_planes import PLANE_SLACK, conv_planes, plane_geometry
+from ._pixel_tiles import GROUP
 from .gemm import MR, NR
 
 _OP = "conv2d"
@@ -41,6 +47,12 @@ _PLANES_MAX_JUNK = 0.07
 # Taps per k block of the plane path: the panel's slice of the planes (about
 # 2 cache lines a tap) and the weights' (8 floats a tap) then stay in L1.
 _PLANES_KC = 256
+# The pixel route packs the weights (OC*K floats) on every call: take it for
+# regions of at least this many output pixels, where that is a few percent.
+# With AVX-512 the GEMM tiles are as fast for reductions shorter than
+# _PIXELS_MIN_K taps (measured on the kernel study's layers).
+_PIXELS_MIN = 512
+_PIXELS_MIN_K = 512 if isa() == "avx512" else 0
 
 # Block sizes of the GEMM: patch rows per k block, and pixels per block so that
 # one packed block (kc x nc floats) stays well inside the 1 MiB L2.
@@ -142,7 +154,7 @@ def _compute(x, w, b, out, geometry, no_far_padding, groups, region, relu):
     cg = c // groups
     hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
     if cg == 1 and groups == c:
-        planes = _buffer("planes", sh * sw * hq * wq + NR + wq, np.float32)
+        planes = _buffer("planes", sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
         conv_depthwise(x, w, b, out, planes, *geometry, *region, relu)
         return
     tile = _buffer("tile", MR * NR, np.float32)
@@ -151,7 +163,16 @@ def _compute(x, w, b, out, geometry, no_far_padding, groups, region, relu):
         conv_1x1(x, w, b, out, _buffer("panels", kc * NR, np.float32), tile,
                  n, c, h * wd, oc, groups, r0 * ow, r1 * ow, c0, c1, relu, kc, nc)
         return
-    planes = _buffer("planes", cg * sh * sw * hq * wq + NR + wq, np.float32)
+    planes = _buffer("planes", cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
+    if (r1 - r0) * ow >= _PIXELS_MIN and cg * kh * kw >= _PIXELS_MIN_K:
+        mg = oc // groups
+        g16 = -(-mg // GROUP)
+        wp = _buffer("packed_w", groups * g16 * cg * kh * kw * GROUP, np.float32)
+        wp = wp[:groups * g16 * cg * kh * kw * GROUP].reshape(groups, g16, cg * kh * kw, GROUP)
+        bp = _buffer("packed_b", groups * g16 * GROUP, np.float32)[:groups * g16 * GROUP].reshape(groups, g16, GROUP)
+        pack_weights(w, b, groups, mg, cg * kh * kw, wp, bp)
+        conv_pixels(x, wp, bp, out, planes, *geometry, groups, *region, relu)
+        return
     if wq - ow <= _PLANES_MAX_JUNK * wq:
         acc = _buffer("acc", -(-min(oc // groups, c1 - c0) // MR) * MR * NR, np.float32)
         kc = _even_split(cg * kh * kw, _PLANES_KC)

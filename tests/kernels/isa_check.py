@@ -1,6 +1,7 @@
 """A compact check of the conv and FC kernels on whatever ISA this process compiles for.
 
-Run as ``python -m tests.kernels.isa_check [conv] [fc]`` (default both;
+Every conv is run twice: on the routes conv2d picks, then with every region
+forced through the pixel route.  Run as ``python -m tests.kernels.isa_check [conv] [fc]`` (default both;
 tests/kernels/test_isa.py runs it
 with ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=`` to exercise the AVX2 tiles on
 any host).  Every conv route (1x1 in place, planes, packed im2col), FC at batch
@@ -41,6 +42,15 @@ def _same(a, b) -> bool:
 
 
 def _conv_cases(rng, fails):
+    from coinfer.kernels.buffer import conv
+
+    for route in ("chosen", "pixels"):
+        if route == "pixels":  # every region through the pixel route
+            conv._PIXELS_MIN, conv._PIXELS_MIN_K = 0, 0
+        _conv_route_cases(rng, fails, route)
+
+
+def _conv_route_cases(rng, fails, route):
     for c, h, w, oc, k, s, p in CONVS:
         x = rng.standard_normal((1, c, h, w), dtype=np.float32)
         x[0, 0, 1, 2], x[0, c - 1, h - 1, 0], x[0, c // 2, 0, w - 1] = np.nan, np.inf, -np.inf
@@ -54,11 +64,13 @@ def _conv_cases(rng, fails):
         kb.conv2d(x, wt, b, **kw, rows=(oh // 2, oh), out=parts)
         chans = kb.conv2d(x, wt, b, **kw, channels=(0, 5))
         kb.conv2d(x, wt, b, **kw, channels=(5, oc), out=chans)
-        name = f"buffer conv {(c, h, w, oc, k, s, p)}"
+        name = f"buffer conv {(c, h, w, oc, k, s, p)} {route} route"
         if not ieee_close(whole, want):
             fails.append(name + " vs reference")
         if not (_same(whole, parts) and _same(whole, chans)):
             fails.append(name + " regions")
+        if route == "pixels":
+            continue
         xi, wi = layout.to_image(x), ki.prepack_filter(layout.filter_to_image(wt))
         yi = ki.conv2d(xi, wi, b, out_channels=oc, **kw)
         ri = ki.conv2d(xi, wi, b, out_channels=oc, **kw, rows=(0, oh // 2))
@@ -93,8 +105,10 @@ def _cache_stats() -> dict:
     from coinfer.kernels.buffer import _conv_1x1, _conv_im2col, _conv_planes, fc
     from coinfer.kernels.image import _conv_tiles
 
-    fns = [_conv_1x1.conv_1x1, _conv_planes.conv_planes, _conv_im2col.conv_packed, fc.fc_kernel,
-           _conv_tiles.conv_region]
+    from coinfer.kernels.buffer import _conv_pixels
+
+    fns = [_conv_1x1.conv_1x1, _conv_planes.conv_planes, _conv_im2col.conv_packed, _conv_pixels.conv_pixels,
+           fc.fc_kernel, _conv_tiles.conv_region]
     return {"hits": sum(sum(f.stats.cache_hits.values()) for f in fns),
             "misses": sum(sum(f.stats.cache_misses.values()) for f in fns)}
 

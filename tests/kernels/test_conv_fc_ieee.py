@@ -48,6 +48,23 @@ def test_conv_specials_match_reference(geometry, special, where, relu):
     assert np.all(yi[:, :, -1, :, oc % 4 or 4:] == 0.0), "padding lanes must stay zero"
 
 
+@pytest.mark.parametrize("geometry", CONVS, ids=["1x1", "planes", "packed", "strided"])
+def test_pixel_route_matches_other_routes_bit_for_bit(geometry, monkeypatch):
+    """Forced through the pixel route, every region gives the bits of the routes conv2d picks."""
+    from coinfer.kernels.buffer import conv
+
+    x, wt, b, kw = _conv_problem(geometry, "nan", "x", seed=3)
+    want = kb.conv2d(x, wt, b, relu=True, **kw)
+    monkeypatch.setattr(conv, "_PIXELS_MIN", 0)
+    monkeypatch.setattr(conv, "_PIXELS_MIN_K", 0)
+    got = kb.conv2d(x, wt, b, relu=True, **kw)
+    oh, oc = want.shape[2], want.shape[1]
+    part = kb.conv2d(x, wt, b, relu=True, **kw, rows=(0, oh // 2), channels=(0, oc // 2))
+    for rows, chans in (((0, oh // 2), (oc // 2, oc)), ((oh // 2, oh), (0, oc))):
+        kb.conv2d(x, wt, b, relu=True, **kw, rows=rows, channels=chans, out=part)
+    assert got.tobytes() == want.tobytes() and part.tobytes() == want.tobytes()
+
+
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("special", list(SPECIALS))
 @pytest.mark.parametrize("n", [1, 3])
