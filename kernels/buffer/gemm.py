@@ -14,7 +14,7 @@ the broadcast fit the vector registers:
 
 - AVX-512 (32 zmm): ``MR x NR`` = 8 x 32, 16 accumulators of 16 floats; each k
   step loads one row of B (two vectors), broadcasts 8 values of A and issues 16
-  fused multiply-adds.  Half panels (16 columns) take an 8 x 16 tile.
+  fused multiply-adds.
 - AVX2 and generic (16 ymm): 6 x 16, the shape of BLIS's Haswell kernel: 12
   ymm accumulators, two for the row of B, one for the broadcast.
 
@@ -125,82 +125,6 @@ def tile_8x32(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_o
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def tile_8x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
-    """C[0:8, 0:16] of one tile; see the module docstring for the arguments."""
-    # Rows past mv repeat the last valid row, so every read stays inside ``a``.
-    a0 = a_off + min(0, mv - 1) * lda
-    a1 = a_off + min(1, mv - 1) * lda
-    a2 = a_off + min(2, mv - 1) * lda
-    a3 = a_off + min(3, mv - 1) * lda
-    a4 = a_off + min(4, mv - 1) * lda
-    a5 = a_off + min(5, mv - 1) * lda
-    a6 = a_off + min(6, mv - 1) * lda
-    a7 = a_off + min(7, mv - 1) * lda
-    if first:
-        t = vbroadcast(bias, bias_off + min(0, mv - 1))
-        c0a = t
-        t = vbroadcast(bias, bias_off + min(1, mv - 1))
-        c1a = t
-        t = vbroadcast(bias, bias_off + min(2, mv - 1))
-        c2a = t
-        t = vbroadcast(bias, bias_off + min(3, mv - 1))
-        c3a = t
-        t = vbroadcast(bias, bias_off + min(4, mv - 1))
-        c4a = t
-        t = vbroadcast(bias, bias_off + min(5, mv - 1))
-        c5a = t
-        t = vbroadcast(bias, bias_off + min(6, mv - 1))
-        c6a = t
-        t = vbroadcast(bias, bias_off + min(7, mv - 1))
-        c7a = t
-    else:
-        c0a = vload(c, c_off + 0 * ldc + 0)
-        c1a = vload(c, c_off + 1 * ldc + 0)
-        c2a = vload(c, c_off + 2 * ldc + 0)
-        c3a = vload(c, c_off + 3 * ldc + 0)
-        c4a = vload(c, c_off + 4 * ldc + 0)
-        c5a = vload(c, c_off + 5 * ldc + 0)
-        c6a = vload(c, c_off + 6 * ldc + 0)
-        c7a = vload(c, c_off + 7 * ldc + 0)
-    for k in range(kc):
-        o = b_off + koff[k]
-        ba = vload(b, o)
-        t = vbroadcast(a, a0 + k)
-        c0a = vfma(t, ba, c0a)
-        t = vbroadcast(a, a1 + k)
-        c1a = vfma(t, ba, c1a)
-        t = vbroadcast(a, a2 + k)
-        c2a = vfma(t, ba, c2a)
-        t = vbroadcast(a, a3 + k)
-        c3a = vfma(t, ba, c3a)
-        t = vbroadcast(a, a4 + k)
-        c4a = vfma(t, ba, c4a)
-        t = vbroadcast(a, a5 + k)
-        c5a = vfma(t, ba, c5a)
-        t = vbroadcast(a, a6 + k)
-        c6a = vfma(t, ba, c6a)
-        t = vbroadcast(a, a7 + k)
-        c7a = vfma(t, ba, c7a)
-    if relu:
-        c0a = vmax0(c0a)
-        c1a = vmax0(c1a)
-        c2a = vmax0(c2a)
-        c3a = vmax0(c3a)
-        c4a = vmax0(c4a)
-        c5a = vmax0(c5a)
-        c6a = vmax0(c6a)
-        c7a = vmax0(c7a)
-    vstore(c, c_off + 0 * ldc + 0, c0a)
-    vstore(c, c_off + 1 * ldc + 0, c1a)
-    vstore(c, c_off + 2 * ldc + 0, c2a)
-    vstore(c, c_off + 3 * ldc + 0, c3a)
-    vstore(c, c_off + 4 * ldc + 0, c4a)
-    vstore(c, c_off + 5 * ldc + 0, c5a)
-    vstore(c, c_off + 6 * ldc + 0, c6a)
-    vstore(c, c_off + 7 * ldc + 0, c7a)
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_6x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_off, first, relu):
     """C[0:6, 0:16] of one tile (the AVX2 tile); see the module docstring for the arguments."""
     a0 = a_off + min(0, mv - 1) * lda
@@ -242,14 +166,13 @@ def tile_6x16(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, bias, bias_o
     vstore(c, c_off + 5 * ldc, c5)
 
 
-# The tiles of this instruction set: ``tile_full`` for MR x NR, ``tile_half`` for
-# MR x 16 (the same function when NR is 16).  Only the chosen ones get compiled.
+# The tile of this instruction set (only it gets compiled); edges run it on a scratch tile.
 if isa() == "avx512":
     MR, NR = 8, 32
-    tile_full, tile_half = tile_8x32, tile_8x16
+    tile_full = tile_8x32
 else:
     MR, NR = 6, 16
-    tile_full = tile_half = tile_6x16
+    tile_full = tile_6x16
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
@@ -260,10 +183,7 @@ def edge_tile(a, a_off, lda, mv, b, b_off, koff, kc, c, c_off, ldc, nv, bias, bi
             for h in range(0, nv, WIDTH):
                 m = min(WIDTH, nv - h)
                 vstore_first(tile, i * NR + h, vload_first(c, c_off + i * ldc + h, m), m)
-    if nv <= 16:
-        tile_half(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
-    else:
-        tile_full(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
+    tile_full(a, a_off, lda, mv, b, b_off, koff, kc, tile, np.int64(0), np.int64(NR), bias, bias_off, first, relu)
     for i in range(mv):
         for h in range(0, nv, WIDTH):
             m = min(WIDTH, nv - h)
@@ -276,8 +196,8 @@ def gemm_block(a, a_off, lda, m, b, b_off, koff, panel_stride, kc, nc, c, c_off,
     """``C[0:m, 0:nc] (+)= A[0:m, 0:kc] @ B[0:kc, 0:nc]`` over MR x NR tiles.
 
     Columns ``[p*NR, p*NR + NR)`` of B start at ``b_off + p * panel_stride``
-    (rows at ``koff``).  Every panel must be readable for NR columns, or 16
-    when it has 16 or fewer.  ``tile`` is an MR x NR scratch.  The inner loop
+    (rows at ``koff``).  Every panel must be readable for NR columns.
+    ``tile`` is an MR x NR scratch.  The inner loop
     sweeps A's tiles over one panel of B (kc x NR floats), which stays in
     cache meanwhile; A (m x kc) comes from L2.
     """
@@ -291,7 +211,5 @@ def gemm_block(a, a_off, lda, m, b, b_off, koff, panel_stride, kc, nc, c, c_off,
             bi = bias_off + i0
             if mv == MR and nv == NR:
                 tile_full(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
-            elif mv == MR and nv == 16:
-                tile_half(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, bias, bi, first, relu)
             else:
                 edge_tile(a, ai, lda, mv, b, bj, koff, kc, c, ci, ldc, nv, bias, bi, first, relu, tile)
