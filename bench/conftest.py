@@ -73,7 +73,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         tr.write_line(ks.describe_peak())
         tr.write_line(
             f"{'layer':28s} {'shape':30s} {'buffer':>8s} {'image':>8s} {'ort':>8s} "
-            f"{'buf/ort':>8s} {'img/ort':>8s} {'buf%pk':>7s} {'img%pk':>7s}"
+            f"{'buf/ort':>8s} {'img/ort':>8s} {'GHz':>5s} {'buf%pk':>7s} {'img%pk':>7s}"
         )
         for row in _KERNEL_ROWS:
             share = {k: None if row.get(k) is None else 100 * row[k] for k in ("peak_share_buffer",
@@ -82,6 +82,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 f"{row['layer']:28s} {row['shape']:30s} {_fmt(row['gflops_buffer'], '8.1f')} "
                 f"{_fmt(row['gflops_image'], '8.1f')} {_fmt(row['gflops_ort'], '8.1f')} "
                 f"{_fmt(row['ratio_buffer_ort'], '8.2f')} {_fmt(row['ratio_image_ort'], '8.2f')} "
+                f"{_fmt(row.get('clock_ghz'), '5.2f')} "
                 f"{_fmt(share['peak_share_buffer'], '6.0f')}% {_fmt(share['peak_share_image'], '6.0f')}%"
             )
         conv = [r for r in _KERNEL_ROWS if r["kind"] == "conv"]

@@ -123,16 +123,23 @@ _CYCLES_PER_STEP = 4
 
 @functools.lru_cache(maxsize=None)
 def clock_hz() -> tuple[float, str]:
-    """One core's clock in Hz while it runs, and how it was found.
+    """One core's clock in Hz, measured once per process (:func:`measure_clock_hz`)."""
+    return measure_clock_hz()
+
+
+def measure_clock_hz() -> tuple[float, str]:
+    """One core's clock in Hz now, and how it was found.
 
     Measured: the fastest of 5 runs of a dependent multiply-add chain of known
-    latency (about 60 ms in all).  ``/proc/cpuinfo``'s "cpu MHz" is the nominal
-    clock in a VM and the last sampled one on bare metal, so it is only quoted.
+    latency (about 20 ms in all).  The clock drops when the other cores are
+    busy, so a study measures it next to its timings.  ``/proc/cpuinfo``'s
+    "cpu MHz" is the nominal clock in a VM and the last sampled one on bare
+    metal, so it is only quoted.
     """
     from numba import njit
 
     chain = njit(nogil=True, cache=True)(_chain)
-    steps = 3_000_000
+    steps = 1_000_000
     chain(10)
     best = min(_timed(chain, steps) for _ in range(5))
     hz = steps * _CYCLES_PER_STEP / best
@@ -161,14 +168,16 @@ def cpuinfo_mhz() -> float | None:
     return None
 
 
-def peak_gflops() -> dict:
+def peak_gflops(fresh: bool = False) -> dict:
     """This core's FMA peak for :func:`isa`: FMA units x lanes x 2 x clock.
 
-    Returns {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}.
+    ``fresh`` measures the clock again instead of using the process's first
+    measurement.  Returns {"isa", "cpu", "fma_units", "lanes", "clock_ghz",
+    "clock_source", "peak_gflops"}.
     """
     import llvmlite.binding as ll
 
-    hz, source = clock_hz()
+    hz, source = measure_clock_hz() if fresh else clock_hz()
     units, lanes = fma_units(), vector_lanes()
     return {"isa": isa(), "cpu": ll.get_host_cpu_name(), "fma_units": units, "lanes": lanes,
             "clock_ghz": hz / 1e9, "clock_source": source, "peak_gflops": units * lanes * 2 * hz / 1e9}

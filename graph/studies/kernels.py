@@ -209,15 +209,16 @@ def geomean(values) -> float:
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
 
 
-def peak() -> dict:
+def peak(fresh: bool = False) -> dict:
     """The kernels' ISA and this core's FMA peak (``coinfer.kernels.target.peak_gflops``):
-    {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}."""
-    return target.peak_gflops()
+    {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}.
+    ``fresh`` measures the clock now (it drops while other cores are busy)."""
+    return target.peak_gflops(fresh)
 
 
-def peak_share(gflops) -> float | None:
-    """``gflops`` as a fraction of :func:`peak`'s FMA peak (None for None)."""
-    return None if gflops is None else gflops / peak()["peak_gflops"]
+def peak_share(gflops, p: dict | None = None) -> float | None:
+    """``gflops`` as a fraction of the FMA peak ``p`` (default :func:`peak`); None for None."""
+    return None if gflops is None else gflops / (p or peak())["peak_gflops"]
 
 
 def describe_peak(p: dict | None = None) -> str:
