@@ -163,7 +163,7 @@ def _buffer_runner(layer, inputs):
     x = inputs["x"]
     out = np.empty(layer.out_shape(), np.float32)
     if layer.kind == "conv":
-        w, b = inputs["w"], inputs["b"]
+        w, b = kb.prepack_weights(inputs["w"]), inputs["b"]  # once per model, as the executor does
         return lambda: kb.conv2d(x, w, b, stride=layer.stride, padding=layer.pad, out=out)
     if layer.kind == "maxpool":
         return lambda: kb.max_pool2d(x, layer.r, stride=layer.stride, padding=layer.pad, out=out)

@@ -3,7 +3,8 @@
 The input of one group is copied into planes (``_conv_planes``): filter tap
 k = (ic, r, s) reads the planes at ``koff[k] + (oh - r0)*Wq + ow`` for output
 pixel (oh, ow).  The weights are packed per call into groups of 16 output
-channels, one 16-float row per tap (:func:`pack_weights`).  A register tile
+channels, one 16-float row per tap (:func:`pack_weights`), once per model by
+``buffer.prepack_weights`` or else on each call.  A register tile
 (``_pixel_tiles``, the same as image conv's) takes MR consecutive output pixels
 of the region (row-major, so a tile may wrap to the next row; no junk columns
 are computed) by 16 or 32 output channels: each tap broadcasts one input
@@ -12,8 +13,8 @@ of a channel are contiguous in the NCHW output.
 
 Each output is ``bias + sum_k w[m, k] * patch[k, p]`` by fused multiply-adds
 in k order, the same sequence as the GEMM routes, so every route and region
-gives the same bits.  Packing costs OC*K floats per call, so conv.py takes
-this route for regions with many pixels.
+gives the same bits.  Packing on a call costs OC*K floats, so conv.py then
+takes this route only for regions with many pixels.
 """
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from ._pixel_tiles import GROUP, MAX_MR, NARROW_MR, WIDE_LANES, WIDE_MR, tile_na
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def pack_weights(w, bias, groups, mg, K, wp, bp):
-    """OIHW weights (flat) -> ``wp`` (groups, G, K, 16) and bias -> ``bp`` (groups, G, 16).
+def pack_weights(w, groups, mg, K, wp):
+    """OIHW weights (flat) -> ``wp`` (groups, G, K, 16).
 
     ``wp[g, j, k, l] = w[g*mg + 16*j + l, k]`` for channels of the group, 0 past it.
     """
@@ -36,15 +37,9 @@ def pack_weights(w, bias, groups, mg, K, wp, bp):
         for j in range(G):
             for l in range(GROUP):
                 m = GROUP * j + l
-                if m < mg:
-                    src = (g * mg + m) * K
-                    for k in range(K):
-                        wp[g, j, k, l] = w[src + k]
-                    bp[g, j, l] = bias[g * mg + m]
-                else:
-                    for k in range(K):
-                        wp[g, j, k, l] = 0.0
-                    bp[g, j, l] = 0.0
+                src = (g * mg + m) * K
+                for k in range(K):
+                    wp[g, j, k, l] = w[src + k] if m < mg else np.float32(0.0)
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
@@ -85,7 +80,7 @@ def conv_pixels(x, wp, bp, out, xq, N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw
                 r0, r1, c0, c1, relu):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
 
-    ``wp``/``bp`` come from :func:`pack_weights`; ``xq`` holds the planes
+    ``wp`` comes from :func:`pack_weights`, ``bp`` is the bias as (groups, G, 16); ``xq`` holds the planes
     (``cg*sh*sw*Hq*Wq`` floats and the slack of ``build_planes``).
     """
     cg = C // groups

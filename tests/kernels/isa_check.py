@@ -69,6 +69,8 @@ def _conv_route_cases(rng, fails, route):
             fails.append(name + " vs reference")
         if not (_same(whole, parts) and _same(whole, chans)):
             fails.append(name + " regions")
+        if not _same(whole, kb.conv2d(x, kb.prepack_weights(wt), b, **kw)):
+            fails.append(name + " prepacked weights")
         if route == "pixels":
             continue
         xi, wi = layout.to_image(x), ki.prepack_filter(layout.filter_to_image(wt))
