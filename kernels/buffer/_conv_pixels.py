@@ -69,10 +69,32 @@ def _pixel_pass(xq, koff, K, wf, w0, bf, bo, out, o_base, OHW, OW, Wq, pix0, npi
             tile_wide(xq, bases, koff, K, wf, w0, w0 + K * GROUP, bf, bo, relu, res)
         else:
             tile_narrow(xq, bases, koff, K, wf, w0, w0, bf, bo, relu, res)
-        for l in range(l_lo, l_hi):
-            o = o_base + l * OHW + pix0 + p0
-            for t in range(nv):
-                out[o + t] = res[t * lanes + l]
+        o = o_base + pix0 + p0
+        if nv == mr and l_lo == 0 and l_hi == lanes:
+            if wide:
+                _store_full_wide(res, out, o, OHW)
+            else:
+                _store_full_narrow(res, out, o, OHW)
+        else:
+            for l in range(l_lo, l_hi):
+                for t in range(nv):
+                    out[o + l * OHW + t] = res[t * lanes + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_wide(res, out, o, OHW):
+    """out[o + l*OHW + t] = res[t, l] for a whole wide tile (constant bounds: unrolled)."""
+    for l in range(WIDE_LANES):
+        for t in range(WIDE_MR):
+            out[np.uint64(o + l * OHW + t)] = res[t * WIDE_LANES + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_narrow(res, out, o, OHW):
+    """out[o + l*OHW + t] = res[t, l] for a whole one-group tile."""
+    for l in range(GROUP):
+        for t in range(NARROW_MR):
+            out[np.uint64(o + l * OHW + t)] = res[t * GROUP + l]
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
