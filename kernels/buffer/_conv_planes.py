@@ -1,4 +1,4 @@
-"""Convolution as GEMM over shifted windows of padded, stride-split input planes.
+"""Padded, stride-split input planes: where every filter tap reads a contiguous run.
 
 The input of one group is copied once into planes with the padding made
 explicit and the stride split out: plane (ic, a, b) holds
@@ -9,9 +9,8 @@ for ``i < Hq``, ``j < Wq``.  Filter tap (ic, r, s), with rr = r*dh and
 ss = s*dw, then reads plane (ic, rr % sh, ss % sw) at row ``oh - r0 + rr // sh``
 and column ``ow + ss // sw``.  Numbering the output pixels ``q = (oh - r0)*Wq + ow``
 (a row pitch of Wq >= OW), row k of the GEMM's B is the contiguous run
-``planes[koff[k] + q]``: no im2col copy per tap.  Columns ``ow >= OW`` of that
-numbering are junk, computed and dropped when a tile is written out, so this
-path suits wide outputs where Wq - OW is small next to Wq.
+``planes[koff[k] + q]``: no im2col copy per tap.  The pixel route, the im2col
+route and the depthwise loop all read their input from these planes.
 """
 from __future__ import annotations
 
@@ -19,7 +18,6 @@ import numpy as np
 from numba import njit
 
 from ._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
-from .gemm import MR, NR, tile_full
 
 
 # Zeroed floats after the planes, which tiles and the depthwise loop may read.
@@ -88,94 +86,3 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
                 plane = (ic * sh + rr % sh) * sw + ss % sw
                 koff[(ic * R + r) * S + s] = plane * HWq + (rr // sh) * Wq + ss // sw
     return koff
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n):
-    """Runs of panel columns ``[j0, j0 + NR)`` that are output pixels; returns their count.
-
-    Run e is columns ``run_t[e] .. + run_n[e]`` of the panel, which are output
-    pixels ``run_o[e] ..`` (offsets in one output channel).
-    """
-    count = 0
-    t = 0
-    tend = min(NR, ncols - j0)
-    while t < tend:
-        q = j0 + t
-        ohr = q // Wq
-        ow = q - ohr * Wq
-        length = min(tend - t, Wq - ow)
-        if ow < OW:
-            run_t[count] = t
-            run_o[count] = (r0 + ohr) * OW + ow
-            run_n[count] = min(length, OW - ow)
-            count += 1
-        t += length
-    return count
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def copy_runs(acc, a_off, out, o_off, rows, ldo, nrun, run_t, run_o, run_n):
-    """Rows ``acc[a_off + i*NR + run_t[e] ...]`` -> ``out[o_off + i*ldo + run_o[e] ...]``, i < rows."""
-    for i in range(rows):
-        for e in range(nrun):
-            o = o_off + i * ldo + run_o[e]
-            a = a_off + i * NR + run_t[e]
-            for h in range(0, run_n[e], WIDTH):
-                m = min(WIDTH, run_n[e] - h)
-                vstore_first(out, o + h, vload_first(acc, a + h, m), m)
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def conv_planes(x, w, bias, out, xq, acc,
-                N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw, pt, pl, groups,
-                r0, r1, c0, c1, relu, kc_max):
-    """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
-
-    ``xq`` holds ``cg*sh*sw*Hq*Wq + PLANE_SLACK + Wq`` floats; ``acc`` holds NR columns
-    for each output channel of the region rounded up to MR rows.
-
-    One NR-column panel at a time, over k blocks of ``kc_max`` taps, tiles of MR
-    channels accumulate into ``out`` directly where the panel is NR pixels of
-    one output row and the tile has MR channels, else into ``acc``, whose
-    pixel runs are copied out at the end.
-    """
-    cg = C // groups
-    mg = OC // groups
-    K = cg * R * S
-    OHW = OH * OW
-    Hq = (r1 - r0) + (dh * (R - 1)) // sh
-    Wq = OW + (dw * (S - 1)) // sw
-    koff = plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq)
-    ncols = (r1 - r0) * Wq
-    nr = np.int64(NR)
-    run_t = np.empty(NR + 2, np.int64)
-    run_o = np.empty(NR + 2, np.int64)
-    run_n = np.empty(NR + 2, np.int64)
-    for n in range(N):
-        for g in range(groups):
-            m_lo = max(c0, g * mg)
-            m_hi = min(c1, g * mg + mg)
-            if m_lo >= m_hi:
-                continue
-            build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
-            for j0 in range(0, ncols, NR):
-                nrun = panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n)
-                whole = nrun == 1 and run_n[0] == NR
-                for pc in range(0, K, kc_max):
-                    kc = min(kc_max, K - pc)
-                    first = 1 if pc == 0 else 0
-                    last_relu = 1 if relu != 0 and pc + kc == K else 0
-                    for m0 in range(m_lo, m_hi, MR):
-                        mv = min(MR, m_hi - m0)
-                        if whole and mv == MR:
-                            tile_full(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, out,
-                                      (n * OC + m0) * OHW + run_o[0], OHW, bias, m0, first, last_relu)
-                        else:
-                            tile_full(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, acc,
-                                      (m0 - m_lo) * NR, nr, bias, m0, first, last_relu)
-                for m0 in range(m_lo, m_hi, MR):
-                    mv = min(MR, m_hi - m0)
-                    if not (whole and mv == MR):
-                        copy_runs(acc, (m0 - m_lo) * NR, out, (n * OC + m0) * OHW, mv, OHW,
-                                  nrun, run_t, run_o, run_n)

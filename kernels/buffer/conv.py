@@ -1,15 +1,15 @@
 """conv2d on NCHW float32 buffers (ONNX Conv semantics), by output region.
 
-Dense and grouped convs take one of four routes:
+Dense and grouped convs take one of three routes:
 
 - ``_conv_1x1``: a 1x1, stride-1, unpadded conv is a GEMM (``gemm`` tiles:
   channels x pixels) reading the input in place;
-- ``_conv_pixels``: regions with many pixels run pixel x channel tiles (the
-  image conv's) over padded, stride-split copies of the input (planes), with
-  the weights packed per call;
-- ``_conv_planes``: other wide outputs are GEMMs reading shifted windows of
-  the planes, computing a few junk columns per row;
-- ``_conv_im2col``: the rest are GEMMs on im2col panels packed from the planes.
+- ``_conv_pixels``: other convs run pixel x channel tiles (the image conv's)
+  over padded, stride-split copies of the input (planes, ``_conv_planes``),
+  with the weights packed once by :func:`prepack_weights`, or packed on the
+  call when the region has enough pixels to pay for it;
+- ``_conv_im2col``: the rest (plain weights, few pixels) are GEMMs on im2col
+  panels packed from the planes, reading the weights in place.
 
 Depthwise convs (one input channel per group) run a direct loop
 (``_conv_depthwise``).  Every route computes each output as the same
@@ -26,36 +26,22 @@ import threading
 import numpy as np
 
 from .. import args as _args
-from ..target import isa
 from ._conv_depthwise import conv_depthwise
 from ._conv_simd import aligned_empty
 from ._conv_1x1 import conv_1x1
 from ._conv_im2col import conv_packed
 from ._conv_pixels import conv_pixels, pack_weights
-from ._conv_planes import PLANE_SLACK, conv_planes, plane_geometry
+from ._conv_planes import PLANE_SLACK, plane_geometry
 from ._pixel_tiles import GROUP
 from .gemm import MR, NR
 
 _OP = "conv2d"
 
-# The plane path reads B straight from the planes but computes Wq - OW junk
-# columns per output row (and copies out the panels that straddle two rows);
-# packing im2col panels costs a copy of the patches (kh*kw times the input).
-# Planes win on wide outputs: use them while the junk is at most this fraction
-# of the row pitch Wq (55 and more pixels wide for a 3x3 kernel).
-_PLANES_MAX_JUNK = 0.07
-# Taps per k block of the plane path: the panel's slice of the planes (about
-# 2 cache lines a tap) and the weights' (8 floats a tap) then stay in L1.
-_PLANES_KC = 256
-# The pixel route packs the weights (OC*K floats) on every call: take it for
-# regions of at least this many output pixels, where that is a few percent.
-# With AVX-512 the GEMM tiles are as fast for reductions shorter than
-# _PIXELS_MIN_K taps (measured on the kernel study's layers).
-# With the weights packed beforehand (prepack_weights) the route costs nothing
-# extra: on AVX2 it beats the GEMM tiles on every conv with a window.
+# With weights packed beforehand (prepack_weights) the pixel route beats the
+# GEMM tiles on every conv with a window of the kernel study, on AVX2 and
+# AVX-512.  Packing on the call costs OC*K floats: worth it for regions of at
+# least this many output pixels (a few percent of the work).
 _PIXELS_MIN = 512
-_PIXELS_MIN_K = 512 if isa() == "avx512" else 0
-_PIXELS_MIN_PREPACKED = _PIXELS_MIN if isa() == "avx512" else 0
 
 # Block sizes of the GEMM: patch rows per k block, and pixels per block so that
 # one packed block (kc x nc floats) stays well inside the 1 MiB L2.
@@ -210,8 +196,7 @@ def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, rel
         return
     one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
     planes = _buffer("planes", 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
-    min_pixels = _PIXELS_MIN_PREPACKED if packed is not None else _PIXELS_MIN
-    if not one_by_one and (r1 - r0) * ow >= min_pixels and cg * kh * kw >= _PIXELS_MIN_K:
+    if not one_by_one and (packed is not None or (r1 - r0) * ow >= _PIXELS_MIN):
         mg, k = oc // groups, cg * kh * kw
         g16 = -(-mg // GROUP)
         if packed is None:
@@ -229,11 +214,6 @@ def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, rel
         kc, nc = _block_sizes(cg, (r1 - r0) * ow)
         conv_1x1(x, w, b, out, _buffer("panels", kc * NR, np.float32), tile,
                  n, c, h * wd, oc, groups, r0 * ow, r1 * ow, c0, c1, relu, kc, nc)
-        return
-    if wq - ow <= _PLANES_MAX_JUNK * wq:
-        acc = _buffer("acc", -(-min(oc // groups, c1 - c0) // MR) * MR * NR, np.float32)
-        kc = _even_split(cg * kh * kw, _PLANES_KC)
-        conv_planes(x, w, b, out, planes, acc, *geometry, groups, *region, relu, kc)
         return
     kc, nc = _block_sizes(cg * kh * kw, (r1 - r0) * ow)
     panels = _buffer("panels", kc * nc + NR, np.float32)

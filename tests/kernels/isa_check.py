@@ -1,13 +1,13 @@
 """A compact check of the conv and FC kernels on whatever ISA this process compiles for.
 
-Every conv is run twice: on the routes conv2d picks, then with every region
-forced through the pixel route.  Run as ``python -m tests.kernels.isa_check [conv] [fc]`` (default both;
-tests/kernels/test_isa.py runs it
-with ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=`` to exercise the AVX2 tiles on
-any host).  Every conv route (1x1 in place, planes, packed im2col), FC at batch
-1 and 3, and image conv and FC are compared with the float64 reference, split
-into row and channel regions (bit-identical to the whole output), and fed NaN
-and infinities with ReLU.  Prints one JSON line: the ISA, the tiles, the
+Run as ``python -m tests.kernels.isa_check [conv] [fc]`` (default both);
+tests/kernels/test_isa.py runs it with ``NUMBA_CPU_NAME=haswell
+NUMBA_CPU_FEATURES=`` to exercise the AVX2 tiles on any host.  Every conv
+route (1x1 GEMM, pixel tiles, packed im2col GEMM; each conv runs on the routes
+conv2d picks, then forced through the pixel route, and with prepacked
+weights), FC at batch 1 and 3, and image conv and FC are compared with the
+float64 reference, split into row and channel regions (bit-identical to the
+whole output), and fed NaN and infinities with ReLU.  Prints one JSON line: the ISA, the tiles, the
 failures, and the Numba cache hits and misses of the entry kernels.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from coinfer.kernels import image as ki
 from coinfer.kernels import isa, layout
 from coinfer.kernels import reference as ref
 
-# (C, H, W, OC, K, stride, pad): 1x1 in place, planes (wide), packed (narrow), strided.
+# (C, H, W, OC, K, stride, pad): 1x1 in place, wide, narrow, strided.
 CONVS = [(19, 7, 9, 13, 1, 1, 0), (5, 6, 40, 10, 3, 1, 1), (7, 9, 9, 21, 3, 1, 1),
          (3, 11, 11, 8, 5, 2, 0)]
 
@@ -46,7 +46,7 @@ def _conv_cases(rng, fails):
 
     for route in ("chosen", "pixels"):
         if route == "pixels":  # every region through the pixel route
-            conv._PIXELS_MIN, conv._PIXELS_MIN_K = 0, 0
+            conv._PIXELS_MIN = 0
         _conv_route_cases(rng, fails, route)
 
 
@@ -104,12 +104,12 @@ def _fc_cases(rng, fails):
 
 
 def _cache_stats() -> dict:
-    from coinfer.kernels.buffer import _conv_1x1, _conv_im2col, _conv_planes, fc
+    from coinfer.kernels.buffer import _conv_1x1, _conv_im2col, fc
     from coinfer.kernels.image import _conv_tiles
 
     from coinfer.kernels.buffer import _conv_pixels
 
-    fns = [_conv_1x1.conv_1x1, _conv_planes.conv_planes, _conv_im2col.conv_packed, _conv_pixels.conv_pixels,
+    fns = [_conv_1x1.conv_1x1, _conv_im2col.conv_packed, _conv_pixels.conv_pixels,
            fc.fc_kernel, _conv_tiles.conv_region]
     return {"hits": sum(sum(f.stats.cache_hits.values()) for f in fns),
             "misses": sum(sum(f.stats.cache_misses.values()) for f in fns)}

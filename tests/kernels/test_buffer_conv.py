@@ -14,9 +14,9 @@ from coinfer.kernels.buffer import conv2d
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
-# Every code path on small shapes: the default choice, the packed-panel and
-# plane GEMMs forced, and tiny GEMM blocks so k and pixel blocking both loop.
-PATHS = ["default", "packed", "planes", "small_blocks"]
+# Every code path on small shapes: the default choice, the packed-panel GEMM and
+# the pixel route forced, and tiny GEMM blocks so k and pixel blocking both loop.
+PATHS = ["default", "packed", "pixels", "small_blocks"]
 # The path fixture patches module constants once per test, for all its examples.
 with_path = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -24,11 +24,11 @@ with_path = settings(suppress_health_check=[HealthCheck.function_scoped_fixture]
 @pytest.fixture(params=PATHS)
 def path(request, monkeypatch):
     if request.param == "packed":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
-    elif request.param == "planes":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", 1.0)
+        monkeypatch.setattr(conv_mod, "_PIXELS_MIN", 1 << 60)
+    elif request.param == "pixels":
+        monkeypatch.setattr(conv_mod, "_PIXELS_MIN", 0)
     elif request.param == "small_blocks":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
+        monkeypatch.setattr(conv_mod, "_PIXELS_MIN", 1 << 60)
         monkeypatch.setattr(conv_mod, "_KC_TARGET", 7)
         monkeypatch.setattr(conv_mod, "_B_BLOCK_FLOATS", 7 * 64)
     return request.param

@@ -3,7 +3,7 @@
 The rule is IEEE arithmetic, as the float64 reference computes it: NaN
 propagates (ReLU keeps NaN: ``np.maximum(NaN, 0)`` is NaN), +inf and -inf
 give inf, or NaN where they meet each other or a zero weight; padding is zeros.
-Every buffer conv route is covered (1x1 in place, planes, packed im2col).
+Every buffer conv route is covered (1x1 GEMM, pixel tiles, packed im2col GEMM).
 """
 import numpy as np
 import pytest
@@ -34,7 +34,7 @@ def _conv_problem(geometry, special, where, seed=1):
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("where", ["x", "w"])
 @pytest.mark.parametrize("special", list(SPECIALS))
-@pytest.mark.parametrize("geometry", CONVS, ids=["1x1", "planes", "packed", "strided"])
+@pytest.mark.parametrize("geometry", CONVS, ids=["1x1", "wide", "narrow", "strided"])
 def test_conv_specials_match_reference(geometry, special, where, relu):
     x, wt, b, kw = _conv_problem(geometry, special, where)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -48,7 +48,7 @@ def test_conv_specials_match_reference(geometry, special, where, relu):
     assert np.all(yi[:, :, -1, :, oc % 4 or 4:] == 0.0), "padding lanes must stay zero"
 
 
-@pytest.mark.parametrize("geometry", CONVS, ids=["1x1", "planes", "packed", "strided"])
+@pytest.mark.parametrize("geometry", CONVS, ids=["1x1", "wide", "narrow", "strided"])
 def test_pixel_route_matches_other_routes_bit_for_bit(geometry, monkeypatch):
     """Forced through the pixel route, every region gives the bits of the routes conv2d picks."""
     from coinfer.kernels.buffer import conv
@@ -56,7 +56,6 @@ def test_pixel_route_matches_other_routes_bit_for_bit(geometry, monkeypatch):
     x, wt, b, kw = _conv_problem(geometry, "nan", "x", seed=3)
     want = kb.conv2d(x, wt, b, relu=True, **kw)
     monkeypatch.setattr(conv, "_PIXELS_MIN", 0)
-    monkeypatch.setattr(conv, "_PIXELS_MIN_K", 0)
     got = kb.conv2d(x, wt, b, relu=True, **kw)
     oh, oc = want.shape[2], want.shape[1]
     part = kb.conv2d(x, wt, b, relu=True, **kw, rows=(0, oh // 2), channels=(0, oc // 2))
