@@ -88,6 +88,12 @@ def _pixel_pass(xf, wp, bias, of, offs, bases, obases, res, geo, g, wide, blk_lo
             tile_wide(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
         else:
             tile_narrow(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
+        if nv == mr and q_lo == 4 * g and q_hi == 4 * g + lanes // 4 and not (q_lo <= last < q_hi and oc % 4):
+            if wide:
+                _store_full_wide(res, of, obases, (4 * g) * ob_stride, ob_stride)
+            else:
+                _store_full_narrow(res, of, obases, (4 * g) * ob_stride, ob_stride)
+            continue
         for t in range(nv):
             for q in range(q_lo, q_hi):
                 o = np.uint64(obases[t] + q * ob_stride)
@@ -103,6 +109,26 @@ def _pixel_pass(xf, wp, bias, of, offs, bases, obases, res, geo, g, wide, blk_lo
                 of[o + 1] = v1
                 of[o + 2] = v2
                 of[o + 3] = v3
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_wide(res, of, obases, q0, ob_stride):
+    """The 8 texels of each pixel of a whole wide tile (constant bounds: unrolled)."""
+    for t in range(WIDE_MR):
+        for q in range(WIDE_LANES // 4):
+            o = np.uint64(obases[t] + q0 + q * ob_stride)
+            for k in range(4):
+                of[o + k] = res[t * WIDE_LANES + 4 * q + k]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_narrow(res, of, obases, q0, ob_stride):
+    """The 4 texels of each pixel of a whole one-group tile."""
+    for t in range(NARROW_MR):
+        for q in range(GROUP // 4):
+            o = np.uint64(obases[t] + q0 + q * ob_stride)
+            for k in range(4):
+                of[o + k] = res[t * GROUP + 4 * q + k]
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
