@@ -2,7 +2,8 @@
 
 The input of one group is copied into planes (``_conv_planes``): filter tap
 k = (ic, r, s) reads the planes at ``koff[k] + (oh - r0)*Wq + ow`` for output
-pixel (oh, ow).  The weights are packed per call into groups of 16 output
+pixel (oh, ow).  A 1x1, stride-1, unpadded conv reads the input itself (tap k
+is channel k).  The weights are packed per call into groups of 16 output
 channels, one 16-float row per tap (:func:`pack_weights`), once per model by
 ``buffer.prepack_weights`` or else on each call.  A register tile
 (``_pixel_tiles``, the same as image conv's) takes MR consecutive output pixels
@@ -12,9 +13,7 @@ value per pixel and multiplies it with the tap's filter row.  The MR results
 of a channel are contiguous in the NCHW output.
 
 Each output is ``bias + sum_k w[m, k] * patch[k, p]`` by fused multiply-adds
-in k order, the same sequence as the GEMM routes, so every route and region
-gives the same bits.  Packing on a call costs OC*K floats, so conv.py then
-takes this route only for regions with many pixels.
+in k order, so every region gives the same bits.
 """
 from __future__ import annotations
 
@@ -43,10 +42,11 @@ def pack_weights(w, groups, mg, K, wp):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _pixel_pass(xq, koff, K, wf, w0, bf, bo, out, o_base, OHW, OW, Wq, pix0, npix, l_lo, l_hi, wide, relu,
+def _pixel_pass(xq, x0, koff, K, wf, w0, bf, bo, out, o_base, OHW, OW, Wq, pix0, npix, l_lo, l_hi, wide, relu,
                 bases, res):
     """Output pixels [pix0, pix0 + npix) of the region, lanes [l_lo, l_hi) of the tile's channels.
 
+    Pixel (row, col) of the region reads ``xq[x0 + row*Wq + col + koff[k]]``.
     ``o_base`` is the output offset of the tile's first channel; lanes past the
     group's channels are computed and dropped.
     """
@@ -58,7 +58,7 @@ def _pixel_pass(xq, koff, K, wf, w0, bf, bo, out, o_base, OHW, OW, Wq, pix0, npi
         nv = min(mr, npix - p0)
         for t in range(mr):
             if t < nv:
-                bases[t] = row * Wq + col
+                bases[t] = x0 + row * Wq + col
                 col += 1
                 if col == OW:
                     col = 0
@@ -103,7 +103,8 @@ def conv_pixels(x, wp, bp, out, xq, N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
 
     ``wp`` comes from :func:`pack_weights`, ``bp`` is the bias as (groups, G, 16); ``xq`` holds the planes
-    (``cg*sh*sw*Hq*Wq`` floats and the slack of ``build_planes``).
+    (``cg*sh*sw*Hq*Wq`` floats and the slack of ``build_planes``), except for a
+    1x1, stride-1, unpadded conv, which reads ``x`` in place.
     """
     cg = C // groups
     mg = OC // groups
@@ -111,7 +112,12 @@ def conv_pixels(x, wp, bp, out, xq, N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw
     OHW = OH * OW
     Hq = (r1 - r0) + (dh * (R - 1)) // sh
     Wq = OW + (dw * (S - 1)) // sw
-    koff = plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq)
+    # A 1x1, stride-1, unpadded conv reads the input in place: tap k is channel k.
+    in_place = R == 1 and S == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and OW == W and OH == H
+    if in_place:
+        koff = np.arange(cg) * (H * W)
+    else:
+        koff = plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq)
     G = wp.shape[1]
     wf = wp.reshape(wp.size)
     bf = bp.reshape(bp.size)
@@ -124,14 +130,20 @@ def conv_pixels(x, wp, bp, out, xq, N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw
             m_hi = min(c1, g * mg + mg) - g * mg
             if m_lo >= m_hi:
                 continue
-            build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
+            if in_place:
+                src = x
+                x0 = (n * C + g * cg) * H * W + r0 * W
+            else:
+                build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
+                src = xq
+                x0 = 0
             j = m_lo // GROUP
             j_end = (m_hi + GROUP - 1) // GROUP
             while j < j_end:
                 wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
                 first = GROUP * j
                 lanes = 2 * GROUP if wide else GROUP
-                _pixel_pass(xq, koff, K, wf, (g * G + j) * K * GROUP, bf, (g * G + j) * GROUP, out,
+                _pixel_pass(src, x0, koff, K, wf, (g * G + j) * K * GROUP, bf, (g * G + j) * GROUP, out,
                             (n * OC + g * mg + first) * OHW, OHW, OW, Wq, r0 * OW, npix,
                             max(m_lo - first, 0), min(m_hi - first, lanes), wide, relu, bases, res)
                 j += 2 if wide else 1

@@ -8,9 +8,10 @@ explicit and the stride split out: plane (ic, a, b) holds
 for ``i < Hq``, ``j < Wq``.  Filter tap (ic, r, s), with rr = r*dh and
 ss = s*dw, then reads plane (ic, rr % sh, ss % sw) at row ``oh - r0 + rr // sh``
 and column ``ow + ss // sw``.  Numbering the output pixels ``q = (oh - r0)*Wq + ow``
-(a row pitch of Wq >= OW), row k of the GEMM's B is the contiguous run
-``planes[koff[k] + q]``: no im2col copy per tap.  The pixel route, the im2col
-route and the depthwise loop all read their input from these planes.
+(a row pitch of Wq >= OW), tap k over a run of output pixels is the
+contiguous run ``planes[koff[k] + q]``: no im2col copy per tap.  The conv
+tiles (``_conv_pixels``) and the depthwise loop read their input from these
+planes.
 """
 from __future__ import annotations
 

@@ -1,20 +1,16 @@
 """conv2d on NCHW float32 buffers (ONNX Conv semantics), by output region.
 
-Dense and grouped convs take one of three routes:
-
-- ``_conv_1x1``: a 1x1, stride-1, unpadded conv is a GEMM (``gemm`` tiles:
-  channels x pixels) reading the input in place;
-- ``_conv_pixels``: other convs run pixel x channel tiles (the image conv's)
-  over padded, stride-split copies of the input (planes, ``_conv_planes``),
-  with the weights packed once by :func:`prepack_weights`, or packed on the
-  call when the region has enough pixels to pay for it;
-- ``_conv_im2col``: the rest (plain weights, few pixels) are GEMMs on im2col
-  panels packed from the planes, reading the weights in place.
+Dense and grouped convs run the register tiles of ``_pixel_tiles`` (the image
+conv's: MR output pixels x 16 or 32 output channels, sized for the ISA) over
+padded, stride-split copies of the input (``_conv_planes``; a 1x1, stride-1,
+unpadded conv reads the input in place), see ``_conv_pixels``.  The weights
+are packed for the tiles once per model by :func:`prepack_weights`, or on
+every call when ``w`` is a plain OIHW array.
 
 Depthwise convs (one input channel per group) run a direct loop
-(``_conv_depthwise``).  Every route computes each output as the same
-sequence of fused multiply-adds over (ic, kh, kw), starting from the bias, so
-any split into regions reproduces the whole output bit for bit.  Only the
+(``_conv_depthwise``).  Each output is the same sequence of fused
+multiply-adds over (ic, kh, kw), starting from the bias, so any split into
+regions reproduces the whole output bit for bit.  Only the
 output rows ``rows`` and channels ``channels`` are computed; the rest of
 ``out`` is untouched, so two threads can fill disjoint regions of one output.
 Scratch memory is per thread.
@@ -28,25 +24,11 @@ import numpy as np
 from .. import args as _args
 from ._conv_depthwise import conv_depthwise
 from ._conv_simd import aligned_empty
-from ._conv_1x1 import conv_1x1
-from ._conv_im2col import conv_packed
 from ._conv_pixels import conv_pixels, pack_weights
 from ._conv_planes import PLANE_SLACK, plane_geometry
 from ._pixel_tiles import GROUP
-from .gemm import MR, NR
 
 _OP = "conv2d"
-
-# With weights packed beforehand (prepack_weights) the pixel route beats the
-# GEMM tiles on every conv with a window of the kernel study, on AVX2 and
-# AVX-512.  Packing on the call costs OC*K floats: worth it for regions of at
-# least this many output pixels (a few percent of the work).
-_PIXELS_MIN = 512
-
-# Block sizes of the GEMM: patch rows per k block, and pixels per block so that
-# one packed block (kc x nc floats) stays well inside the 1 MiB L2.
-_KC_TARGET = 512
-_B_BLOCK_FLOATS = 64 * 1024
 
 _scratch = threading.local()
 
@@ -76,18 +58,6 @@ def _check_groups(groups) -> int:
     if groups < 1:
         raise ValueError(f"{_OP}: groups must be >= 1, got {groups}")
     return int(groups)
-
-
-def _even_split(n: int, target: int) -> int:
-    """The size of the ceil(n / target) near-equal parts that n splits into."""
-    return -(-n // -(-n // target))
-
-
-def _block_sizes(k: int, npix: int) -> tuple[int, int]:
-    """(kc, nc) of the packed GEMM: k split evenly near _KC_TARGET, nc a multiple of NR."""
-    kc = _even_split(k, _KC_TARGET)
-    nc = max(NR, _B_BLOCK_FLOATS // kc // NR * NR)
-    return kc, min(nc, -(-npix // NR) * NR)
 
 
 class PackedWeights:
@@ -196,25 +166,14 @@ def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, rel
         return
     one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
     planes = _buffer("planes", 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
-    if not one_by_one and (packed is not None or (r1 - r0) * ow >= _PIXELS_MIN):
-        mg, k = oc // groups, cg * kh * kw
-        g16 = -(-mg // GROUP)
-        if packed is None:
-            wp = _buffer("packed_w", groups * g16 * k * GROUP, np.float32)
-            wp = wp[:groups * g16 * k * GROUP].reshape(groups, g16, k, GROUP)
-            pack_weights(w, groups, mg, k, wp)
-        else:
-            wp = packed.data
-        bp = np.zeros((groups, g16 * GROUP), np.float32)
-        bp[:, :mg] = b.reshape(groups, mg)
-        conv_pixels(x, wp, bp.reshape(groups, g16, GROUP), out, planes, *geometry, groups, *region, relu)
-        return
-    tile = _buffer("tile", MR * NR, np.float32)
-    if one_by_one:
-        kc, nc = _block_sizes(cg, (r1 - r0) * ow)
-        conv_1x1(x, w, b, out, _buffer("panels", kc * NR, np.float32), tile,
-                 n, c, h * wd, oc, groups, r0 * ow, r1 * ow, c0, c1, relu, kc, nc)
-        return
-    kc, nc = _block_sizes(cg * kh * kw, (r1 - r0) * ow)
-    panels = _buffer("panels", kc * nc + NR, np.float32)
-    conv_packed(x, w, b, out, planes, panels, tile, *geometry, groups, *region, relu, kc, nc)
+    mg, k = oc // groups, cg * kh * kw
+    g16 = -(-mg // GROUP)
+    if packed is None:
+        wp = _buffer("packed_w", groups * g16 * k * GROUP, np.float32)
+        wp = wp[:groups * g16 * k * GROUP].reshape(groups, g16, k, GROUP)
+        pack_weights(w, groups, mg, k, wp)
+    else:
+        wp = packed.data
+    bp = np.zeros((groups, g16 * GROUP), np.float32)
+    bp[:, :mg] = b.reshape(groups, mg)
+    conv_pixels(x, wp, bp.reshape(groups, g16, GROUP), out, planes, *geometry, groups, *region, relu)

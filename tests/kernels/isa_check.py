@@ -3,9 +3,8 @@
 Run as ``python -m tests.kernels.isa_check [conv] [fc]`` (default both);
 tests/kernels/test_isa.py runs it with ``NUMBA_CPU_NAME=haswell
 NUMBA_CPU_FEATURES=`` to exercise the AVX2 tiles on any host.  Every conv
-route (1x1 GEMM, pixel tiles, packed im2col GEMM; each conv runs on the routes
-conv2d picks, then forced through the pixel route, and with prepacked
-weights), FC at batch 1 and 3, and image conv and FC are compared with the
+conv (1x1 read in place, wide, narrow, strided; weights plain and prepacked),
+FC at batch 1 and 3, and image conv and FC are compared with the
 float64 reference, split into row and channel regions (bit-identical to the
 whole output), and fed NaN and infinities with ReLU.  Prints one JSON line: the ISA, the tiles, the
 failures, and the Numba cache hits and misses of the entry kernels.
@@ -22,7 +21,7 @@ from coinfer.kernels import image as ki
 from coinfer.kernels import isa, layout
 from coinfer.kernels import reference as ref
 
-# (C, H, W, OC, K, stride, pad): 1x1 in place, wide, narrow, strided.
+# (C, H, W, OC, K, stride, pad): 1x1 read in place, wide, narrow, strided.
 CONVS = [(19, 7, 9, 13, 1, 1, 0), (5, 6, 40, 10, 3, 1, 1), (7, 9, 9, 21, 3, 1, 1),
          (3, 11, 11, 8, 5, 2, 0)]
 
@@ -42,15 +41,6 @@ def _same(a, b) -> bool:
 
 
 def _conv_cases(rng, fails):
-    from coinfer.kernels.buffer import conv
-
-    for route in ("chosen", "pixels"):
-        if route == "pixels":  # every region through the pixel route
-            conv._PIXELS_MIN = 0
-        _conv_route_cases(rng, fails, route)
-
-
-def _conv_route_cases(rng, fails, route):
     for c, h, w, oc, k, s, p in CONVS:
         x = rng.standard_normal((1, c, h, w), dtype=np.float32)
         x[0, 0, 1, 2], x[0, c - 1, h - 1, 0], x[0, c // 2, 0, w - 1] = np.nan, np.inf, -np.inf
@@ -64,15 +54,13 @@ def _conv_route_cases(rng, fails, route):
         kb.conv2d(x, wt, b, **kw, rows=(oh // 2, oh), out=parts)
         chans = kb.conv2d(x, wt, b, **kw, channels=(0, 5))
         kb.conv2d(x, wt, b, **kw, channels=(5, oc), out=chans)
-        name = f"buffer conv {(c, h, w, oc, k, s, p)} {route} route"
+        name = f"buffer conv {(c, h, w, oc, k, s, p)}"
         if not ieee_close(whole, want):
             fails.append(name + " vs reference")
         if not (_same(whole, parts) and _same(whole, chans)):
             fails.append(name + " regions")
         if not _same(whole, kb.conv2d(x, kb.prepack_weights(wt), b, **kw)):
             fails.append(name + " prepacked weights")
-        if route == "pixels":
-            continue
         xi, wi = layout.to_image(x), ki.prepack_filter(layout.filter_to_image(wt))
         yi = ki.conv2d(xi, wi, b, out_channels=oc, **kw)
         ri = ki.conv2d(xi, wi, b, out_channels=oc, **kw, rows=(0, oh // 2))
@@ -104,20 +92,16 @@ def _fc_cases(rng, fails):
 
 
 def _cache_stats() -> dict:
-    from coinfer.kernels.buffer import _conv_1x1, _conv_im2col, fc
+    from coinfer.kernels.buffer import _conv_pixels, fc
     from coinfer.kernels.image import _conv_tiles
 
-    from coinfer.kernels.buffer import _conv_pixels
-
-    fns = [_conv_1x1.conv_1x1, _conv_im2col.conv_packed, _conv_pixels.conv_pixels,
-           fc.fc_kernel, _conv_tiles.conv_region]
+    fns = [_conv_pixels.conv_pixels, fc.fc_kernel, _conv_tiles.conv_region]
     return {"hits": sum(sum(f.stats.cache_hits.values()) for f in fns),
             "misses": sum(sum(f.stats.cache_misses.values()) for f in fns)}
 
 
 def main(parts) -> None:
-    from coinfer.kernels.buffer import gemm
-    from coinfer.kernels.image import _conv_tiles
+    from coinfer.kernels.buffer import _pixel_tiles
 
     rng = np.random.default_rng(0)
     fails: list[str] = []
@@ -126,8 +110,7 @@ def main(parts) -> None:
             _conv_cases(rng, fails)
         if "fc" in parts:
             _fc_cases(rng, fails)
-    print(json.dumps({"isa": isa(), "gemm_tile": [gemm.MR, gemm.NR],
-                      "image_tile": [_conv_tiles.WIDE_MR, _conv_tiles.WIDE_LANES],
+    print(json.dumps({"isa": isa(), "tile": [_pixel_tiles.WIDE_MR, _pixel_tiles.WIDE_LANES],
                       "fails": fails, **_cache_stats()}))
 
 
