@@ -240,11 +240,11 @@ def call_every_kernel() -> None:
         return rng.standard_normal(shape, dtype=np.float32)
 
     x, x2 = r(1, 8, 9, 40), r(1, 8, 9, 40)
-    # Routes of buffer conv: 1x1 in place, planes (wide output), depthwise; packed im2col below.
+    # Buffer conv: 1x1 read in place, a window over planes, depthwise; weights plain and packed.
     convs = [(r(6, 8, 1, 1), {}), (r(6, 8, 3, 3), {"padding": 1}), (r(8, 1, 3, 3), {"padding": 1, "groups": 8})]
     for w, kw in convs:
         kb.conv2d(x, w, relu=True, **kw)
-    kb.conv2d(x[..., :9], convs[1][0], padding=1, relu=True)
+    kb.conv2d(x, kb.prepack_weights(convs[1][0]), padding=1, relu=True)
     xi, xi2 = layout.to_image(x), layout.to_image(x2)
     for w, kw in convs:
         if kw.get("groups"):
