@@ -1,8 +1,8 @@
 """One op of the IR as a kernel call, in either layout, on a region of its output.
 
-:func:`prepare` converts every op's weights once (OIHW, packed for convs with
-a window, for buffer kernels; packed filter images, depthwise and FC images
-for image kernels).  :func:`call` then runs
+:func:`prepare` converts every op's weights once (packed OIHW conv weights,
+else as given, for buffer kernels; packed filter images, depthwise and FC
+images for image kernels).  :func:`call` then runs
 ``op`` on input arrays into ``out`` over ``rows`` x ``channels`` of the output.
 Both layouts go through the same table of op types, so a strategy differs only
 in where each region runs.
@@ -22,7 +22,7 @@ def prepare(graph, op, layouts=LAYOUTS) -> dict:
     w, b = op.params.get("w"), op.params.get("b")
     if "buffer" in layouts:
         wb = w
-        if op.type == "conv" and w.shape[2] * w.shape[3] > 1 and not _depthwise(graph, op):
+        if op.type == "conv" and not _depthwise(graph, op):
             wb = kb.prepack_weights(w, op.attrs["groups"])  # packed once per model
         p["buffer"] = {"w": wb, "b": b}
     if "image" in layouts:
