@@ -1,5 +1,10 @@
 """coinfer.graph.coexec: CoDL-style CPU-GPU co-execution.
 
-The op view, regions and halos, the chain cost model, the chain search, plans,
-strategies, and the executor that runs a plan on an SoC.
+:mod:`.view` (the planner's view of a graph), :mod:`.regions` (what each
+processor computes and shares per chain, halos included), :mod:`.costmodel`
+(a chain's predicted latency from a cost source), :mod:`.chains` (CoDL's chain
+search), :mod:`.plan` (``Chain``, ``Plan``), :mod:`.strategies` (cpu, gpu,
+mulayer, codl-nochain, codl), :mod:`.lower` (ops as kernel calls on regions,
+and ``prepare``: a graph's view and weights, computed once) and
+:mod:`.executor` (runs a plan on an SoC).
 """

@@ -3,7 +3,8 @@
 From each op, grow a chain of following ops split on the head's dimension,
 trying ratios within rho_head +/- delta (delta = 0.3); keep adding ops while the
 predicted gain over running those ops one by one stays >= 0; record the best
-chain found and continue after it.  One extension: a head whose best plan is a
+chain found and continue after it.  Work goes to the GPU (on images) only for
+ops whose image kernels support them (:attr:`OpView.on_image`).  One extension: a head whose best plan is a
 single processor is also tried as a chain seed with its best split, since a
 chain can amortise sharing that the op alone would not pay for; and a found
 chain's ratio is re-tuned over the whole range (:func:`refine`).  ``chains=False`` gives the per-op plan
@@ -19,8 +20,15 @@ from .view import GraphView
 RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def valid(view: GraphView, ops: list[str], dim: str) -> bool:
-    """Can these consecutive ops form one chain split on ``dim``?"""
+def valid(view: GraphView, ops: list[str], dim: str, ratio: float | None = None) -> bool:
+    """Can these consecutive ops form one chain split on ``dim`` with GPU share ``ratio``?
+
+    A split (``H``/``OC``) or ``ratio`` > 0 gives the GPU work on images, which
+    needs every op's image kernels; ``dim="none"`` without a ratio asks only
+    whether the ops may run together (on the CPU they always may).
+    """
+    if (dim != "none" or (ratio is not None and ratio > 0)) and not all(view.op(n).on_image for n in ops):
+        return False
     if dim == "none":
         return True
     if dim == "H":
@@ -60,6 +68,8 @@ def _single_options(view: GraphView, name: str, costs: CostSource):
         if d in op.splits:
             options += [(d, r) for r in RATIOS[1:-1]]
     for d, r in options:
+        if not valid(view, [name], d, r):
+            continue
         ch = Chain((name,), d, r)
         yield chain_cost(view, ch, costs).total, ch
 
@@ -123,7 +133,7 @@ def refine(view: GraphView, chain: Chain, costs: CostSource) -> Chain:
     best = (chain_cost(view, chain, costs).total, chain)
     options = [("none", 0.0), ("none", 1.0)] + [(d, r) for d in ("H", "OC") for r in RATIOS[1:-1]]
     for d, r in options:
-        if valid(view, members, d):
+        if valid(view, members, d, r):
             ch = Chain(chain.ops, d, r)
             c = chain_cost(view, ch, costs).total
             if c < best[0] - 1e-12:
@@ -140,7 +150,7 @@ def _grow(view, costs, names, singles, i, head, delta, max_len):
         members = names[i:j + 1]
         best_c = None
         for d, r in _candidates(head.dim, head.ratio, delta):
-            if not valid(view, members, d):
+            if not valid(view, members, d, r):
                 continue
             ch = Chain(tuple(members), d, r)
             c = chain_cost(view, ch, costs).total

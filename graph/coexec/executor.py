@@ -25,24 +25,27 @@ import time
 import numpy as np
 
 from ...hw import Arena
-from .. import opcall
+from ..ops import as4d, image_shape
+from . import lower
 from .plan import Plan
 from .regions import chain_regions, empty
-from .view import view_of
 
 
 class Executor:
-    """``Executor(graph, plan, soc)``; ``run(x)`` returns the graph's output(s).
+    """``Executor(graph, plan, soc, prepared=None)``; ``run(x)`` returns the graph's output(s).
 
-    Activations live in one :class:`~coinfer.hw.Arena` planned over chain
-    lifetimes (an image and a buffer copy per tensor in image-canonical mode).
-    ``timeout`` bounds every wait, so a stuck run fails instead of hanging.
+    ``prepared`` is :func:`coinfer.graph.coexec.lower.prepare` of ``graph`` (its
+    view and weights per layout), shared with the planner and other executors;
+    without it the executor prepares its own.  Activations live in one
+    :class:`~coinfer.hw.Arena` planned over chain lifetimes (an image and a
+    buffer copy per tensor in image-canonical mode).  ``timeout`` bounds every
+    wait, so a stuck run fails instead of hanging.
     """
 
-    def __init__(self, graph, plan: Plan, soc, *, timeout: float = 120.0):
+    def __init__(self, graph, plan: Plan, soc, *, prepared: lower.Prepared | None = None,
+                 timeout: float = 120.0):
         self.graph, self.plan, self.soc = graph, plan, soc
         self.timeout = float(timeout)
-        self.view = view_of(graph)
         self.mode = "buffer" if plan.shared_layout == "buffer" else "image"
         names = [n for c in plan.chains for n in c.ops]
         if sorted(names) != sorted(op.name for op in graph.ops) or len(set(names)) != len(names):
@@ -57,29 +60,24 @@ class Executor:
                     raise ValueError(f"Executor: plan {plan.strategy!r} shares buffers, so a split chain must "
                                      f"hold one op (both processors would write its halo rows); got {c.ops}")
         layouts = ("buffer",) if self.mode == "buffer" else ("buffer", "image")
+        if prepared is None:
+            prepared = lower.prepare(graph, layouts)
+        prepared.check(graph, layouts, "Executor")
+        self.view, self.weights = prepared.view, prepared.weights
         if self.mode == "image":
             for c in plan.chains:
                 for n in c.ops:
-                    op = graph.op(n)
-                    if not opcall.supported_on_image(graph, op) and (c.ratio > 0 or c.dim != "none"):
-                        raise ValueError(f"Executor: op {n!r} ({op.type}, groups={op.attrs.get('groups')}) "
-                                         "has no image kernel; plan it on the cpu")
-        self.weights = {op.name: opcall.prepare(graph, op, layouts) for op in graph.ops}
+                    if not self.view.op(n).on_image and (c.ratio > 0 or c.dim != "none"):
+                        op = graph.op(n)
+                        raise ValueError(f"Executor: op {n!r} ({op.type}) has no image kernel for "
+                                         f"{op.attrs}; plan it on the cpu")
         self._alloc()
         self._build()
 
     # -- memory -------------------------------------------------------------
     def _alloc(self) -> None:
         g = self.graph
-        chain_of = {n: i for i, c in enumerate(self.plan.chains) for n in c.ops}
-        last = len(self.plan.chains)
-        life = {}
-        for t in g.tensors:
-            p = g.tensors[t].producer
-            first = 0 if p is None else chain_of[p]
-            uses = [chain_of[c] for c in g.tensors[t].consumers]
-            end = last if t in g.outputs else max(uses + [first])
-            life[t] = (first, end)
+        life = g.lifetimes({n: i for i, c in enumerate(self.plan.chains) for n in c.ops})
         entries, keys = [], []
         for t, (a, b) in life.items():
             shape = g.shape(t)
@@ -87,7 +85,7 @@ class Executor:
             entries.append((4 * n, a, b))
             keys.append(("buf", t))
             if self.mode == "image":
-                entries.append((4 * int(np.prod(opcall.image_shape(shape))), a, b))
+                entries.append((4 * int(np.prod(image_shape(shape))), a, b))
                 keys.append(("img", t))
         self.arena = Arena(entries)
         self.buf, self.img = {}, {}
@@ -96,12 +94,10 @@ class Executor:
             if kind == "buf":
                 self.buf[t] = self.arena.view(i, shape)
             else:
-                self.img[t] = self.arena.view(i, opcall.image_shape(shape))
+                self.img[t] = self.arena.view(i, image_shape(shape))
         if self.mode == "image":
             for t in self.img:  # padding lanes are zero from the start
                 self.img[t][...] = 0.0
-        self._scratch = {op.name: np.empty(g.shape(op.inputs[0]), np.float32)
-                         for op in g.ops if op.type in ("flatten", "reshape")}
 
     def close(self) -> None:
         self.arena.close()
@@ -154,7 +150,7 @@ class Executor:
                 self._chain_image(chain)
                 self.program.append(_YIELD)
             for t in self.graph.outputs:
-                self._g = rec.transform(self.img[t], to="buffer", out=opcall.as4d(self.buf[t]),
+                self._g = rec.transform(self.img[t], to="buffer", out=as4d(self.buf[t]),
                                         op="output", on="gpu", after=self._after_g())
         self._last = [i for i in (self._g, self._c) if i is not None]
         del self._rec
@@ -248,11 +244,11 @@ class Executor:
         ins = [store[t] for t in op.inputs]
         out = store[op.output]
         w = self.weights[name][lay]
-        kw = opcall.region_kwargs(self.graph, op, region)
-        graph, scratch = self.graph, self._scratch.get(name)
+        kw = lower.region_kwargs(self.graph, op, region)
+        graph = self.graph
 
         def fn(rows=None, channels=None):
-            opcall.call(graph, op, lay, w, ins, out, rows=rows, channels=channels, scratch=scratch)
+            lower.call(graph, op, lay, w, ins, out, rows=rows, channels=channels)
 
         oshape = self.graph.shape(op.output)
         nbytes = self.view.nbytes(oshape, rows=(region[0], region[1]) if len(oshape) == 4 else None,
@@ -274,7 +270,7 @@ class Executor:
                 if t in self.graph.inputs:
                     continue  # run() copies the input into its buffer before any task starts
                 self._g = soc.transform(
-                    self.img[t], to="buffer", out=opcall.as4d(self.buf[t]), rows=(r[0], r[1]),
+                    self.img[t], to="buffer", out=as4d(self.buf[t]), rows=(r[0], r[1]),
                     channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g())
             if self._g is not None:
                 self._c = soc.sync([self._g], on="cpu", op=head)
@@ -292,7 +288,7 @@ class Executor:
             for t, r in reg.cpu.shares.items():
                 if not empty(r):
                     self._g = soc.transform(
-                        opcall.as4d(self.buf[t]), to="image", out=self.img[t], rows=(r[0], r[1]),
+                        as4d(self.buf[t]), to="image", out=self.img[t], rows=(r[0], r[1]),
                         channels=(r[2], r[3]), op=chain.ops[-1], on="gpu", after=self._after_g())
 
     # -- buffer-shared chains -------------------------------------------------

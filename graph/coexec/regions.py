@@ -8,9 +8,7 @@ A region is ``(r0, r1, c0, c1)``: output rows [r0, r1) and channels [c0, c1)
 takes rows [0, round(ratio*H)) of every tensor and the CPU the rest; for a
 channel split the GPU takes channels [0, 4*round(ratio*C/4)) (whole texels).
 
-Halos.Row ranges for height partitioning, and the halo they cost.
-
-A height split hands each processor a band of output rows.  To compute rows
+Halos.  A height split hands each processor a band of output rows.  To compute rows
 [r0, r1) of a conv or pool output, a processor reads input rows
 [r0*S - pad_top, (r1-1)*S - pad_top + D*(F-1) + 1), clipped to the input.  The
 rows that two bands both read form the halo; inside an operator chain the
@@ -43,26 +41,6 @@ def input_rows(out_rows: tuple[int, int], *, stride: int, pad_top: int, kernel: 
     lo = r0 * stride - pad_top
     hi = (r1 - 1) * stride - pad_top + dilation * (kernel - 1) + 1
     return (max(0, min(lo, h_in)), max(0, min(hi, h_in)))
-
-
-def chain_rows(windows: list[dict], last_rows: tuple[int, int]) -> list[tuple[int, int]]:
-    """Output-row ranges every op of a height-split chain must compute.
-
-    ``windows[i]`` describes op i of the chain as ``dict(stride, pad_top, kernel,
-    dilation, h_in)`` (an element-wise op is stride 1, pad 0, kernel 1).  Given the
-    rows the chain's last op must produce, returns per op the output rows it must
-    compute so that every later op has its input; op 0's input rows follow from
-    :func:`input_rows` on the result.
-    """
-    need = [None] * len(windows)
-    rows = last_rows
-    for i in range(len(windows) - 1, -1, -1):
-        need[i] = rows
-        w = windows[i]
-        rows = input_rows(rows, stride=w["stride"], pad_top=w["pad_top"], kernel=w["kernel"],
-                          dilation=w["dilation"], h_in=w["h_in"])
-    return need
-
 
 
 def _dims(shape) -> tuple[int, int]:

@@ -1,25 +1,33 @@
-"""The planner's view of a graph: per op, what can be split and how rows flow.
+"""The planner's view of a graph: per op, what can be split, how rows flow, where it can run.
 
 :class:`OpView` holds what partitioning needs about one op: its input and
-output tensors and shapes, the dimensions it can be split on, and the sliding
-window that maps output rows to input rows.  :class:`GraphView` adds the
-consumers of every tensor.  It is built from a :class:`coinfer.graph.ir.Graph`
-by :func:`view_of`, or by hand in tests.
+output tensors and shapes, the dimensions it may be split on, the sliding
+window that maps output rows to input rows, whether it is channel-local, and
+the layouts whose kernels support it.  :class:`GraphView` adds the consumers
+of every tensor.  :func:`view_of` builds it from a
+:class:`coinfer.graph.ir.Graph` by reading the op table
+(:mod:`coinfer.graph.ops`), once per graph: planners, the cost sources and the
+executor take the view (:func:`coinfer.graph.coexec.lower.prepare` bundles it
+with the prepared weights).  Tests build views by hand.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# Ops that are row-local (output rows need a band of input rows) and can be height-split.
-H_SPLIT = {"conv", "maxpool", "avgpool", "relu", "lrn", "add", "concat", "clip"}
-# Ops whose output channels can be divided (each side reads the whole input).
-OC_SPLIT = {"conv", "fc", "maxpool", "avgpool", "relu", "lrn", "add", "globalavgpool", "clip"}
-# Ops that may follow the head of an OC chain: output channel c needs only input channel c.
-CHANNEL_LOCAL = {"relu", "maxpool", "avgpool", "globalavgpool", "clip"}
+from ...kernels import LAYOUTS
+from .. import ops
 
 
 @dataclass(frozen=True)
 class OpView:
+    """One op as the planner sees it.
+
+    ``splits`` is a subset of {"H", "OC"}; ``stride``/``pad_top``/``kernel``/``dilation``
+    give the input rows an output row reads (:class:`coinfer.graph.ops.Window`);
+    ``channel_local``: output channel c reads input channel c only; ``layouts``: the
+    kernel sets that support this op (the GPU side of a co-executed plan needs "image").
+    """
+
     name: str
     type: str
     inputs: tuple[str, ...]
@@ -30,20 +38,10 @@ class OpView:
     pad_top: int = 0
     kernel: int = 1
     dilation: int = 1
-    depthwise: bool = False
     flops: float = 0.0
-
-    @property
-    def splits(self) -> frozenset:
-        s = set()
-        four_d = len(self.out_shape) == 4
-        if self.type in H_SPLIT and four_d:
-            s.add("H")
-        if self.type in OC_SPLIT and self.out_channels >= 8:
-            s.add("OC")
-        if self.depthwise:
-            s.discard("OC")
-        return frozenset(s)
+    splits: frozenset = frozenset()
+    channel_local: bool = False
+    layouts: frozenset = frozenset(LAYOUTS)
 
     @property
     def out_channels(self) -> int:
@@ -54,12 +52,9 @@ class OpView:
         return self.out_shape[2] if len(self.out_shape) == 4 else 1
 
     @property
-    def channel_local(self) -> bool:
-        return self.type in CHANNEL_LOCAL and len(self.inputs) == 1
-
-    def window(self, h_in: int) -> dict:
-        return dict(stride=self.stride, pad_top=self.pad_top, kernel=self.kernel,
-                    dilation=self.dilation, h_in=h_in)
+    def on_image(self) -> bool:
+        """Whether the image kernels (the GPU's in a co-executed plan) support this op."""
+        return "image" in self.layouts
 
 
 @dataclass
@@ -105,21 +100,17 @@ class GraphView:
 
 
 def view_of(graph) -> GraphView:
-    """The planner's view of a :class:`coinfer.graph.ir.Graph`."""
-    ops = []
+    """The planner's view of a :class:`coinfer.graph.ir.Graph`, read off the op table."""
+    out = []
     for op in graph.ops:
-        in_shapes = tuple(graph.shape(t) for t in op.inputs)
-        out_shape = graph.shape(op.output)
-        kw = {}
-        a = op.attrs
-        if op.type == "conv":
-            w = op.params["w"]
-            kw = dict(stride=a["stride"][0], pad_top=a["padding"][0], kernel=w.shape[2],
-                      dilation=a["dilation"][0],
-                      depthwise=a["groups"] > 1 and a["groups"] == in_shapes[0][1] == out_shape[1])
-        elif op.type in ("maxpool", "avgpool"):
-            kw = dict(stride=a["stride"][0], pad_top=a["padding"][0], kernel=a["kernel"][0])
-        ops.append(OpView(op.name, op.type, tuple(op.inputs), op.output, in_shapes, out_shape,
-                          flops=float(graph.flops(op)), **kw))
+        spec = ops.SPECS[op.type]
+        win = spec.window(graph, op)
+        out.append(OpView(
+            op.name, op.type, tuple(op.inputs), op.output,
+            tuple(graph.shape(t) for t in op.inputs), graph.shape(op.output),
+            stride=win.stride, pad_top=win.pad_top, kernel=win.kernel, dilation=win.dilation,
+            flops=float(graph.flops(op)), splits=spec.split_dims(graph, op),
+            channel_local=spec.channel_local and len(op.inputs) == 1,
+            layouts=ops.layouts_of(graph, op)))
     shapes = {name: t.shape for name, t in graph.tensors.items()}
-    return GraphView(ops, tuple(graph.inputs), tuple(graph.outputs), shapes)
+    return GraphView(out, tuple(graph.inputs), tuple(graph.outputs), shapes)

@@ -13,6 +13,9 @@ more slowed processor late.  Sharing
 costs (transform, map, unmap) are timed at two sizes and fitted linear in
 bytes; a sync is timed as a ping-pong between the two processors.  Every
 prediction adds the measured per-task dispatch time of a processor thread.
+The image side is timed only for ops whose image kernels support them (the op
+table's predicate); the others cost infinity there, so no plan puts them on
+the GPU.  Timings go through the one harness, :mod:`.measure`.
 """
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ import numpy as np
 
 from ...hw import memory
 from ...kernels import layout
-from .. import opcall
+from ..coexec import lower
 from ..coexec.regions import gpu_channels, region_fraction
-from ..coexec.view import view_of
+from ..ops import as4d
 from ..progress import Progress
+from .measure import clocked, measure, samples
 
 
 def _fit(points) -> tuple[float, float]:
@@ -46,13 +50,19 @@ class MeasuredCosts:
     """Latencies measured on ``soc``'s processors for ``graph``'s ops.
 
     ``MeasuredCosts(graph, soc, repeats=3)`` profiles at construction
-    (progress on stderr unless ``progress=False``).  ``fits[op][proc][dim]`` is
-    the (a, b) of each fit; ``table()`` lists whole-op times.
+    (progress on stderr unless ``progress=False``); ``prepared``
+    (:func:`coinfer.graph.coexec.lower.prepare` of ``graph``) gives the view and
+    the weights, shared with the planners and executors.  ``fits[op][proc][dim]``
+    is the (a, b) of each fit; ``full[op][proc]`` the whole-op seconds.
     """
 
-    def __init__(self, graph, soc, *, repeats: int = 3, progress: bool = True, buffer_on_gpu: bool = True):
+    def __init__(self, graph, soc, *, prepared: lower.Prepared | None = None, repeats: int = 3,
+                 progress: bool = True, buffer_on_gpu: bool = True):
         self.graph, self.soc = graph, soc
-        self.view = view_of(graph)
+        if prepared is None:
+            prepared = lower.prepare(graph)
+        prepared.check(graph, ("buffer", "image"), "MeasuredCosts")
+        self.view, self._weights = prepared.view, prepared.weights
         self.repeats = int(repeats)
         self.fits: dict = {}
         self.full: dict = {}
@@ -74,26 +84,18 @@ class MeasuredCosts:
         for t, ten in g.tensors.items():
             b = rng.standard_normal(ten.shape, dtype=np.float32)
             data["buffer"][t] = b
-            data["image"][t] = layout.to_image(opcall.as4d(b))
-        self._weights = {op.name: opcall.prepare(g, op) for op in g.ops}
+            data["image"][t] = layout.to_image(as4d(b))
         return data
 
     # -- timing -------------------------------------------------------------
     def _timer(self, lay: str, op, region):
-        """A callable running ``op`` over ``region`` and returning its seconds."""
+        """A sample (see :mod:`.measure`): runs ``op`` over ``region``, returns its seconds."""
         ins = [self._data[lay][t] for t in op.inputs]
         out = self._data[lay][op.output]
         w = self._weights[op.name][lay]
         g = self.graph
-        kw = opcall.region_kwargs(g, op, region)
-        scratch = np.empty(g.shape(op.inputs[0]), np.float32) if op.type in ("flatten", "reshape") else None
-
-        def fn():
-            t0 = time.perf_counter()
-            opcall.call(g, op, lay, w, ins, out, scratch=scratch, **kw)
-            return time.perf_counter() - t0
-
-        return fn
+        kw = lower.region_kwargs(g, op, region)
+        return clocked(lambda: lower.call(g, op, lay, w, ins, out, **kw))
 
     def _time(self, proc: str, lay: str, op, region) -> float:
         """Fastest of the kernel calls, measured on ``proc``'s thread.
@@ -102,10 +104,9 @@ class MeasuredCosts:
         noise that only ever lengthens a call, and plans built on noisy timings
         change from run to run."""
         fn = self._timer(lay, op, region)
-        times = []
-        for _ in range(self.repeats + 1):
-            times.append(self.soc[proc].submit(fn, op=f"profile {op.name}").result(timeout=600)[0])
-        return float(np.min(times[1:]))
+        p = self.soc[proc]
+        return measure(lambda: p.submit(fn, op=f"profile {op.name}").result(timeout=600)[0],
+                       repeats=self.repeats).min
 
     def _time_together(self, op) -> dict:
         """Fastest time of the whole op on each processor while the other runs it too.
@@ -113,14 +114,14 @@ class MeasuredCosts:
         The image and buffer copies of the data are separate, as in co-execution."""
         fc = self._timer("buffer", op, self._full(op))
         fg = self._timer("image", op, self._full(op))
-        # Each side loops until the other has finished too, so every measured call overlaps.
-        out = {"cpu": [], "gpu": []}
-        for _ in range(self.repeats + 1):
+
+        def both():
             c = self.soc.cpu.submit(fc, op=f"profile {op.name}")
             g = self.soc.gpu.submit(fg, op=f"profile {op.name}")
-            out["cpu"].append(c.result(timeout=600)[0])
-            out["gpu"].append(g.result(timeout=600)[0])
-        return {p: float(np.min(v[1:])) for p, v in out.items()}
+            return c.result(timeout=600)[0], g.result(timeout=600)[0]
+
+        pairs = samples(both, repeats=self.repeats)
+        return {"cpu": min(c for c, _ in pairs), "gpu": min(g for _, g in pairs)}
 
     def _full(self, op) -> tuple:
         v = self.view.op(op.name)
@@ -142,7 +143,7 @@ class MeasuredCosts:
     def _profile_op(self, op, buffer_on_gpu: bool) -> None:
         v = self.view.op(op.name)
         full = (0, v.out_rows, 0, v.out_channels)
-        image_ok = opcall.supported_on_image(self.graph, op)
+        image_ok = v.on_image
         fits, whole = {}, {}
         for proc, lay in (("cpu", "buffer"), ("gpu", "image")):
             if proc == "gpu" and not image_ok:
@@ -199,9 +200,9 @@ class MeasuredCosts:
                         f(b)
                         return time.perf_counter() - t0
                     proc = "cpu"
-                ts = [soc[proc].submit(fn, op=f"profile {kind}").result(timeout=60)[0]
-                      for _ in range(self.repeats + 2)]
-                pts.append((b.nbytes, float(np.median(ts[1:]))))
+                t = measure(lambda fn=fn, proc=proc: soc[proc].submit(fn, op=f"profile {kind}").result(timeout=60)[0],
+                            repeats=self.repeats + 1).median
+                pts.append((b.nbytes, t))
             out[kind] = _fit(pts)
         soc.trace.clear()
         return out
@@ -258,19 +259,8 @@ class MeasuredCosts:
     def sync(self) -> float:
         return self._sync + self.task_s["cpu"]
 
-    def sample_input(self):
-        """The graph's input(s) as used for profiling: an array, or a dict for several."""
-        xs = {t: self._data["buffer"][t] for t in self.graph.inputs}
-        return next(iter(xs.values())) if len(xs) == 1 else xs
-
     # -- reports ------------------------------------------------------------
     def throughput(self, key: str) -> float:
         """FLOPs per second of a processor over the whole model (muLayer's predictor)."""
         t = sum(v[key] for v in self.full.values() if key in v and np.isfinite(v[key]))
         return self.graph.total_flops() / t if t > 0 else 0.0
-
-    def table(self) -> str:
-        lines = [f"{'op':<24} {'cpu ms':>9} {'gpu ms':>9}"]
-        for name, v in self.full.items():
-            lines.append(f"{name:<24} {v['cpu'] * 1e3:>9.3f} {v['gpu'] * 1e3:>9.3f}")
-        return "\n".join(lines)

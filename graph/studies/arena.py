@@ -1,61 +1,52 @@
 """Activation lifetime sets for studying the arena planner.
 
 Each workload is a list of ``(nbytes, first_use, last_use)`` in the form
-:func:`coinfer.hw.arena.plan_offsets` takes.  The three networks list the
-batch-1 float32 activations of their conv / pool / FC chains, written out by
-hand: op ``k`` produces one tensor, alive from ``k`` to its last reader (the
-final output is read by one more step, the fetch).  ReLU is fused into the conv
-or FC before it.  The random sets cover lifetimes without any network shape
-and CNN-like chains with skip connections and branches.
+:func:`coinfer.hw.arena.plan_offsets` takes.  The networks are the zoo's
+(:func:`coinfer.graph.zoo.build`, batch 1, default input size, ReLU fused into
+the op before it): op ``k`` produces one float32 tensor, alive from ``k`` to
+its last reader, the graph input from 0, and the output one step past the last
+op (the fetch) -- :meth:`coinfer.graph.ir.Graph.lifetimes`.  The random sets
+cover lifetimes without any network shape and CNN-like chains with skip
+connections and branches.
 """
 from __future__ import annotations
 
 import random
 
-__all__ = ["alexnet", "squeezenet", "vgg16", "networks", "random_lifetimes", "cnn_like"]
+__all__ = ["network", "alexnet", "squeezenet", "vgg16", "networks", "random_lifetimes", "cnn_like"]
 
 F32 = 4
+#: The zoo models :func:`networks` returns.
+NETWORKS = ("alexnet", "squeezenet", "vgg16")
 
 
-def _chain(shapes):
-    """Lifetimes of a plain chain: tensor k (k=0 is the input) lives from op k-1 to op k."""
-    out = []
-    for k, shape in enumerate(shapes):
-        n = F32
-        for d in shape:
-            n *= d
-        out.append((n, max(k - 1, 0), k))
-    return out
+def network(name: str, **build) -> list[tuple[int, int, int]]:
+    """The activation lifetimes of zoo model ``name`` (``build`` goes to ``zoo.build``)."""
+    from ..ir import fuse_relu
+    from ..zoo import build as zoo_build
+
+    g = fuse_relu(zoo_build(name, weights=False, **build))
+    return [(g.tensors[t].nbytes, first, last) for t, (first, last) in g.lifetimes().items()]
 
 
 def alexnet():
-    """AlexNet (Caffe, 227x227 input): conv1..conv5, three max pools, fc6..fc8."""
-    return _chain([
-        (3, 227, 227),
-        (96, 55, 55),    # conv1 11x11/4
-        (96, 27, 27),    # pool1 3x3/2
-        (256, 27, 27),   # conv2 5x5 pad 2
-        (256, 13, 13),   # pool2
-        (384, 13, 13),   # conv3
-        (384, 13, 13),   # conv4
-        (256, 13, 13),   # conv5
-        (256, 6, 6),     # pool5
-        (4096,),         # fc6
-        (4096,),         # fc7
-        (1000,),         # fc8
-    ])
+    """AlexNet (Caffe, 227x227 input) from the zoo."""
+    return network("alexnet")
 
 
 def vgg16():
-    """VGG-16 (224x224 input): 13 3x3 convs in five blocks, five max pools, three FCs."""
-    shapes = [(3, 224, 224)]
-    hw = 224
-    for ch, reps in ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)):
-        shapes += [(ch, hw, hw)] * reps
-        hw //= 2
-        shapes.append((ch, hw, hw))
-    shapes += [(4096,), (4096,), (1000,)]
-    return _chain(shapes)
+    """VGG-16 (224x224 input) from the zoo."""
+    return network("vgg16")
+
+
+def squeezenet():
+    """SqueezeNet v1.0 (227x227 input) from the zoo."""
+    return network("squeezenet")
+
+
+def networks() -> dict:
+    """The zoo networks of :data:`NETWORKS`, by name."""
+    return {name: network(name) for name in NETWORKS}
 
 
 class _Builder:
@@ -78,43 +69,6 @@ class _Builder:
     def finish(self):
         self.tensors[-1][2] = self.op + 1  # read by the fetch
         return [tuple(t) for t in self.tensors]
-
-
-def squeezenet():
-    """SqueezeNet v1.0 (227x227 input).
-
-    A fire module is squeeze (1x1) -> expand1x1 and expand3x3, both reading the
-    squeeze output -> concat of the two expands.
-    """
-    b = _Builder()
-    x = b.add((3, 227, 227))
-    b.op = -1  # the input exists before op 0
-    x = b.add((96, 111, 111), x)  # conv1 7x7/2
-    x = b.add((96, 55, 55), x)    # pool1 3x3/2
-    hw = 55
-
-    def fire(x, s, e, hw):
-        sq = b.add((s, hw, hw), x)
-        e1 = b.add((e, hw, hw), sq)
-        e3 = b.add((e, hw, hw), sq)
-        return b.add((2 * e, hw, hw), e1, e3)
-
-    for s, e in ((16, 64), (16, 64), (32, 128)):
-        x = fire(x, s, e, hw)
-    x = b.add((256, 27, 27), x)   # pool4
-    hw = 27
-    for s, e in ((32, 128), (48, 192), (48, 192), (64, 256)):
-        x = fire(x, s, e, hw)
-    x = b.add((512, 13, 13), x)   # pool8
-    x = fire(x, 64, 256, 13)
-    x = b.add((1000, 13, 13), x)  # conv10 1x1
-    b.add((1000,), x)             # global average pool
-    return b.finish()
-
-
-def networks() -> dict:
-    """The three hand-written networks, by name."""
-    return {"alexnet": alexnet(), "squeezenet": squeezenet(), "vgg16": vgg16()}
 
 
 def random_lifetimes(seed: int, n: int = 120, ops: int = 40, mean_life: float = 8.0):

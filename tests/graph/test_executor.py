@@ -155,7 +155,7 @@ def test_soak_no_thread_or_arena_growth(soc):
 
 
 def test_failing_kernel_surfaces_and_soc_stays_usable(soc, monkeypatch):
-    from coinfer.graph import opcall
+    from coinfer.graph.coexec import lower as opcall
     from coinfer.hw import TaskError
 
     g, x, ref = small("squeezenet")
@@ -228,14 +228,8 @@ def test_onnx_model_every_strategy_matches_onnxruntime(soc):
 def test_codl_keeps_the_fastest_measured_candidate(soc):
     g, x, _ = small("squeezenet")
 
-    class Measured(TableCosts):
-        def sample_input(self):
-            return x
-
-    base = equal_costs(g, sync=1e-6)
-    costs = Measured(base.full, sync_s=base.sync_s, transform_per_byte=base.transform_per_byte)
-    costs.soc = soc
-    plan = plan_codl(g, costs)
+    costs = equal_costs(g, sync=1e-6)
+    plan = plan_codl(g, costs, verify_on=soc, x=x)
     notes = plan.notes
     assert notes["chosen_by"] == "measurement"
     times = notes["candidates_measured_s"]
@@ -248,6 +242,6 @@ def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
     view = view_of(g)
     # The GPU 20x slower than the CPU: splitting gains at most 5%, under the 10% margin.
     costs = TableCosts({op.name: {"cpu": 1e-3, "gpu": 2e-2} for op in view.ops}, sync_s=1e-6)
-    plan = plan_codl(g, costs, verify=False)
+    plan = plan_codl(g, costs)
     assert plan.shared_layout == "buffer" and plan.n_splits == 0
     assert plan.notes["chosen_by"] == "prediction"
