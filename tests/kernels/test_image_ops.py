@@ -1,4 +1,4 @@
-"""Image pooling, FC, elementwise (ReLU, Clip, Add, Concat), LRN and softmax against the float64 reference and the buffer kernels."""
+"""Image pooling, elementwise (ReLU, Clip, Add, Concat), LRN and softmax against the float64 reference and the buffer kernels."""
 import numpy as np
 from hypothesis import assume, given
 from hypothesis import strategies as st
@@ -94,25 +94,6 @@ def test_global_avg_pool(data):
     assert _padding_lanes_zero(y, x.shape[1])
     if kb is not None:
         assert_close(layout.to_buffer(y, x.shape[1]), kb.global_avg_pool(x), "global_avg_pool vs buffer")
-
-
-@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 40), st.booleans(), st.booleans(),
-       st.integers(0, 2**16), st.data())
-def test_fully_connected(n, k, m, with_bias, relu, seed, data):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, k), dtype=np.float32)
-    w = rng.standard_normal((m, k), dtype=np.float32)
-    bias = rng.standard_normal(m, dtype=np.float32) if with_bias else None
-    xi, wi = layout.to_image(x.reshape(n, k, 1, 1)), layout.fc_to_image(w)
-    y = ki.fully_connected(xi, wi, bias, relu=relu, out_channels=m)
-    want = ref.fully_connected(x, w, bias, relu=relu)
-    assert_close(layout.to_buffer(y, m).reshape(n, m), want, "fully_connected")
-    assert _padding_lanes_zero(y, m)
-    if kb is not None:
-        assert_close(layout.to_buffer(y, m).reshape(n, m), kb.fully_connected(x, w, bias, relu=relu),
-                     "fully_connected vs buffer")
-    _regions_tile(lambda **r: ki.fully_connected(xi, wi, bias, relu=relu, out_channels=m, **r),
-                  y, data, m, rows=False)
 
 
 @given(st.data())
