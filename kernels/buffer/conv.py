@@ -140,8 +140,7 @@ def _compute(x, w, b, out, geometry, no_far_padding, groups, region, relu):
     cg = c // groups
     hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
     if cg == 1 and groups == c:
-        planes = _buffer("planes", sh * sw * hq * wq + NR + wq, np.float32)
-        conv_depthwise(x, w, b, out, planes, *geometry, *region, relu)
+        conv_depthwise(x, w, b, out, geometry, region, relu)
         return
     tile = _buffer("tile", MR * NR, np.float32)
     if kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding:
