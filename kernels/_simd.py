@@ -213,6 +213,60 @@ vodds = _phase_shuffle(1)
 vodds.__doc__ = "Cells 1, 3, 5, ... of the ``2*VW`` floats ``a | b``, a cell being ``cell`` floats (1 or 4)."
 
 
+def _channel_shift(d):
+    """Intrinsic for a channel shift of ``d`` (1..3 or -3..-1) across texels (see below)."""
+    mask = []
+    for k in range(VW):
+        p, m = k // 4, k % 4 + d
+        if d < 0:  # sources (previous block, this block)
+            mask.append(4 * p + m + 4 if m < 0 else VW + 4 * p + m)
+        else:  # sources (this block, next block)
+            mask.append(4 * p + m if m < 4 else VW + 4 * p + m - 4)
+
+    @intrinsic
+    def fn(typingctx, a, b):
+        if not (a == f32v and b == f32v):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.shuffle_vector(args[0], args[1], ir.Constant(ir.VectorType(_I32, VW), mask))
+
+        return f32v(a, b), codegen
+
+    fn.__doc__ = (f"Texel vectors shifted by {d} channels: lane l of each pixel takes channel l + {d} "
+                  f"of that pixel, from {'(previous block, this block)' if d < 0 else '(this block, next block)'}.")
+    return fn
+
+
+vshift_m3, vshift_m2, vshift_m1 = _channel_shift(-3), _channel_shift(-2), _channel_shift(-1)
+vshift_p1, vshift_p2, vshift_p3 = _channel_shift(1), _channel_shift(2), _channel_shift(3)
+
+
+@intrinsic
+def vsqrt(typingctx, a):
+    """Square root lane by lane (IEEE: NaN for NaN or negative, inf for inf)."""
+    if a != f32v:
+        return None
+
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC]), f"llvm.sqrt.v{VW}f32")
+        return builder.call(fn, args)
+
+    return f32v(a), codegen
+
+
+@intrinsic
+def vdiv(typingctx, a, b):
+    """``a / b`` lane by lane."""
+    if not (a == f32v and b == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.fdiv(*args)
+
+    return f32v(a, b), codegen
+
+
 @intrinsic
 def vmax(typingctx, a, b):
     """``max(a, b)`` lane by lane; NaN if either lane is NaN."""

@@ -12,9 +12,9 @@ serves every rank and region:
 
 Concat copies, for each input, the block of it that falls inside the output
 region into its place in the output, through 4-D views in which each block's
-rows are contiguous runs.  Infinite clip bounds never reach a kernel
-(fastmath assumes finite values): a missing bound is a flag instead, and
-min >= max is a fill with max.
+rows are contiguous runs.  A missing (infinite) clip bound is a flag rather
+than a comparison, and min >= max is a fill with max.  NaN propagates through
+every op here (the reference's rule); onnxruntime's Relu and Clip do the same.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .._rowloops import clamp_rows as _clamp
 __all__ = ["relu", "clip", "add", "concat"]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, cache=True)
 def _copy_block(src, dst, idx):
     """dst[d + k] = src[s + k] for every 4-D index k < ln, where idx = (s, d, ln) (3 x 4 int64)."""
     # Scalars first: the inner loop then reads no index array, so it vectorises.
