@@ -1,0 +1,261 @@
+"""add (with fused ReLU) in both layouts: the float64 reference, regions, in place, bad input, NaN and inf."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from coinfer.kernels import buffer as B
+from coinfer.kernels import image as ki
+from coinfer.kernels import layout
+from coinfer.kernels import reference as R
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, X2, X4, buffer_bands, buffer_region_case, cut,
+    image_bands, image_region_case, img, padding_lanes_zero, rand, readonly,
+    shifted, tensor)
+from tests.tolerance import assert_close
+
+
+# === buffer (NCHW, any rank) ===
+
+
+shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
+
+
+@given(shapes, st.booleans(), st.integers(0, 2**16))
+def test_buffer_add(shape, relu, seed):
+    a, b = rand(seed, *shape), rand(seed + 1, *shape)
+    y = B.add(a, b, relu=relu)
+    assert_close(y, R.add(a, b, relu=relu), "add")
+    out = np.empty(shape, np.float32)
+    assert B.add(a, b, relu=relu, out=out) is out
+    np.testing.assert_array_equal(out, y)
+    assert B.add(a, b, relu=relu, out=a) is a  # in place into the first operand
+    np.testing.assert_array_equal(a, y)
+    a2 = rand(seed, *shape)
+    assert B.add(a2, b, relu=relu, out=b) is b  # and into the second
+    np.testing.assert_array_equal(b, y)
+
+
+OPS = ['add', 'add_relu']  # the region cases of this file
+
+
+@pytest.mark.parametrize("op, dim, rank", [s for s in BUFFER_SPLITS if s[0] in OPS])
+@given(data=st.data())
+def test_buffer_regions_in_any_order_give_the_whole(op, dim, rank, data):
+    call, ref = buffer_region_case(data, op, rank)
+    whole = call(None)
+    assert whole.dtype == np.float32
+    assert_close(whole, ref, op)
+    limit = whole.shape[2] if dim == "rows" else whole.shape[1]
+    parts = buffer_bands(data, limit)
+    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
+    out = np.full(whole.shape, np.nan, np.float32)
+    expected = whole.copy()
+    for i, (lo, hi) in enumerate(parts):
+        if i == skip:
+            cut(expected, dim, lo, hi)[...] = np.nan  # never computed: must stay as it was
+            continue
+        assert call(out, **{dim: (lo, hi)}) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("op", OPS)
+@given(data=st.data())
+def test_buffer_row_and_channel_region_together(op, data):
+    call, _ = buffer_region_case(data, op, 4)
+    whole = call(None)
+    _, c, h, _ = whole.shape
+    r0 = data.draw(st.integers(0, h), label="r0")
+    r1 = data.draw(st.integers(r0, h), label="r1")
+    c0 = data.draw(st.integers(0, c), label="c0")
+    c1 = data.draw(st.integers(c0, c), label="c1")
+    y = call(None, rows=(r0, r1), channels=(c0, c1))  # a new output: zeros outside the region
+    expected = np.zeros_like(whole)
+    expected[:, c0:c1, r0:r1] = whole[:, c0:c1, r0:r1]
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("op", ["add"])
+@pytest.mark.parametrize("dim", ["rows", "channels"])
+@given(data=st.data())
+def test_buffer_region_in_place(op, dim, data):
+    """out is the input itself: the region gets the result, the rest keeps the input."""
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 20)),
+             data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
+    x = rand(data.draw(st.integers(0, 2**16)), *shape)
+    limit = shape[2] if dim == "rows" else shape[1]
+    lo = data.draw(st.integers(0, limit), label="lo")
+    hi = data.draw(st.integers(lo, limit), label="hi")
+    fn = {"relu": lambda a, **k: B.relu(a, **k), "clip": lambda a, **k: B.clip(a, min=-0.3, max=0.6, **k),
+          "add": lambda a, **k: B.add(a, x, relu=True, **k)}[op]
+    whole = fn(x)
+    buf = x.copy()
+    assert fn(buf, out=buf, **{dim: (lo, hi)}) is buf
+    expected = x.copy()
+    cut(expected, dim, lo, hi)[...] = cut(whole, dim, lo, hi)
+    np.testing.assert_array_equal(buf, expected)
+
+
+BUFFER_BAD = [
+    ("add b float64", lambda: B.add(BX, BX.astype(np.float64)), TypeError, r"add: b .*float32"),
+    ("add out read-only", lambda: B.add(BX, BX, out=readonly(BX.shape)), ValueError, r"add: out must be writeable"),
+    ("add out overlaps b partially", lambda: shifted("add"), ValueError, r"add: out must be an input itself or not overlap"),
+    ("add shapes differ", lambda: B.add(BX, BX[:, :4]), ValueError, r"add: b must have the shape of a"),
+    ("add relu string", lambda: B.add(BX, BX, relu="no"), TypeError, r"add: relu must be a bool"),
+]
+
+
+@pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD], ids=[c[0] for c in BUFFER_BAD])
+def test_buffer_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+BUFFER_BAD_REGIONS = [
+    ("add rows past end", lambda o: B.add(X4, X4, out=o, rows=(0, 9)), ValueError, r"add: rows must satisfy"),
+    ("add channels floats", lambda o: B.add(X4, X4, out=o, channels=(0.0, 1.0)), TypeError, r"add: channels must be a pair"),
+    ("add rows on 2-D", lambda o: B.add(X2, X2, rows=(0, 1)), ValueError, r"add: rows needs a 4-D"),
+]
+
+
+@pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD_REGIONS],
+                         ids=[c[0] for c in BUFFER_BAD_REGIONS])
+def test_buffer_bad_region_raises_and_leaves_out_untouched(call, exc, message):
+    out = np.full(X4.shape, 3.0, np.float32)
+    with pytest.raises(exc, match=message):
+        call(out)
+    assert (out == 3.0).all()
+
+
+# === image (N, H, CB, W, 4) ===
+
+
+@given(st.data())
+def test_image_relu_and_add(data):
+    a = tensor(data.draw)
+    rng = np.random.default_rng(data.draw(st.integers(0, 99)))
+    b = rng.standard_normal(a.shape, dtype=np.float32)
+    c = a.shape[1]
+    ai, bi = layout.to_image(a), layout.to_image(b)
+    assert_close(layout.to_buffer(ki.relu(ai), c), R.relu(a), "relu")
+    for fuse in (False, True):
+        assert_close(layout.to_buffer(ki.add(ai, bi, relu=fuse), c), R.add(a, b, relu=fuse), "add")
+    in_place = ai.copy()
+    ki.add(in_place, bi, relu=True, out=in_place)
+    assert_close(layout.to_buffer(in_place, c), R.add(a, b, relu=True), "add in place")
+    assert_close(layout.to_buffer(ki.relu(ai), c), B.relu(a), "relu vs buffer")
+    assert_close(layout.to_buffer(ki.add(ai, bi, relu=True), c), B.add(a, b, relu=True), "add vs buffer")
+    ki.relu(ai, out=ai)
+    assert_close(layout.to_buffer(ai, c), R.relu(a), "relu in place")
+    assert padding_lanes_zero(ai, c)
+
+
+IMAGE_OPS = ['add', 'add_relu']  # the image region cases of this file
+
+
+@pytest.mark.parametrize("channel_only", [False, True], ids=["4d", "channel_only"])
+@pytest.mark.parametrize("op", IMAGE_OPS)
+@given(data=st.data())
+def test_image_regions_in_any_order_give_the_whole(op, channel_only, data):
+    call, ref, c = image_region_case(data, op, channel_only)
+    whole = call(None)
+    assert whole.dtype == np.float32 and whole.shape[2] == (c + 3) // 4
+    assert_close(layout.to_buffer(whole, c), ref, op)
+    assert padding_lanes_zero(whole, c)
+    _, h, cb, _, _ = whole.shape
+    rows = image_bands(data, h, 1, h, "row cuts")
+    chans = image_bands(data, 4 * cb, 4, c, "channel cuts")
+    parts = data.draw(st.permutations([(r, ch) for r in rows for ch in chans]), label="order")
+    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
+    out = np.full(whole.shape, np.nan, np.float32)
+    expected = whole.copy()
+    for i, (r, ch) in enumerate(parts):
+        if i == skip:  # never computed: must stay as it was
+            expected[:, r[0]:r[1], ch[0] // 4:(ch[1] + 3) // 4] = np.nan
+            continue
+        assert call(out, rows=r, channels=ch) is out
+    assert call(out, rows=(h, h), channels=(0, c)) is out  # empty regions touch nothing
+    assert call(out, rows=(0, h), channels=(0, 0)) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("op", IMAGE_OPS)
+@given(data=st.data())
+def test_image_new_output_is_zero_outside_the_region(op, data):
+    call, _, c = image_region_case(data, op)
+    whole = call(None)
+    _, h, cb, _, _ = whole.shape
+    r0 = data.draw(st.integers(0, h), label="r0")
+    r1 = data.draw(st.integers(r0, h), label="r1")
+    b0 = data.draw(st.integers(0, cb), label="b0")
+    b1 = data.draw(st.integers(b0, cb), label="b1")
+    c1 = c if b1 == cb > b0 else 4 * b1
+    y = call(None, rows=(r0, r1), channels=(4 * b0, c1))
+    expected = np.zeros_like(whole)
+    expected[:, r0:r1, b0:b1] = whole[:, r0:r1, b0:b1]
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("op", ["add"])
+@pytest.mark.parametrize("dim", ["rows", "channels"])
+@given(data=st.data())
+def test_image_region_in_place(op, dim, data):
+    """out is the input itself: the region gets the result, the rest keeps the input."""
+    c = data.draw(st.integers(1, 40), label="c")
+    shape = (data.draw(st.integers(1, 2)), c, data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
+    xi = layout.to_image(rand(data.draw(st.integers(0, 2**16)), *shape))
+    fn = {"relu": lambda a, **k: ki.relu(a, **k),
+          "clip": lambda a, **k: ki.clip(a, min=0.2, max=0.6, c=c, **k),
+          "add": lambda a, **k: ki.add(a, xi, relu=True, **k)}[op]
+    whole = fn(xi)
+    if dim == "rows":
+        lo = data.draw(st.integers(0, shape[2]), label="lo")
+        hi = data.draw(st.integers(lo, shape[2]), label="hi")
+        reg, sel = (lo, hi), (slice(None), slice(lo, hi))
+    else:
+        cb = xi.shape[2]
+        lo = data.draw(st.integers(0, cb), label="lo")
+        hi = data.draw(st.integers(lo, cb), label="hi")
+        reg, sel = (4 * lo, c if hi == cb > lo else 4 * hi), (slice(None), slice(None), slice(lo, hi))
+    buf = xi.copy()
+    assert fn(buf, out=buf, **{dim: reg}) is buf
+    expected = xi.copy()
+    expected[sel] = whole[sel]
+    np.testing.assert_array_equal(buf, expected)
+    assert padding_lanes_zero(buf, c)
+
+
+def test_image_add_rejects_shape_mismatch():
+    with pytest.raises(ValueError, match=r"add: b must have the shape of a"):
+        ki.add(IX, img(cb=3))
+
+
+def test_image_add_rejects_partially_overlapping_out():
+    flat = np.zeros(IX.size + 4, np.float32)
+    a = flat[:IX.size].reshape(IX.shape)
+    shifted = flat[4:].reshape(IX.shape)
+    with pytest.raises(ValueError, match="add: out must be an input itself or not overlap it"):
+        ki.add(a, a, out=shifted)
+
+
+IMAGE_CALLS = {
+    "relu": lambda **k: ki.relu(IRX, **k),
+    "clip": lambda **k: ki.clip(IRX, min=-1.0, max=1.0, **k),
+    "add": lambda **k: ki.add(IRX, IRX, **k),
+    "global_avg_pool": lambda **k: ki.global_avg_pool(IRX, **k),
+    "concat": lambda **k: ki.concat([IRX, IRX[:, :, :1].copy()], [7, 3], **k),
+}
+
+
+IMAGE_BAD_REGIONS = [
+    ("add", dict(rows=(0, 9)), ValueError, "add: rows must satisfy"),
+    ("add", dict(channels=(1, 4)), ValueError, "add: channels ends must be multiples of 4"),
+]
+
+
+@pytest.mark.parametrize("op,kw,exc,msg", IMAGE_BAD_REGIONS, ids=[c[3] for c in IMAGE_BAD_REGIONS])
+def test_image_bad_regions_raise(op, kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        IMAGE_CALLS[op](**kw)
