@@ -45,10 +45,10 @@ def _taps3(acc, a, b, c, wa, wb, wc):
     return vfma(c, wc, vfma(b, wb, vfma(a, wa, acc)))
 
 
-def _make(cell):
+def _make():
 
     @njit(nogil=True, cache=True)
-    def depthwise(xf, of, p, coff, w, bias, wvec, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
+    def depthwise(xf, of, p, coff, w, bias, wvec, cell, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
                   kh, kw, sh, sw, dh, pt, pl, wq, wql, rows, relu, r0, r1, c0, c1):
         """Depthwise conv of output rows [r0, r1) of output planes c0..c1-1 (module doc).
 
@@ -119,8 +119,12 @@ def _make(cell):
                                 if sw == 1:
                                     vstore(p, dst + pl * cell + k, va)
                                 else:
-                                    vstore(p, dst + da + k // 2, vevens(va, vb2, cell))
-                                    vstore(p, dst + db + k // 2, vodds(va, vb2, cell))
+                                    if cell == 1:
+                                        ea, eb = vevens(va, vb2, 1), vodds(va, vb2, 1)
+                                    else:
+                                        ea, eb = vevens(va, vb2, 4), vodds(va, vb2, 4)
+                                    vstore(p, dst + da + k // 2, ea)
+                                    vstore(p, dst + db + k // 2, eb)
                         built = ic
                     for oh in range(a0, a1, 4):
                         nr = min(4, a1 - oh)
@@ -214,11 +218,11 @@ def _make(cell):
 _KERNELS: dict = {}
 
 
-def _kernel(cell: int):
-    """The compiled kernel for ``cell`` floats per cell (1: buffer, 4: image), on first use."""
-    if cell not in _KERNELS:
-        _KERNELS[cell] = _make(cell)
-    return _KERNELS[cell]
+def _kernel():
+    """The compiled kernel (one serves both layouts), made on first use."""
+    if not _KERNELS:
+        _KERNELS["depthwise"] = _make()
+    return _KERNELS["depthwise"]
 
 
 def depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation, pads, relu, region):
@@ -239,6 +243,6 @@ def depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation, pad
     size = ((rows - 1) * sh + span + 1) * rs
     p = scratch("depthwise", size, 0.0, (cell, sw, wql, pl, wd))
     wvec = scratch("depthwise_w", max(9, kh * kw) * VW, 0.0, None)
-    _kernel(cell)(x.reshape(-1), out.reshape(-1), p[:size], tap_columns(kw, sw, dw, wql, cell), w.reshape(-1),
-                  bias, wvec, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, pt, pl, wq, wql, rows,
+    _kernel()(x.reshape(-1), out.reshape(-1), p[:size], tap_columns(kw, sw, dw, wql, cell), w.reshape(-1),
+                  bias, wvec, cell, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, pt, pl, wq, wql, rows,
                   bool(relu), r0, r1, c0, c1)

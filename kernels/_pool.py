@@ -37,7 +37,7 @@ __all__ = ["MAX", "AVG", "pool", "global_avg_pool"]
 MAX, AVG = 0, 1
 
 
-def _make(cell, mode):
+def _make(mode):
     is_max = mode == MAX
 
     @njit(nogil=True, cache=True, inline="always")
@@ -48,26 +48,24 @@ def _make(cell, mode):
         return vadd(acc, v), bad
 
     @njit(nogil=True, cache=True)
-    def pool(xf, of, p, coff, inv_h, inv_w, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
+    def pool(xf, of, p, coff, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
              kh, kw, sh, sw, pt, pl, wq, wql, r0, r1, c0, c1):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
-        apart, ``wc`` cells), of out at ``n*son + c*soc`` (rows ``ors`` apart, ``ow``
-        cells).  Per output row the window's input rows are folded column by column
-        into a built row (``sw`` phase rows of ``wql`` floats; ``p`` holds two, used
-        in turn, pre-filled with the identity by the caller), whose taps ``coff[j]``
-        are then folded along the row.  The next row is folded before this row's
-        taps are read, so the built row's stores have landed by then.  ``inv_h`` /
+        apart, ``wc`` cells of ``cell`` floats), of out at ``n*son + c*soc`` (rows ``ors``
+        apart, ``ow`` cells).  Per output row the window's input rows are folded column
+        by column into a built row (``sw`` phase rows of ``wql`` floats; ``p`` holds two,
+        used in turn, pre-filled with the identity by the caller), whose taps
+        ``coff[j]`` are then folded along the row.  The next row is folded before this
+        row's taps are read, so the built row's stores have landed by then.  ``inv_h`` /
         ``inv_w`` (averages): the divisors' inverses per output row / output float.
         """
         owl = ow * cell
         rl = wc * cell
         ps = sw * wql
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
-        # Input floats folded per built row, and per step of the column loop.
-        span = min(rl, wq * cell) if sw == 1 else min(rl, 2 * wq * cell)
-        step = VW if sw == 1 else 2 * VW
+        span = min(rl, wq * cell) if sw == 1 else min(rl, 2 * wq * cell)  # input floats folded
         da = (pl % 2) * wql + (pl // 2) * cell  # where the stride-2 phases of a step go
         db = ((pl + 1) % 2) * wql + ((pl + 1) // 2) * cell
         for n in range(nb):
@@ -77,16 +75,71 @@ def _make(cell, mode):
                 for oh in range(r0 - 1, r1):
                     nxt = oh + 1
                     if nxt < r1:
-                        # Fold the window rows of output row nxt into built row nxt % 2.
+                        # Fold the window rows of output row nxt into built row nxt % 2.  Past
+                        # the row the loads read the next row (those lanes are then replaced by
+                        # fill), except at the array's end, where they are masked.
                         hs = nxt * sh - pt
                         i0, i1 = max(0, -hs), min(kh, h - hs)
                         pb = (nxt % 2) * ps
-                        if sw > 2:
+                        first = xb + (hs + i0) * rs_x  # the window's first row in x
+                        last = xb + (hs + i1 - 1) * rs_x
+                        if sw == 1:
+                            for k in range(0, span, VW):
+                                a = vsplat(fill)
+                                bad = a
+                                src = first + k
+                                if k + VW <= rl or last + k + VW <= xf.size:
+                                    for i in range(i0, i1):
+                                        a, bad = fold(a, bad, vload(xf, src))
+                                        src += rs_x
+                                    if k + VW > rl:
+                                        a = vfill_outside(a, k, 0, rl, fill)
+                                        bad = vfill_outside(bad, k, 0, rl, fill)
+                                else:
+                                    for i in range(i0, i1):
+                                        a, bad = fold(a, bad, vload_in(xf, src, src - k, src - k + rl, fill))
+                                        src += rs_x
+                                if is_max:
+                                    a = vkeep_nan(a, bad)
+                                vstore(p, pb + pl * cell + k, a)
+                        elif sw == 2:
+                            for k in range(0, span, 2 * VW):
+                                a = vsplat(fill)
+                                b = a
+                                bad_a = a
+                                bad_b = a
+                                src = first + k
+                                if k + 2 * VW <= rl or last + k + 2 * VW <= xf.size:
+                                    for i in range(i0, i1):
+                                        a, bad_a = fold(a, bad_a, vload(xf, src))
+                                        b, bad_b = fold(b, bad_b, vload(xf, src + VW))
+                                        src += rs_x
+                                    if k + 2 * VW > rl:
+                                        a = vfill_outside(a, k, 0, rl, fill)
+                                        bad_a = vfill_outside(bad_a, k, 0, rl, fill)
+                                        b = vfill_outside(b, k + VW, 0, rl, fill)
+                                        bad_b = vfill_outside(bad_b, k + VW, 0, rl, fill)
+                                else:
+                                    for i in range(i0, i1):
+                                        lo = src - k
+                                        a, bad_a = fold(a, bad_a, vload_in(xf, src, lo, lo + rl, fill))
+                                        b, bad_b = fold(b, bad_b, vload_in(xf, src + VW, lo, lo + rl, fill))
+                                        src += rs_x
+                                if is_max:
+                                    a = vkeep_nan(a, bad_a)
+                                    b = vkeep_nan(b, bad_b)
+                                if cell == 1:
+                                    ea, eb = vevens(a, b, 1), vodds(a, b, 1)
+                                else:
+                                    ea, eb = vevens(a, b, 4), vodds(a, b, 4)
+                                vstore(p, pb + da + k // 2, ea)
+                                vstore(p, pb + db + k // 2, eb)
+                        else:  # strides of 3 and more: a scalar loop
                             for q in range(min(rl, (sw * wq - pl) * cell)):
                                 sacc = fill
                                 sbad = np.float32(0.0)
                                 for i in range(i0, i1):
-                                    sv = xf[np.uint64(xb + (hs + i) * rs_x + q)]
+                                    sv = xf[np.uint64(first + (i - i0) * rs_x + q)]
                                     if is_max:
                                         sacc = sv if sv > sacc else sacc
                                         sbad = sv if sv != sv else sbad
@@ -95,44 +148,6 @@ def _make(cell, mode):
                                 cidx = q // cell + pl
                                 p[np.uint64(pb + (cidx % sw) * wql + (cidx // sw) * cell + q % cell)] = (
                                     sbad if sbad != sbad else sacc)
-                        else:
-                            first = xb + (hs + i0) * rs_x  # the window's first row in x
-                            last = xb + (hs + i1 - 1) * rs_x
-                            for k in range(0, span, step):
-                                # Past the row the loads read the next row (those lanes are then
-                                # replaced by fill), except at the array's end, where they are masked.
-                                safe = k + step <= rl or last + k + step <= xf.size
-                                a = vsplat(fill)
-                                b = a
-                                bad_a = a
-                                bad_b = a
-                                src = first + k
-                                for i in range(i0, i1):
-                                    if safe:
-                                        va = vload(xf, src)
-                                    else:
-                                        va = vload_in(xf, src, src - k, src - k + rl, fill)
-                                    a, bad_a = fold(a, bad_a, va)
-                                    if sw == 2:
-                                        if safe:
-                                            vb = vload(xf, src + VW)
-                                        else:
-                                            vb = vload_in(xf, src + VW, src - k, src - k + rl, fill)
-                                        b, bad_b = fold(b, bad_b, vb)
-                                    src += rs_x
-                                if k + step > rl:
-                                    a = vfill_outside(a, k, 0, rl, fill)
-                                    bad_a = vfill_outside(bad_a, k, 0, rl, fill)
-                                    b = vfill_outside(b, k + VW, 0, rl, fill)
-                                    bad_b = vfill_outside(bad_b, k + VW, 0, rl, fill)
-                                if is_max:
-                                    a = vkeep_nan(a, bad_a)
-                                    b = vkeep_nan(b, bad_b)
-                                if sw == 1:
-                                    vstore(p, pb + pl * cell + k, a)
-                                else:
-                                    vstore(p, pb + da + k // 2, vevens(a, b, cell))
-                                    vstore(p, pb + db + k // 2, vodds(a, b, cell))
                     if oh < r0:
                         continue
                     # Fold the taps of each block of output floats of row oh.
@@ -159,9 +174,9 @@ def _make(cell, mode):
     return pool
 
 
-def _make_global(cell):
+def _make_global():
     @njit(nogil=True, cache=True)
-    def global_avg(xf, of, acc, nb, sxn, sxc, rs_x, nrows, rl, son, soc, inv, c0, c1):
+    def global_avg(xf, of, acc, cell, nb, sxn, sxc, rs_x, nrows, rl, son, soc, inv, c0, c1):
         """Mean of planes c0..c1-1 of ``nb`` images: ``nrows`` rows of ``rl`` floats,
         ``rs_x`` apart (a buffer plane is one row).  Lane k of a vector sums cells
         k % cell; four vector sums per plane, then its lanes.  Out (n, c) is one float
@@ -210,11 +225,12 @@ def _make_global(cell):
 _KERNELS: dict = {}
 
 
-def _kernel(cell: int, mode: int):
-    """The compiled kernel for ``cell`` floats per cell (1: buffer, 4: image) and ``mode`` (on first use)."""
-    if (cell, mode) not in _KERNELS:
-        _KERNELS[cell, mode] = _make(cell, mode)
-    return _KERNELS[cell, mode]
+def _kernel(mode):
+    """The compiled kernel for ``mode`` (MAX, AVG or "global"), made on first use; each serves both
+    layouts."""
+    if mode not in _KERNELS:
+        _KERNELS[mode] = _make_global() if mode == "global" else _make(mode)
+    return _KERNELS[mode]
 
 
 def _inverse_counts(n_out, k, s, pb, n, pe, include_pad) -> np.ndarray:
@@ -255,7 +271,7 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
     wq, wql, coff, inv_h, inv_w = _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
     size = 2 * sw * wql
     p = scratch("pool", size, -np.inf if mode == MAX else 0.0, (cell, sw, wql, pads[1], w))
-    _kernel(cell, mode)(x.reshape(-1), out.reshape(-1), p, coff, inv_h, inv_w, nb, *xs, *os_, h, w, ow,
+    _kernel(mode)(x.reshape(-1), out.reshape(-1), p, coff, inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow,
                         kh, kw, sh, sw, pads[0], pads[1], wq, wql, r0, r1, c0, c1)
 
 
@@ -266,8 +282,6 @@ def global_avg_pool(x, out, cell, planes, region):
     plane is one row of H*W floats, an image plane H rows of W texels.
     """
     nb, xs, os_, nrows, rl, cells = planes
-    if ("global", cell) not in _KERNELS:
-        _KERNELS["global", cell] = _make_global(cell)
     acc = scratch("global_avg", VW, 0.0, None)
-    _KERNELS["global", cell](x.reshape(-1), out.reshape(-1), acc, nb, *xs, nrows, rl, *os_,
-                             np.float32(1.0 / cells), *region)
+    _kernel("global")(x.reshape(-1), out.reshape(-1), acc, cell, nb, *xs, nrows, rl, *os_,
+                      np.float32(1.0 / cells), *region)

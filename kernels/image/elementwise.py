@@ -116,7 +116,7 @@ def _true_channels(op, c, channels, cb, b1, keeps_zero):
 
 
 def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=None) -> np.ndarray:  # noqa: A002
-    """ONNX Clip on an image: min(max(x, min), max) (so all ``max`` when min >= max).
+    """ONNX Clip on an image: min(max(x, min), max) (so all ``max`` when min >= max; NaN stays NaN).
 
     ReLU6 is ``clip(x, min=0, max=6)``.  ``out`` may be ``x`` itself; ``rows`` /
     ``channels`` as for :func:`relu`.  Padding lanes stay zero: when 0 lies
@@ -139,13 +139,10 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     if v0 >= v1 or e0 >= e1:
         return out
     out3 = out.reshape(shape3)
-    if lo >= hi:
-        # Every value is max (ONNX); this also keeps infinite bounds out of the kernel.
-        out3[:, v0:v1, e0:e1] = hi
-    else:
-        use_lo, use_hi = lo > -np.inf, hi < np.inf
-        _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
-               np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
+    # min(max(x, lo), hi): every value is max when min >= max (ONNX), NaN stays NaN.
+    use_lo, use_hi = lo > -np.inf, hi < np.inf
+    _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
+           np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
     if not keeps_zero and nc is not None and nc % 4 and b1 == cb:
         out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
     return out

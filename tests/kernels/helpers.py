@@ -237,3 +237,44 @@ IX = img()  # 8 channels, 6x6
 
 
 IRX = np.zeros((1, 6, 2, 5, 4), np.float32)  # 8 channels (or 5..8), 6 rows
+
+
+# --- NaN and infinities
+
+
+def sprinkle(x, seed, frac=0.15, specials=(np.nan, np.inf, -np.inf)):
+    """A copy of ``x`` with a fraction of its cells set to NaN, +inf or -inf."""
+    rng = np.random.default_rng(seed)
+    y = x.copy()
+    mask = rng.random(x.shape) < frac
+    y[mask] = rng.choice(np.array(specials, np.float32), size=int(mask.sum()))
+    return y
+
+
+def assert_ieee(y, ref, what=""):
+    """NaN and +-inf exactly where the float64 reference has them; finite cells within tolerance."""
+    y = np.asarray(y, np.float64)
+    ref = np.asarray(ref, np.float64)
+    assert y.shape == ref.shape, f"{what}: shape {y.shape} != {ref.shape}"
+    for name, pred in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+        bad = pred(y) != pred(ref)
+        assert not bad.any(), f"{what}: {name} differs at {np.argwhere(bad)[:5].tolist()}"
+    fin = np.isfinite(ref)
+    if fin.any():
+        from tests.tolerance import assert_close
+        assert_close(y[fin], ref[fin], what)
+
+
+LAYOUTS = ("buffer", "image")
+
+
+def in_layout(name, op, x, *args, c_out=None, **kw):
+    """Kernel ``op`` of kernel set ``name`` on NCHW ``x`` -> NCHW float32 result.
+
+    For images x goes through ``layout.to_image`` and the result back through
+    ``to_buffer`` with ``c_out`` channels (x's by default).
+    """
+    if name == "buffer":
+        return getattr(B, op)(x, *args, **kw)
+    y = getattr(ki, op)(layout.to_image(x), *args, **kw)
+    return layout.to_buffer(y, c_out if c_out is not None else x.shape[1])

@@ -11,9 +11,9 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, X2, X4, buffer_bands, buffer_region_case, cut,
-    image_bands, image_region_case, img, padding_lanes_zero, rand, readonly,
-    shifted, tensor)
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X4, assert_ieee, buffer_bands,
+    buffer_region_case, cut, image_bands, image_region_case, img, padding_lanes_zero,
+    rand, readonly, shifted, sprinkle, tensor)
 from tests.tolerance import assert_close
 
 
@@ -259,3 +259,30 @@ IMAGE_BAD_REGIONS = [
 def test_image_bad_regions_raise(op, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         IMAGE_CALLS[op](**kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.5, 7.0], np.float32).reshape(1, 8, 1, 1)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("relu", [False, True])
+def test_add_nan_and_inf(lay, relu):
+    """inf + -inf is NaN; a fused ReLU keeps NaN (both layouts alike)."""
+    b = SPECIALS[:, [7, 2, 1, 4, 3, 6, 5, 0]].copy()
+    y = B.add(SPECIALS, b, relu=relu) if lay == "buffer" else layout.to_buffer(
+        ki.add(layout.to_image(SPECIALS), layout.to_image(b), relu=relu), 8)
+    assert_ieee(y, R.add(SPECIALS, b, relu=relu), f"add {lay}")
+    assert np.isnan(y[0, 1]) and np.isnan(y[0, 0])  # inf + -inf, NaN + 7
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(c=st.integers(1, 20), h=st.integers(1, 5), w=st.integers(1, 5), seed=st.integers(0, 2**16),
+       relu=st.booleans())
+def test_add_nan_and_inf_match_reference(lay, c, h, w, seed, relu):
+    a = sprinkle(rand(seed, 2, c, h, w), seed)
+    b = sprinkle(rand(seed + 1, 2, c, h, w), seed + 1)
+    y = B.add(a, b, relu=relu) if lay == "buffer" else layout.to_buffer(
+        ki.add(layout.to_image(a), layout.to_image(b), relu=relu), c)
+    assert_ieee(y, R.add(a, b, relu=relu), f"add {lay}")

@@ -9,8 +9,9 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BX, IX, POOL_OUT, buffer_pool_case, fortran, image_pool_cases,
-    padding_lanes_zero, rand, readonly, ref_pool, regions_tile, run_pool)
+from tests.kernels.helpers import (BX, IX, LAYOUTS, POOL_OUT, assert_ieee, buffer_pool_case, fortran, image_pool_cases,
+    in_layout, padding_lanes_zero, rand, readonly, ref_pool, regions_tile, run_pool,
+    sprinkle)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -131,3 +132,25 @@ def test_image_pool_rejects(fn, kw, exc, msg):
     kernel = kw.pop("kernel")
     with pytest.raises(exc, match=msg):
         fn(IX, kernel, **kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+def test_avg_pool_nan_and_inf_windows(lay):
+    x = np.array([[1, np.nan, np.inf, 1],
+                  [5, 6, 2, 3],
+                  [np.inf, -np.inf, -np.inf, 2],
+                  [1, 1, 3, 4]], np.float32).reshape(1, 1, 4, 4)
+    y = in_layout(lay, "avg_pool2d", x, 2)
+    np.testing.assert_array_equal(y.ravel(), [np.nan, np.inf, np.nan, -np.inf])
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(case=buffer_pool_case(), cip=st.booleans(), seed=st.integers(0, 2**16))
+def test_avg_pool_nan_and_inf_match_reference(lay, case, cip, seed):
+    shape, k, s, p, cm = case
+    x = sprinkle(rand(seed, *shape), seed)
+    kw = dict(stride=s, padding=p, ceil_mode=cm, count_include_pad=cip)
+    assert_ieee(in_layout(lay, "avg_pool2d", x, k, **kw), R.avg_pool2d(x, k, **kw), f"avg_pool2d {lay}")

@@ -9,8 +9,8 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, IRX, X4, buffer_bands, buffer_region_case, cut, image_bands,
-    image_region_case, padding_lanes_zero, rand, tensor)
+from tests.kernels.helpers import (BUFFER_SPLITS, IRX, LAYOUTS, X4, assert_ieee, buffer_bands, buffer_region_case, cut,
+    image_bands, image_region_case, in_layout, padding_lanes_zero, rand, sprinkle, tensor)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -307,3 +307,27 @@ IMAGE_BAD_REGIONS = [
 def test_image_bad_regions_raise(op, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         IMAGE_CALLS[op](**kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.5, 7.0], np.float32).reshape(1, 8, 1, 1)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("lo, hi", [(0.0, 6.0), (-1.0, 1.0), (-np.inf, 2.0), (1.0, np.inf), (3.0, 2.0)])
+def test_clip_keeps_nan_and_clamps_inf(lay, lo, hi):
+    kw = {"c": 8} if lay == "image" else {}
+    y = in_layout(lay, "clip", SPECIALS, min=lo, max=hi, **kw)
+    assert_ieee(y, R.clip(SPECIALS, min=lo, max=hi), f"clip {lay} [{lo}, {hi}]")
+    if lo < hi:
+        assert np.isnan(y[0, 0]), "NaN stays NaN"
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(c=st.integers(1, 20), h=st.integers(1, 5), w=st.integers(1, 5), seed=st.integers(0, 2**16),
+       lo=st.floats(-2, 0.5, width=32), hi=st.floats(-0.5, 2, width=32))
+def test_clip_nan_and_inf_match_reference(lay, c, h, w, seed, lo, hi):
+    x = sprinkle(rand(seed, 2, c, h, w), seed)
+    kw = {"c": c} if lay == "image" else {}
+    assert_ieee(in_layout(lay, "clip", x, min=lo, max=hi, **kw), R.clip(x, min=lo, max=hi), f"clip {lay}")

@@ -11,8 +11,8 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, X2, X3, X4, buffer_bands, buffer_region_case, cut,
-    image_bands, image_region_case, img, padding_lanes_zero, rand, shifted)
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X3, X4, buffer_bands, buffer_region_case,
+    cut, image_bands, image_region_case, img, padding_lanes_zero, rand, shifted, sprinkle)
 from tests.tolerance import assert_close
 
 
@@ -256,3 +256,63 @@ IMAGE_BAD_REGIONS = [
 def test_image_bad_regions_raise(op, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         IMAGE_CALLS[op](**kw)
+
+
+# === NaN and infinities, and the image's N/H/W axes ===
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1, -2])
+@given(counts=st.lists(st.integers(1, 6), min_size=1, max_size=3), c=st.integers(1, 9), seed=st.integers(0, 2**16))
+def test_concat_any_axis_copies_nan_and_inf(lay, axis, counts, c, seed):
+    """Both layouts join on every NCHW axis (images: channels lane by lane, N/H/W by texels)."""
+    xs = []
+    for i, k in enumerate(counts):
+        shape = [2, c, 3, 4]
+        shape[axis % 4] = k
+        xs.append(sprinkle(rand(seed + i, *shape), seed + i))
+    want = R.concat(xs, axis=axis)
+    if lay == "buffer":
+        y = B.concat(xs, axis=axis)
+    else:
+        y = ki.concat([layout.to_image(x) for x in xs], [x.shape[1] for x in xs], axis=axis)
+        assert padding_lanes_zero(y, want.shape[1])
+        y = layout.to_buffer(y, want.shape[1])
+    np.testing.assert_array_equal(y, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("axis", [0, 2, 3])
+@given(data=st.data())
+def test_image_concat_spatial_regions_tile_the_whole(axis, data):
+    """Along N, H or W: row x channel regions, in any order, give the whole output."""
+    c = data.draw(st.integers(1, 10), label="c")
+    counts = data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3), label="counts")
+    xs = []
+    for i, k in enumerate(counts):
+        shape = [2, c, 3, 4]
+        shape[axis] = k
+        xs.append(rand(i, *shape))
+    imgs = [layout.to_image(x) for x in xs]
+    whole = ki.concat(imgs, [c] * len(xs), axis=axis)
+    rows = image_bands(data, whole.shape[1], 1, whole.shape[1], "row cuts")
+    chans = image_bands(data, 4 * whole.shape[2], 4, c, "channel cuts")
+    out = np.full(whole.shape, np.nan, np.float32)
+    for r, ch in data.draw(st.permutations([(r, ch) for r in rows for ch in chans]), label="order"):
+        assert ki.concat(imgs, [c] * len(xs), out, axis=axis, rows=r, out_region=ch) is out
+    np.testing.assert_array_equal(out, whole)
+
+
+IMAGE_AXIS_BAD = [
+    (dict(axis=4), ValueError, r"concat: axis must be in \[-4, 3\]"),
+    (dict(axis=1.0), TypeError, "concat: axis must be an int"),
+    (dict(axis=2, channels=[8, 7]), ValueError, r"concat: along axis 2 every input needs the channels of xs\[0\] \(8\)"),
+    (dict(axis=3, xs=[IX, img(h=5)]), ValueError, r"concat: xs\[1\] shape .* off the joined axis 3"),
+]
+
+
+@pytest.mark.parametrize("change,exc,msg", IMAGE_AXIS_BAD, ids=[c[2] for c in IMAGE_AXIS_BAD])
+def test_image_concat_axis_rejects(change, exc, msg):
+    args = dict(xs=[IX, IX], channels=[8, 8])
+    args.update(change)
+    with pytest.raises(exc, match=msg):
+        ki.concat(args.pop("xs"), args.pop("channels"), **args)

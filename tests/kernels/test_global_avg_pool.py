@@ -9,8 +9,9 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, X4, buffer_bands, buffer_region_case, cut, image_bands,
-    image_region_case, padding_lanes_zero, rand, tensor)
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, LAYOUTS, X4, assert_ieee, buffer_bands, buffer_region_case,
+    cut, image_bands, image_region_case, in_layout, padding_lanes_zero, rand, sprinkle,
+    tensor)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -213,3 +214,14 @@ IMAGE_BAD_REGIONS = [
 def test_image_bad_regions_raise(op, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         IMAGE_CALLS[op](**kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(n=st.integers(1, 2), c=st.integers(1, 9), h=st.integers(1, 9), w=st.integers(1, 9),
+       seed=st.integers(0, 2**16))
+def test_global_avg_pool_nan_and_inf_match_reference(lay, n, c, h, w, seed):
+    x = sprinkle(rand(seed, n, c, h, w), seed, frac=0.05)
+    assert_ieee(in_layout(lay, "global_avg_pool", x), R.global_avg_pool(x), f"global_avg_pool {lay}")

@@ -9,7 +9,8 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import BX, IX, padding_lanes_zero, rand, regions_tile, tensor
+from tests.kernels.helpers import (BX, IX, LAYOUTS, assert_ieee, image_bands, in_layout, padding_lanes_zero, rand,
+    regions_tile, sprinkle, tensor)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -140,3 +141,49 @@ def test_image_lrn_rejects(change, exc, msg):
     args.update(change)
     with pytest.raises(exc, match=msg):
         ki.lrn(IX, args.pop("c"), **args)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 9])
+def test_lrn_nan_and_inf_stay_in_their_windows(lay, size):
+    """A NaN or inf in channel 4 reaches only the channels whose window holds it."""
+    x = rand(size, 1, 12, 2, 3)
+    x[0, 4, 0, 0] = np.nan
+    x[0, 4, 1, 1] = np.inf
+    y = in_layout(lay, "lrn", x, *([12] if lay == "image" else []), size=size, alpha=0.3, beta=0.75)
+    assert_ieee(y, R.lrn(x, size=size, alpha=0.3, beta=0.75), f"lrn {lay} size {size}")
+    lo, hi = (size - 1) // 2, size // 2
+    touched = [c for c in range(12) if c - lo <= 4 <= c + hi]
+    assert np.isnan(y[0, touched, 0, 0]).all() and not np.isnan(np.delete(y[0, :, 0, 0], touched)).any()
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(shape=nchw, params=lrn_params, seed=st.integers(0, 2**16))
+def test_lrn_nan_and_inf_match_reference(lay, shape, params, seed):
+    x = sprinkle(3 * rand(seed, *shape), seed, frac=0.05)
+    args = [shape[1]] if lay == "image" else []
+    assert_ieee(in_layout(lay, "lrn", x, *args, **params), R.lrn(x, **params), f"lrn {lay}")
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(shape=nchw, params=lrn_params, seed=st.integers(0, 2**16), data=st.data())
+def test_lrn_channel_regions_are_bit_identical(lay, shape, params, seed, data):
+    x = 3 * rand(seed, *shape)
+    c = shape[1]
+    if lay == "buffer":
+        whole = B.lrn(x, **params)
+        cuts = sorted(data.draw(st.lists(st.integers(0, c), max_size=3)))
+        out = np.full(shape, np.nan, np.float32)
+        for r in zip([0, *cuts], [*cuts, c]):
+            B.lrn(x, **params, out=out, channels=r)
+    else:
+        xi = layout.to_image(x)
+        whole = ki.lrn(xi, c, **params)
+        chans = image_bands(data, 4 * xi.shape[2], 4, c, "channel cuts")
+        out = np.full(xi.shape, np.nan, np.float32)
+        for ch in chans:
+            ki.lrn(xi, c, **params, out=out, channels=ch)
+    np.testing.assert_array_equal(out, whole)

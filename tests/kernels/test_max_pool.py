@@ -10,8 +10,8 @@ from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
 from coinfer.kernels.buffer.pool import pool_output_size
-from tests.kernels.helpers import (BX, IX, POOL_OUT, buffer_pool_case, image_pool_cases, padding_lanes_zero, rand,
-    ref_pool, regions_tile, run_pool)
+from tests.kernels.helpers import (BX, IX, LAYOUTS, POOL_OUT, assert_ieee, buffer_pool_case, image_pool_cases, in_layout,
+    padding_lanes_zero, rand, ref_pool, regions_tile, run_pool, sprinkle)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -171,3 +171,37 @@ def test_image_pool_rejects(fn, kw, exc, msg):
     kernel = kw.pop("kernel")
     with pytest.raises(exc, match=msg):
         fn(IX, kernel, **kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+def test_max_pool_nan_and_inf_windows(lay):
+    """{1, NaN, 5, 6} gives NaN; an all-NaN window NaN; all -inf -inf (padding is -inf, never -FLT_MAX)."""
+    x = np.array([[1, np.nan, -np.inf, -np.inf],
+                  [5, 6, -np.inf, -np.inf],
+                  [np.nan, np.nan, np.inf, 2],
+                  [np.nan, np.nan, 3, -np.inf]], np.float32).reshape(1, 1, 4, 4)
+    y = in_layout(lay, "max_pool2d", x, 2)
+    np.testing.assert_array_equal(y.ravel(), [np.nan, -np.inf, np.nan, np.inf])
+    # all -inf with padding: the window's input cells win over the padding
+    z = in_layout(lay, "max_pool2d", np.full((1, 3, 5, 5), -np.inf, np.float32), 3, stride=2, padding=1)
+    assert np.isneginf(z).all()
+    np.testing.assert_array_equal(y, R.max_pool2d(x, 2))
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(case=buffer_pool_case(), seed=st.integers(0, 2**16))
+def test_max_pool_nan_and_inf_match_reference(lay, case, seed):
+    shape, k, s, p, cm = case
+    x = sprinkle(rand(seed, *shape), seed)
+    kw = dict(stride=s, padding=p, ceil_mode=cm)
+    assert_ieee(in_layout(lay, "max_pool2d", x, k, **kw), R.max_pool2d(x, k, **kw), f"max_pool2d {lay}")
+
+
+def test_max_pool_nan_differs_from_onnxruntime_as_documented():
+    """onnxruntime's MaxPool skips NaN (6 for {1, NaN, 5, 6}); coinfer propagates it (see kernels/_pool.py)."""
+    x = np.array([1, np.nan, 5, 6], np.float32).reshape(1, 1, 2, 2)
+    assert run_node("MaxPool", [x], kernel_shape=[2, 2]).item() == 6.0
+    assert np.isnan(B.max_pool2d(x, 2)).all()

@@ -9,8 +9,9 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, X2, X3, X4, buffer_bands, buffer_region_case, cut,
-    fortran, image_bands, image_region_case, padding_lanes_zero, rand, shifted)
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X3, X4, assert_ieee, buffer_bands,
+    buffer_region_case, cut, fortran, image_bands, image_region_case, in_layout,
+    padding_lanes_zero, rand, shifted, sprinkle)
 from tests.tolerance import assert_close
 
 
@@ -234,3 +235,22 @@ IMAGE_BAD_REGIONS = [
 def test_image_bad_regions_raise(op, kw, exc, msg):
     with pytest.raises(exc, match=msg):
         IMAGE_CALLS[op](**kw)
+
+
+# === NaN and infinities (both layouts, one rule with the reference) ===
+
+SPECIALS = np.array([np.nan, np.inf, -np.inf, -0.0, 0.0, 1.5, -2.5, 7.0], np.float32).reshape(1, 8, 1, 1)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+def test_relu_keeps_nan_and_inf(lay):
+    y = in_layout(lay, "relu", SPECIALS)
+    assert_ieee(y, R.relu(SPECIALS), f"relu {lay}")
+    assert np.isnan(y[0, 0]) and np.isposinf(y[0, 1]) and y[0, 2] == 0
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@given(c=st.integers(1, 20), h=st.integers(1, 5), w=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_relu_nan_and_inf_match_reference(lay, c, h, w, seed):
+    x = sprinkle(rand(seed, 2, c, h, w), seed)
+    assert_ieee(in_layout(lay, "relu", x), R.relu(x), f"relu {lay}")

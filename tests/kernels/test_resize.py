@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from coinfer.kernels import buffer as B
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import BX, rand
+from tests.kernels.helpers import BX, assert_ieee, rand, sprinkle
 from tests.onnx_peer import resize_linear
 from tests.tolerance import assert_close
 
@@ -82,3 +82,14 @@ BUFFER_BAD = [
 def test_buffer_bad_input(call, exc, message):
     with pytest.raises(exc, match=message):
         call()
+
+
+# === NaN and infinities ===
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "area"])
+@given(shape=nchw, size=sizes, seed=st.integers(0, 2**16))
+def test_resize_nan_and_inf_match_reference(mode, shape, size, seed):
+    """Each output reads only its taps, so NaN and inf stay local (a weight-0 tap still multiplies)."""
+    x = sprinkle(rand(seed, *shape), seed, frac=0.05)
+    assert_ieee(B.resize(x, size, mode=mode), R.resize(x, size, mode=mode), mode)

@@ -9,7 +9,8 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import BX, IX, padding_lanes_zero, rand, shifted, tensor
+from tests.kernels.helpers import (BX, IX, LAYOUTS, assert_ieee, image_bands, padding_lanes_zero, rand, shifted,
+    sprinkle, tensor)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -92,3 +93,69 @@ def test_image_softmax(data, channel_only):
 def test_image_softmax_rejects_channel_count():
     with pytest.raises(ValueError, match="softmax: c=4 does not fit 2 channel blocks"):
         ki.softmax(IX, 4)
+
+
+# === NaN and infinities, any axis and regions (both layouts) ===
+
+
+def _softmax(lay, x, axis, **kw):
+    if lay == "buffer":
+        return B.softmax(x, axis=axis, **kw)
+    return layout.to_buffer(ki.softmax(layout.to_image(x), x.shape[1], axis=axis, **kw), x.shape[1])
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("axis", [0, 1, 2, 3, -1])
+@given(shape=st.tuples(st.integers(1, 3), st.integers(1, 9), st.integers(1, 5), st.integers(1, 6)),
+       seed=st.integers(0, 2**16))
+def test_softmax_any_axis_with_nan_and_inf_matches_reference(lay, axis, shape, seed):
+    """NaN or inf along an axis makes that softmax NaN; -inf alone gives 0 (opset-13 axis, both layouts)."""
+    x = sprinkle(4 * rand(seed, *shape), seed, frac=0.05)
+    assert_ieee(_softmax(lay, x, axis), R.softmax(x, axis=axis), f"softmax {lay} axis {axis}")
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+@given(data=st.data())
+def test_softmax_regions_off_the_axis_are_bit_identical(lay, axis, data):
+    shape = (2, data.draw(st.integers(1, 10)), data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5)))
+    x = 4 * rand(data.draw(st.integers(0, 2**16)), *shape)
+    c, h = shape[1], shape[2]
+    rows = [(0, h)] if axis == 2 else image_bands(data, h, 1, h, "row cuts")
+    if axis == 1:
+        chans = [None]
+    elif lay == "buffer":
+        cuts = sorted(data.draw(st.lists(st.integers(0, c), max_size=2)))
+        chans = list(zip([0, *cuts], [*cuts, c]))
+    else:
+        chans = image_bands(data, 4 * -(-c // 4), 4, c, "channel cuts")
+    if lay == "buffer":
+        whole, fn = B.softmax(x, axis=axis), lambda **k: B.softmax(x, axis=axis, **k)
+    else:
+        xi = layout.to_image(x)
+        whole, fn = ki.softmax(xi, c, axis=axis), lambda **k: ki.softmax(xi, c, axis=axis, **k)
+    out = np.full(whole.shape, np.nan, np.float32)
+    for r in rows:
+        for ch in chans:
+            fn(out=out, rows=None if axis == 2 else r, channels=ch)
+    np.testing.assert_array_equal(out, whole)
+
+
+SOFTMAX_REGION_BAD = [
+    ("buffer", dict(axis=2, rows=(0, 1)), ValueError, "softmax: rows cannot split the softmax axis 2"),
+    ("buffer", dict(axis=1, channels=(0, 1)), ValueError, "softmax: channels cannot split the softmax axis 1"),
+    ("image", dict(axis=2, rows=(0, 1)), ValueError, "softmax: rows cannot split the softmax axis 2"),
+    ("image", dict(axis=-3, channels=(0, 4)), ValueError, "softmax: channels cannot split the softmax axis 1"),
+    ("image", dict(axis=4), ValueError, r"softmax: axis must be in \[-4, 3\]"),
+    ("image", dict(axis="1"), TypeError, "softmax: axis must be an int"),
+    ("image", dict(axis=3, channels=(0, 3)), ValueError, "softmax: channels ends must be multiples of 4"),
+]
+
+
+@pytest.mark.parametrize("lay,kw,exc,msg", SOFTMAX_REGION_BAD, ids=[c[3] for c in SOFTMAX_REGION_BAD])
+def test_softmax_region_rejects(lay, kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        if lay == "buffer":
+            B.softmax(BX, **kw)
+        else:
+            ki.softmax(IX, 8, **kw)
