@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from coinfer.hw import arena_workloads as W
+from coinfer.graph.studies import arena as W
 from coinfer.hw.arena import lower_bound, naive_bytes, plan_offsets
 from coinfer.hw.arena_plan import greedy_by_size
 

@@ -7,38 +7,8 @@ op's ``params`` as float32 numpy arrays (conv ``w`` OIHW and ``b`` (O,); fc ``w`
 (M, K) and ``b`` (M,)).  The batch is part of the input shape given at build
 time; :meth:`Graph.with_batch` rebuilds the same model for another batch.
 
-Op types and attributes (defaults in brackets):
-
-==============  ==============================================================
-conv            stride (sh, sw) [1], padding (t, l, b, r) [0], dilation [1],
-                groups [1], relu [False] (a fused ReLU on the output)
-maxpool         kernel (kh, kw), stride [kernel], padding (t, l, b, r) [0],
-                ceil_mode [False]; padding must be smaller than the kernel
-avgpool         as maxpool, plus count_include_pad [False]
-globalavgpool   (N, C, H, W) -> (N, C, 1, 1)
-fc              relu [False]; input must be 2-D (N, K)
-relu            -
-clip            min [-inf], max [inf]; ReLU6 is ``clip`` with min 0, max 6
-lrn             size [5], alpha [1e-4], beta [0.75], k [1.0] (ONNX/Caffe LRN)
-softmax         axis [1]
-concat          axis [1]
-add             relu [False]; two inputs of one shape, no broadcasting
-flatten         (N, ...) -> (N, prod(...))
-dropout         identity at inference
-reshape         shape (a, b): 2-D target, 0 copies the input dim, -1 is inferred
-==============  ==============================================================
-
-Pooling output size follows ONNX/onnxruntime (the same rule as
-``coinfer.kernels.geometry.pool_output_size``): in ceil mode a last window that
-would start inside the end padding is dropped.
-
-FLOPs per op (:meth:`Graph.flops`): conv and fc count 2 per multiply-accumulate
-(bias and a fused ReLU are not counted); max/avg pool count the window size per
-output; global average pool counts one per input element; relu, clip and add
-count one per output element; LRN counts 2*size + 3 per output (square and sum
-over the window, then scale, power and divide); softmax counts 3 per element
-(exp, sum, divide); concat, flatten, reshape and dropout count zero.
-Bytes per op (:meth:`Graph.bytes`) are input + output + weight bytes.
+The op types, their attributes and defaults, shape rules and FLOPs rules are
+the op table's, :mod:`coinfer.graph.ops`; this module reads it.
 """
 from __future__ import annotations
 
@@ -49,16 +19,11 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..kernels import args as _args
-from ..kernels.geometry import pool_output_size
+from .ops import DTYPE_BYTES, OP_TYPES, SPECS
+from .ops import who as _who
 
-OP_TYPES = (
-    "conv", "maxpool", "avgpool", "globalavgpool", "fc", "relu", "clip", "lrn",
-    "softmax", "concat", "add", "flatten", "dropout", "reshape",
-)
-#: Op types that carry a ``relu`` flag which :func:`fuse_relu` may set.
-FUSABLE = ("conv", "fc", "add")
-DTYPE_BYTES = 4  # float32
+#: Op types that carry an output flag (a fused ReLU) which :func:`fuse_relu` may set.
+FUSABLE = tuple(t for t, s in SPECS.items() if s.flags)
 
 Shape = tuple
 
@@ -102,249 +67,16 @@ class Op:
         return int(sum(p.size for p in self.params.values()))
 
 
-# ---------------------------------------------------------------------------
-# Per-op-type attribute normalisation and shape inference.
-
-
-def _who(op: Op) -> str:
-    return f"op {op.name!r} ({op.type})"
-
-
-def _int(who: str, name: str, v, minimum: int) -> int:
-    if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-        raise TypeError(f"{who}: {name} must be an int, got {v!r}")
-    if v < minimum:
-        raise ValueError(f"{who}: {name} must be >= {minimum}, got {v}")
-    return int(v)
-
-
-def _float(who: str, name: str, v) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{who}: {name} must be a number, got {v!r}")
-    return float(v)
-
-
-def _rank(who: str, what: str, shape: Shape, ndim: int) -> None:
-    if len(shape) != ndim:
-        raise ValueError(f"{who}: {what} must be {ndim}-D, got shape {shape}")
-
-
-def _axis(who: str, axis, rank: int) -> int:
-    a = _int(who, "axis", axis, -rank)
-    if not -rank <= a < rank:
-        raise ValueError(f"{who}: axis must be in [{-rank}, {rank}), got {a}")
-    return a % rank
-
-
-def _param(op: Op, key: str, shape: Shape | None, required: bool = True):
-    who = _who(op)
-    p = op.params.get(key)
-    if p is None:
-        if required:
-            raise ValueError(f"{who}: missing parameter {key!r}")
-        return None
-    if not isinstance(p, np.ndarray):
-        raise TypeError(f"{who}: parameter {key!r} must be a numpy.ndarray, got {type(p).__name__}")
-    if shape is not None and p.shape != tuple(shape):
-        raise ValueError(f"{who}: parameter {key!r} must have shape {tuple(shape)}, got {p.shape}")
-    return p
-
-
-def _window_out(who: str, axis: str, n: int, pad: int, eff_k: int, s: int) -> int:
-    out = (n + pad - eff_k) // s + 1
-    if n + pad < eff_k or out < 1:
-        raise ValueError(
-            f"{who}: window {eff_k} is larger than the padded input {axis} {n + pad}"
-        )
-    return out
-
-
-def _conv(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    (x,) = shapes
-    _rank(who, "input", x, 4)
-    a = op.attrs
-    w = _param(op, "w", None)
-    if w.ndim != 4:
-        raise ValueError(
-            f"{who}: weight 'w' must be 4-D (O, C/groups, KH, KW), got shape {w.shape}"
-        )
-    groups = _int(who, "groups", a.get("groups", 1), 1)
-    oc, cg, kh, kw = w.shape
-    if x[1] != cg * groups or oc % groups:
-        raise ValueError(
-            f"{who}: input channels {x[1]} and weight shape {w.shape} do not fit groups={groups} "
-            f"(expected C = {cg}*{groups} and O divisible by {groups})"
-        )
-    _param(op, "b", (oc,), required=False)
-    attrs = {
-        "stride": _args.pair(who, "stride", a.get("stride", 1)),
-        "padding": _args.padding4(who, a.get("padding", 0)),
-        "dilation": _args.pair(who, "dilation", a.get("dilation", 1)),
-        "groups": groups,
-        "relu": bool(a.get("relu", False)),
-    }
-    (sh, sw), (pt, pl, pb, pr), (dh, dw) = attrs["stride"], attrs["padding"], attrs["dilation"]
-    oh = _window_out(who, "height", x[2], pt + pb, dh * (kh - 1) + 1, sh)
-    ow = _window_out(who, "width", x[3], pl + pr, dw * (kw - 1) + 1, sw)
-    return attrs, (x[0], oc, oh, ow)
-
-
-def _pool(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    (x,) = shapes
-    _rank(who, "input", x, 4)
-    a = op.attrs
-    if "kernel" not in a:
-        raise ValueError(f"{who}: missing attribute 'kernel'")
-    kernel = _args.pair(who, "kernel", a["kernel"])
-    attrs = {
-        "kernel": kernel,
-        "stride": _args.pair(who, "stride", kernel if a.get("stride") is None else a["stride"]),
-        "padding": _args.padding4(who, a.get("padding", 0)),
-        "ceil_mode": bool(a.get("ceil_mode", False)),
-    }
-    if op.type == "avgpool":
-        attrs["count_include_pad"] = bool(a.get("count_include_pad", False))
-    (kh, kw), (sh, sw), (pt, pl, pb, pr) = kernel, attrs["stride"], attrs["padding"]
-    if max(pt, pb) >= kh or max(pl, pr) >= kw:
-        raise ValueError(f"{who}: padding {attrs['padding']} must be smaller than kernel {kernel}")
-    _window_out(who, "height", x[2], pt + pb, kh, 1)
-    _window_out(who, "width", x[3], pl + pr, kw, 1)
-    oh = pool_output_size(x[2], kh, sh, pt, pb, attrs["ceil_mode"])
-    ow = pool_output_size(x[3], kw, sw, pl, pr, attrs["ceil_mode"])
-    return attrs, (x[0], x[1], oh, ow)
-
-
-def _globalavgpool(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    (x,) = shapes
-    _rank(_who(op), "input", x, 4)
-    return {}, (x[0], x[1], 1, 1)
-
-
-def _fc(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    (x,) = shapes
-    _rank(who, "input (flatten it first)", x, 2)
-    w = _param(op, "w", None)
-    if w.ndim != 2 or w.shape[1] != x[1]:
-        raise ValueError(f"{who}: weight 'w' must have shape (M, {x[1]}), got {w.shape}")
-    _param(op, "b", (w.shape[0],), required=False)
-    return {"relu": bool(op.attrs.get("relu", False))}, (x[0], w.shape[0])
-
-
-def _same(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    (x,) = shapes
-    return {}, x
-
-
-def _clip(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    lo = _float(who, "min", op.attrs.get("min", -math.inf))
-    hi = _float(who, "max", op.attrs.get("max", math.inf))
-    if not lo <= hi:
-        raise ValueError(f"{who}: min must be <= max, got min={lo}, max={hi}")
-    return {"min": lo, "max": hi}, shapes[0]
-
-
-def _lrn(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    (x,) = shapes
-    _rank(who, "input", x, 4)
-    a = op.attrs
-    attrs = {
-        "size": _int(who, "size", a.get("size", 5), 1),
-        "alpha": _float(who, "alpha", a.get("alpha", 1e-4)),
-        "beta": _float(who, "beta", a.get("beta", 0.75)),
-        "k": _float(who, "k", a.get("k", 1.0)),
-    }
-    return attrs, x
-
-
-def _softmax(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    (x,) = shapes
-    return {"axis": _axis(_who(op), op.attrs.get("axis", 1), len(x))}, x
-
-
-def _concat(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    x0 = shapes[0]
-    axis = _axis(who, op.attrs.get("axis", 1), len(x0))
-    for s in shapes[1:]:
-        if len(s) != len(x0) or any(a != b for i, (a, b) in enumerate(zip(s, x0)) if i != axis):
-            raise ValueError(
-                f"{who}: input shapes {list(shapes)} differ outside the concat axis {axis}"
-            )
-    out = list(x0)
-    out[axis] = sum(s[axis] for s in shapes)
-    return {"axis": axis}, tuple(out)
-
-
-def _add(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    a, b = shapes
-    if a != b:
-        raise ValueError(
-            f"{_who(op)}: input shapes must be equal (no broadcasting), got {a} and {b}"
-        )
-    return {"relu": bool(op.attrs.get("relu", False))}, a
-
-
-def _flatten(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    (x,) = shapes
-    if len(x) < 2:
-        raise ValueError(f"{_who(op)}: input must be at least 2-D, got shape {x}")
-    return {}, (x[0], int(math.prod(x[1:])))
-
-
-def _reshape(op: Op, shapes: list[Shape]) -> tuple[dict, Shape]:
-    who = _who(op)
-    (x,) = shapes
-    target = op.attrs.get("shape")
-    if not (isinstance(target, (tuple, list)) and len(target) == 2):
-        raise ValueError(f"{who}: attribute 'shape' must be a 2-D target (a, b), got {target!r}")
-    t = [_int(who, "shape entry", v, -1) for v in target]
-    t = [x[i] if v == 0 else v for i, v in enumerate(t)]
-    total = int(math.prod(x))
-    if t.count(-1) > 1:
-        raise ValueError(f"{who}: at most one -1 in shape, got {tuple(target)}")
-    if -1 in t:
-        known = math.prod(v for v in t if v != -1)
-        if known == 0 or total % known:
-            raise ValueError(f"{who}: cannot reshape {x} to {tuple(target)}")
-        t[t.index(-1)] = total // known
-    if math.prod(t) != total:
-        raise ValueError(f"{who}: cannot reshape {x} ({total} elements) to {tuple(target)}")
-    return {"shape": tuple(int(v) for v in target)}, tuple(t)
-
-
-_RULES = {
-    # type: (number of inputs or None for >= 1, shape rule)
-    "conv": (1, _conv),
-    "maxpool": (1, _pool),
-    "avgpool": (1, _pool),
-    "globalavgpool": (1, _globalavgpool),
-    "fc": (1, _fc),
-    "relu": (1, _same),
-    "clip": (1, _clip),
-    "lrn": (1, _lrn),
-    "softmax": (1, _softmax),
-    "concat": (None, _concat),
-    "add": (2, _add),
-    "flatten": (1, _flatten),
-    "dropout": (1, _same),
-    "reshape": (1, _reshape),
-}
-
-
 def infer_op(op: Op, in_shapes: Sequence[Shape]) -> tuple[dict, Shape]:
     """Normalised attrs and the output shape of ``op`` given its input shapes.
 
     Raises ValueError/TypeError naming the op on any inconsistency.
     """
     who = _who(op)
-    if op.type not in _RULES:
+    spec = SPECS.get(op.type)
+    if spec is None:
         raise ValueError(f"{who}: unknown op type {op.type!r}; known types: {', '.join(OP_TYPES)}")
-    n_in, rule = _RULES[op.type]
+    n_in, rule = spec.n_inputs, spec.infer
     if (n_in is not None and len(in_shapes) != n_in) or len(in_shapes) < 1:
         want = n_in if n_in is not None else "at least 1"
         raise ValueError(f"{who}: expects {want} input(s), got {len(in_shapes)}")
@@ -447,7 +179,7 @@ class Graph:
             if op.name in seen:
                 raise ValueError(f"{_who(op)}: duplicate op name")
             seen.add(op.name)
-            if op.type not in _RULES:
+            if op.type not in SPECS:
                 raise ValueError(f"{_who(op)}: unknown op type; known types: {', '.join(OP_TYPES)}")
             copies.append(_copy(op))
         self.ops: list[Op] = _topo_sort(copies, self._input_shapes)
@@ -500,7 +232,10 @@ class Graph:
 
     def with_batch(self, batch: int) -> "Graph":
         """The same model (weights shared, not copied) for another batch size."""
-        batch = _int(f"graph {self.name!r}", "batch", batch, 1)
+        if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool):
+            raise TypeError(f"graph {self.name!r}: batch must be an int, got {batch!r}")
+        if batch < 1:
+            raise ValueError(f"graph {self.name!r}: batch must be >= 1, got {batch}")
         inputs = {k: (batch,) + s[1:] for k, s in self._input_shapes.items()}
         return Graph(self.name, inputs, self.ops, self.outputs, exits=self.exits)
 
@@ -510,34 +245,31 @@ class Graph:
         return self._by_name[op] if isinstance(op, str) else op
 
     def flops(self, op: Op | str) -> int:
-        """Floating-point operations of one op (see the module docstring for the rules)."""
+        """Floating-point operations of one op (the rules are the op table's, :mod:`coinfer.graph.ops`)."""
         op = self._op(op)
-        out = self.tensors[op.output]
-        n_out = out.size
-        t = op.type
-        if t == "conv":
-            _, cg, kh, kw = op.params["w"].shape
-            return 2 * n_out * cg * kh * kw
-        if t == "fc":
-            return 2 * n_out * op.params["w"].shape[1]
-        if t in ("maxpool", "avgpool"):
-            kh, kw = op.attrs["kernel"]
-            return n_out * kh * kw
-        if t == "globalavgpool":
-            return self.tensors[op.inputs[0]].size
-        if t in ("relu", "clip", "add"):
-            return n_out
-        if t == "lrn":
-            return n_out * (2 * op.attrs["size"] + 3)
-        if t == "softmax":
-            return 3 * n_out
-        return 0  # concat, flatten, reshape, dropout move or alias data only
+        return SPECS[op.type].flops(self, op)
 
     def bytes(self, op: Op | str) -> int:
         """Bytes an op touches: inputs + output + weights (float32)."""
         op = self._op(op)
-        act = sum(self.tensors[t].nbytes for t in op.inputs) + self.tensors[op.output].nbytes
-        return act + op.param_count * DTYPE_BYTES
+        return SPECS[op.type].bytes(self, op)
+
+    def lifetimes(self, step_of: Mapping[str, int] | None = None) -> dict[str, tuple[int, int]]:
+        """{tensor: (first, last)}: the steps between which each tensor must stay in memory.
+
+        ``step_of`` maps op names to the step that runs them (default: each op's
+        index in :attr:`ops`; an executor passes its chain indices).  A tensor
+        lives from its producer's step (0 for a graph input) to its last
+        reader's; a graph output lives to one step past the last (the fetch).
+        """
+        step = step_of if step_of is not None else {op.name: i for i, op in enumerate(self.ops)}
+        fetch = max(step.values(), default=-1) + 1
+        out = {}
+        for name, t in self.tensors.items():
+            first = 0 if t.producer is None else step[t.producer]
+            last = fetch if name in self.outputs else max([step[c] for c in t.consumers] + [first])
+            out[name] = (first, last)
+        return out
 
     def total_flops(self) -> int:
         return sum(self.flops(op) for op in self.ops)
@@ -549,7 +281,7 @@ class Graph:
         """A text table: one row per op (type, output shape, params, MFLOPs, KiB), then totals."""
         rows = [("op", "type", "output shape", "params", "MFLOPs", "KiB")]
         for op in self.ops:
-            flags = "+relu" if op.attrs.get("relu") else ""
+            flags = "".join(f"+{f}" for f in SPECS[op.type].flags if op.attrs.get(f))
             rows.append((
                 op.name, op.type + flags, "x".join(map(str, self.tensors[op.output].shape)),
                 f"{op.param_count:,}", f"{self.flops(op) / 1e6:.2f}",
@@ -580,7 +312,7 @@ class GraphBuilder:
     given), so layers chain naturally::
 
         b = GraphBuilder("tiny", {"data": (1, 3, 32, 32)})
-        y = b.add("conv", "conv1", ["data"], params={"w": w}, padding=1, relu=True)
+        y = b.add('conv', 'conv1', ['data'], params={'w': w}, padding=1, relu=True)
         g = b.build()
     """
 
@@ -620,25 +352,27 @@ def fuse_relu(graph: Graph) -> Graph:
     """A new graph where each relu whose input comes from a conv/fc/add that feeds
     nothing else (and is not a graph output) is folded into that op's ``relu`` flag.
 
-    The fused op keeps its name and takes over the relu's output tensor name.
-    Weights are shared with ``graph``.
+    Which ops fold into which flag is the op table's (``OpSpec.fuses_as`` and
+    ``OpSpec.flags``).  The fused op keeps its name and takes over the relu's
+    output tensor name.  Weights are shared with ``graph``.
     """
     by_output = {op.output: op for op in graph.ops}
     fused: dict[str, Op] = {}  # producer name -> fused copy
     dropped: set[str] = set()
     for op in graph.ops:
-        if op.type != "relu":
+        flag = SPECS[op.type].fuses_as
+        if flag is None:
             continue
         src = by_output.get(op.inputs[0])
         if (
             src is not None
-            and src.type in FUSABLE
-            and not src.attrs.get("relu", False)
+            and flag in SPECS[src.type].flags
+            and not src.attrs.get(flag, False)
             and src.name not in fused
             and len(graph.tensors[src.output].consumers) == 1
             and src.output not in graph.outputs
         ):
-            fused[src.name] = replace(src, outputs=[op.output], attrs={**src.attrs, "relu": True})
+            fused[src.name] = replace(src, outputs=[op.output], attrs={**src.attrs, flag: True})
             dropped.add(op.name)
     ops = [fused.get(op.name, op) for op in graph.ops if op.name not in dropped]
     return Graph(graph.name, {k: graph.shape(k) for k in graph.inputs}, ops, graph.outputs,

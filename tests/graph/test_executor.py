@@ -6,13 +6,13 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from coinfer.graph import interpret, zoo
-from coinfer.graph.chains import RATIOS, valid
-from coinfer.graph.costmodel import TableCosts
-from coinfer.graph.executor import Executor
+from coinfer.graph.coexec.chains import RATIOS, valid
+from coinfer.graph.coexec.executor import Executor
 from coinfer.graph.ir import fuse_relu
-from coinfer.graph.opview import view_of
-from coinfer.graph.plan import Chain, Plan
-from coinfer.graph.planner import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
+from coinfer.graph.coexec.plan import Chain, Plan
+from coinfer.graph.coexec.strategies import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
+from coinfer.graph.coexec.view import view_of
+from coinfer.graph.costs.source import TableCosts
 from coinfer.hw import SoC
 from tests.tolerance import assert_close
 
@@ -127,8 +127,8 @@ def test_bad_input_is_refused(soc):
 
 
 def test_measured_planner_runs_every_strategy(soc):
-    from coinfer.graph.profiler import MeasuredCosts
-    from coinfer.graph.run_study import run_strategies
+    from coinfer.graph.costs.measured import MeasuredCosts
+    from coinfer.graph.studies.coexec import run_strategies
 
     g, x, ref = small("squeezenet")
     costs = MeasuredCosts(g, soc, repeats=1, progress=False)
@@ -155,7 +155,7 @@ def test_soak_no_thread_or_arena_growth(soc):
 
 
 def test_failing_kernel_surfaces_and_soc_stays_usable(soc, monkeypatch):
-    from coinfer.graph import opcall
+    from coinfer.graph.coexec import lower as opcall
     from coinfer.hw import TaskError
 
     g, x, ref = small("squeezenet")
@@ -228,14 +228,8 @@ def test_onnx_model_every_strategy_matches_onnxruntime(soc):
 def test_codl_keeps_the_fastest_measured_candidate(soc):
     g, x, _ = small("squeezenet")
 
-    class Measured(TableCosts):
-        def sample_input(self):
-            return x
-
-    base = equal_costs(g, sync=1e-6)
-    costs = Measured(base.full, sync_s=base.sync_s, transform_per_byte=base.transform_per_byte)
-    costs.soc = soc
-    plan = plan_codl(g, costs)
+    costs = equal_costs(g, sync=1e-6)
+    plan = plan_codl(g, costs, verify_on=soc, x=x)
     notes = plan.notes
     assert notes["chosen_by"] == "measurement"
     times = notes["candidates_measured_s"]
@@ -248,6 +242,6 @@ def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
     view = view_of(g)
     # The GPU 20x slower than the CPU: splitting gains at most 5%, under the 10% margin.
     costs = TableCosts({op.name: {"cpu": 1e-3, "gpu": 2e-2} for op in view.ops}, sync_s=1e-6)
-    plan = plan_codl(g, costs, verify=False)
+    plan = plan_codl(g, costs)
     assert plan.shared_layout == "buffer" and plan.n_splits == 0
     assert plan.notes["chosen_by"] == "prediction"

@@ -2,17 +2,17 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from coinfer.graph.chains import best_single, search, valid
-from coinfer.graph.costmodel import TableCosts, chain_cost
-from coinfer.graph.halo import chain_rows, halo_padding, input_rows
-from coinfer.graph.opview import GraphView, OpView
-from coinfer.graph.plan import Chain, Plan
-from coinfer.graph.regions import band, chain_regions, gpu_channels
+from coinfer.graph.coexec.chains import best_single, search, valid
+from coinfer.graph.coexec.costmodel import chain_cost
+from coinfer.graph.coexec.plan import Chain, Plan
+from coinfer.graph.coexec.regions import band, chain_regions, gpu_channels, halo_padding, input_rows
+from coinfer.graph.coexec.view import GraphView, OpView
+from coinfer.graph.costs.source import TableCosts
 
 
 def conv(name, x, y, c_in, c_out, h_in, h_out, *, k=3, s=1, p=1):
     return OpView(name, "conv", (x,), y, ((1, c_in, h_in, h_in),), (1, c_out, h_out, h_out),
-                  stride=s, pad_top=p, kernel=k)
+                  stride=s, pad_top=p, kernel=k, splits=frozenset({"H", "OC"}))
 
 
 def linear_view(n=4, h=32, c=16):
@@ -58,8 +58,9 @@ def test_input_rows_cover_every_window(h, k, s, data):
 
 
 def test_chain_rows_grow_backwards():
-    w = dict(stride=1, pad_top=1, kernel=3, dilation=1, h_in=32)
-    need = chain_rows([w, w, w], (16, 32))
+    # Three 3x3 convs over 32 rows; the CPU's band of the last output is rows 16..31.
+    reg = chain_regions(linear_view(3), Chain(("c0", "c1", "c2"), "H", 0.5))
+    need = [reg.cpu.compute[n][:2] for n in ("c0", "c1", "c2")]
     assert need == [(14, 32), (15, 32), (16, 32)]
 
 
@@ -128,7 +129,7 @@ def test_chains_amortise_sharing():
 
 
 def test_refine_never_raises_predicted_cost():
-    from coinfer.graph.chains import refine
+    from coinfer.graph.coexec.chains import refine
 
     view = linear_view(5)
     costs = costs_for(view, 1.0, 3.0, sync_s=0.05)
@@ -143,7 +144,8 @@ def test_refine_never_raises_predicted_cost():
 
 def test_oc_chain_validity():
     ops = [conv("c0", "in", "t0", 8, 16, 8, 8),
-           OpView("p0", "maxpool", ("t0",), "t1", ((1, 16, 8, 8),), (1, 16, 4, 4), stride=2, kernel=2),
+           OpView("p0", "maxpool", ("t0",), "t1", ((1, 16, 8, 8),), (1, 16, 4, 4), stride=2, kernel=2,
+                  splits=frozenset({"H", "OC"}), channel_local=True),
            conv("c1", "t1", "t2", 16, 16, 4, 4)]
     view = GraphView(ops, ("in",), ("t2",), {"in": (1, 8, 8, 8), "t0": (1, 16, 8, 8),
                                              "t1": (1, 16, 4, 4), "t2": (1, 16, 4, 4)})

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coinfer.hw import arena_workloads as workloads
+from coinfer.graph.studies import arena as workloads
 from coinfer.hw.arena import Arena, lower_bound, naive_bytes, plan_offsets
 from coinfer.hw.arena_plan import greedy_by_size
 

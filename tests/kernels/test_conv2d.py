@@ -13,33 +13,28 @@ from coinfer.kernels import buffer as kb
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as ref
-from coinfer.kernels.buffer import conv as conv_mod
-from coinfer.kernels.buffer import conv2d
+from coinfer.kernels.buffer import conv2d, prepack_weights
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
 SENTINEL = np.float32(7.25)
 
 
-# === buffer (NCHW) ================================================================
-# Every code path on small shapes: the default choice, the packed-panel and
-# plane GEMMs forced, and tiny GEMM blocks so k and pixel blocking both loop.
-PATHS = ["default", "packed", "planes", "small_blocks"]
-# The path fixture patches module constants once per test, for all its examples.
+# === buffer (NCHW) ===
+
+# The weights as given (packed on the call) and packed beforehand.
+PATHS = ["plain", "prepacked"]
+# The path fixture is the same for all examples of a test.
 with_path = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(params=PATHS)
-def path(request, monkeypatch):
-    if request.param == "packed":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
-    elif request.param == "planes":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", 1.0)
-    elif request.param == "small_blocks":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
-        monkeypatch.setattr(conv_mod, "_KC_TARGET", 7)
-        monkeypatch.setattr(conv_mod, "_B_BLOCK_FLOATS", 7 * 64)
+def path(request):
     return request.param
+
+
+def _weights(path, w, kw):
+    return prepack_weights(w, kw.get("groups", 1)) if path == "prepacked" else w
 
 
 def _rand(rng, shape):
@@ -89,7 +84,8 @@ def conv_cases(draw, max_groups=3):
 @given(case=conv_cases())
 def test_buffer_conv_matches_reference(path, case):
     x, w, b, kw = case
-    assert_close(conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw), f"conv2d {x.shape} {w.shape} {kw}")
+    assert_close(conv2d(x, _weights(path, w, kw), b, **kw), ref.conv2d(x, w, b, **kw),
+                 f"conv2d {x.shape} {w.shape} {kw}")
 
 
 @pytest.mark.parametrize(
@@ -110,7 +106,7 @@ def test_buffer_conv_matches_reference(path, case):
 def test_buffer_conv_edge_cases(path, xshape, wshape, kw):
     rng = np.random.default_rng(7)
     x, w, b = _rand(rng, xshape), _rand(rng, wshape), _rand(rng, wshape[:1])
-    assert_close(conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw), f"{xshape} {wshape} {kw}")
+    assert_close(conv2d(x, _weights(path, w, kw), b, **kw), ref.conv2d(x, w, b, **kw), f"{xshape} {wshape} {kw}")
 
 
 def _split(rng: random.Random, n: int, parts: int) -> list[tuple[int, int]]:
@@ -124,6 +120,7 @@ def _split(rng: random.Random, n: int, parts: int) -> list[tuple[int, int]]:
        order_seed=st.integers(0, 1000))
 def test_buffer_conv_regions_tile_the_whole(path, case, parts, axis, order_seed):
     x, w, b, kw = case
+    w = _weights(path, w, kw)
     whole = conv2d(x, w, b, **kw)
     limit = whole.shape[2] if axis == "rows" else whole.shape[1]
     rng = random.Random(order_seed)
@@ -264,7 +261,7 @@ def test_buffer_bad_bias():
     _buffer_raises(TypeError, "bias", "float32", args=(BX, BW, np.zeros(8, np.float64)))
 
 
-# === image (N, H, CB, W, 4) =======================================================
+# === image (N, H, CB, W, 4) ===
 
 
 @st.composite
@@ -380,7 +377,7 @@ def test_image_bias_length_sets_out_channels():
 @pytest.mark.parametrize("name", ["alexnet.conv3", "squeezenet.fire2.squeeze", "alexnet.conv1"])
 def test_image_kernel_study_layers(name):
     """A few benchmark layer shapes (full size) against the reference and onnxruntime."""
-    from coinfer.graph import kernel_study as ks
+    from coinfer.graph.studies import kernels as ks
 
     layer = next(lay for lay in ks.CONV_LAYERS if lay.name == name)
     inp = ks.make_inputs(layer)

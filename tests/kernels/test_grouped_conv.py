@@ -72,12 +72,7 @@ def test_image_grouped_conv_regions_are_bit_identical(case, data):
     np.testing.assert_array_equal(out, whole)
 
 
-@pytest.mark.parametrize("lay", [
-    "buffer",
-    # The image path runs the dense image conv per group, which still clamps -inf to -FLT_MAX
-    # (its NaN/inf rule is fixed with the dense conv kernels, issue 8).
-    pytest.param("image", marks=pytest.mark.xfail(reason="dense image conv clamps -inf (issue 8)", strict=False)),
-])
+@pytest.mark.parametrize("lay", LAYOUTS)
 @given(case=grouped_cases())
 def test_grouped_conv_nan_and_inf_match_reference(lay, case):
     x, wt, bias, groups, kw = case

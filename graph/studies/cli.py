@@ -1,0 +1,168 @@
+"""The ``coinfer`` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _cmd_kernels(args) -> int:
+    from ..progress import Progress
+    from . import kernels as ks
+
+    layers = ks.LAYERS
+    if args.layers:
+        wanted = [s.strip() for s in args.layers.split(",") if s.strip()]
+        layers = [lay for lay in layers if any(w in lay.name for w in wanted)]
+        if not layers:
+            print(f"coinfer kernels: no layer matches {args.layers!r}; known: "
+                  + ", ".join(lay.name for lay in ks.LAYERS), file=sys.stderr)
+            return 2
+    layouts = ["buffer", "image"] if args.layout == "both" else [args.layout]
+    try:
+        import onnxruntime  # noqa: F401
+        have_ort = not args.no_ort
+    except ImportError:
+        have_ort = False
+    rows = []
+    peak = ks.peak()
+    with Progress(len(layers), "kernels", enabled=not args.quiet) as prog:
+        for lay in layers:
+            prog.step(f"{lay.name} (compiling on first use)" if not rows else lay.name)
+            inputs = ks.make_inputs(lay)
+            row = {"layer": lay.name, "shape": lay.describe(), "gflop": lay.flops() / 1e9}
+            ort_fn = ks.ort_runner(lay, inputs) if have_ort else None
+            for lo in layouts:
+                fn = ks.ours_runner(lay, inputs, lo)
+                t = ks.time_call(fn, min_time=args.min_time)
+                row[f"{lo}_ms"] = t * 1e3
+                row[f"{lo}_gflops"] = lay.flops() / t / 1e9
+                row[f"{lo}_peak"] = row[f"{lo}_gflops"] / peak["peak_gflops"]
+            if ort_fn is not None:
+                t = ks.time_call(ort_fn, min_time=args.min_time)
+                row["ort_ms"] = t * 1e3
+                row["ort_gflops"] = lay.flops() / t / 1e9
+                for lo in layouts:
+                    row[f"{lo}_vs_ort"] = row[f"{lo}_gflops"] / row["ort_gflops"]
+            rows.append(row)
+    if args.json:
+        print(json.dumps({"isa": peak["isa"], "peak": peak, "layers": rows}, indent=2))
+        return 0
+    _print_kernel_table(rows, layouts, have_ort, ks, peak)
+    return 0
+
+
+def _print_kernel_table(rows, layouts, have_ort, ks, peak) -> None:
+    print(ks.describe_peak(peak))
+    head = f"{'layer':<26} {'shape':<28}"
+    for lo in layouts:
+        head += f" {lo + ' ms':>10} {'GFLOP/s':>8} {'%peak':>6}"
+    if have_ort:
+        head += f" {'ort ms':>9} {'GFLOP/s':>8}" + "".join(f" {lo + '/ort':>11}" for lo in layouts)
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        line = f"{r['layer']:<26} {r['shape']:<28}"
+        for lo in layouts:
+            line += f" {r[lo + '_ms']:>10.3f} {r[lo + '_gflops']:>8.1f} {100 * r[lo + '_peak']:>5.0f}%"
+        if have_ort:
+            line += f" {r['ort_ms']:>9.3f} {r['ort_gflops']:>8.1f}" + "".join(
+                f" {r[lo + '_vs_ort']:>10.2f}x" for lo in layouts)
+        print(line)
+    conv = [r for r in rows if r["layer"] in {lay.name for lay in ks.CONV_LAYERS}]
+    if conv:
+        print("-" * len(head))
+        for lo in layouts:
+            g = ks.geomean(r[lo + "_gflops"] for r in conv)
+            msg = (f"conv geomean {lo}: {g:.1f} GFLOP/s ({100 * g / peak['peak_gflops']:.0f}% of the "
+                   f"{peak['isa']} FMA peak) over {len(conv)} layers")
+            if have_ort:
+                msg += f", {ks.geomean(r[lo + '_vs_ort'] for r in conv):.2f}x onnxruntime (1 thread)"
+            print(msg)
+
+
+def _cmd_run(args) -> int:
+    import numpy as np
+
+    from ...hw import SoC
+    from ..coexec.strategies import STRATEGIES
+    from .coexec import format_table, load_model, run_strategies
+
+    try:
+        graph = load_model(args.model, input_size=args.input_size)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"coinfer run: {e}", file=sys.stderr)
+        return 2
+    strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
+    in_name = graph.inputs[0]
+    if args.input:
+        x = np.load(args.input, allow_pickle=False)
+        if x.dtype != np.float32 or x.shape != graph.shape(in_name):
+            print(f"coinfer run: --input must hold float32 {graph.shape(in_name)}, got {x.dtype} {x.shape}",
+                  file=sys.stderr)
+            return 2
+    else:
+        x = np.random.default_rng(args.seed).standard_normal(graph.shape(in_name), dtype=np.float32)
+    if args.soc != "host":
+        print(f"coinfer run: unknown --soc {args.soc!r} (this machine emulates 'host'; other SoCs are "
+              "replay profiles: see coinfer.hw.profiles())", file=sys.stderr)
+        return 2
+    with SoC.host() as soc:
+        results, outputs, _ = run_strategies(graph, soc, strategies, x, repeat=args.repeat,
+                                             progress=not args.quiet, trace_path=args.trace)
+    if args.output:
+        np.save(args.output, np.asarray(outputs[strategies[0]]), allow_pickle=False)
+    if args.json:
+        print(json.dumps({"model": graph.name, "soc": args.soc,
+                          "strategies": [r.as_json() for r in results]}, indent=2))
+    else:
+        print(format_table(graph.name, args.soc, results))
+    return 0
+
+
+def _cmd_edgent(args) -> int:
+    from .edgent import cli_main
+
+    return cli_main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
+    sub = p.add_subparsers(dest="command", required=True)
+    k = sub.add_parser("kernels", help="time coinfer's kernels on the benchmark layers against onnxruntime (1 thread)")
+    k.add_argument("--layout", choices=["buffer", "image", "both"], default="buffer")
+    k.add_argument("--layers", default="", help="comma-separated substrings of layer names to run")
+    k.add_argument("--min-time", type=float, default=0.2, help="seconds per timing round (default 0.2)")
+    k.add_argument("--no-ort", action="store_true", help="skip the onnxruntime peer")
+    k.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    k.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    k.set_defaults(func=_cmd_kernels)
+    r = sub.add_parser("run", help="run a model on the emulated SoC under each strategy, side by side")
+    r.add_argument("model", help="zoo name (alexnet, nin, squeezenet, vgg16, resnet18, mobilenet_v1, "
+                   "yolov2_tiny) or a .onnx file")
+    r.add_argument("--strategy", default="all",
+                   choices=["cpu", "gpu", "mulayer", "codl-nochain", "codl", "all"])
+    r.add_argument("--soc", default="host")
+    r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
+    r.add_argument("--input", help="float32 .npy input (default: seeded random)")
+    r.add_argument("--output", help="save the (first) strategy's output as .npy")
+    r.add_argument("--trace", help="write a Chrome/Perfetto trace JSON of the (first) strategy's last run")
+    r.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    r.add_argument("--input-size", type=int, default=None, help="zoo models: input side (default: the model's)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r.set_defaults(func=_cmd_run)
+    from .edgent import add_parser as add_edgent
+
+    add_edgent(sub)
+    sub.choices["edgent"].set_defaults(func=_cmd_edgent)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
