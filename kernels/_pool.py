@@ -27,8 +27,8 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ._simd import (VW, vadd, vevens, vfill_outside, vkeep_nan, vload, vload_in, vmax_num, vmul, vodds, vsplat,
-                    vstore, vstore_first)
+from ._simd import (VW, vadd, vevens, vfill_outside, vfold_lanes, vkeep_nan, vload, vload_in, vmax_num, vmul, vodds,
+                    vsplat, vstore, vstore_first, vsum_first)
 from ._window import row_geometry, scratch, tap_columns
 
 __all__ = ["MAX", "AVG", "pool", "global_avg_pool"]
@@ -176,11 +176,11 @@ def _make(mode):
 
 def _make_global():
     @njit(nogil=True, cache=True)
-    def global_avg(xf, of, acc, cell, nb, sxn, sxc, rs_x, nrows, rl, son, soc, inv, c0, c1):
+    def global_avg(xf, of, cell, nb, sxn, sxc, rs_x, nrows, rl, son, soc, inv, c0, c1):
         """Mean of planes c0..c1-1 of ``nb`` images: ``nrows`` rows of ``rl`` floats,
         ``rs_x`` apart (a buffer plane is one row).  Lane k of a vector sums cells
-        k % cell; four vector sums per plane, then its lanes.  Out (n, c) is one float
-        (cell 1) or one texel (cell 4) at ``n*son + c*soc``; ``acc`` is VW floats."""
+        k % cell; four vector sums per plane, then a fixed tree over its lanes.  Out (n, c) is
+        one float (cell 1) or one texel (cell 4) at ``n*son + c*soc``."""
         zero = np.float32(0.0)
         for n in range(nb):
             for c in range(c0, c1):
@@ -211,13 +211,12 @@ def _make_global():
                         s1 = vadd(s1, v1)
                         s2 = vadd(s2, v2)
                         s3 = vadd(s3, v3)
-                vstore(acc, 0, vadd(vadd(s0, s1), vadd(s2, s3)))
+                total = vadd(vadd(s0, s1), vadd(s2, s3))
                 o = n * son + c * soc
-                for k in range(cell):
-                    t = zero
-                    for q in range(k, VW, cell):
-                        t += acc[q]
-                    of[np.uint64(o + k)] = t * inv
+                if cell == 1:
+                    of[np.uint64(o)] = vsum_first(vfold_lanes(total, 1)) * inv
+                else:
+                    vstore_first(of, o, vmul(vfold_lanes(total, 4), vsplat(inv)), 4)
 
     return global_avg
 
@@ -282,6 +281,5 @@ def global_avg_pool(x, out, cell, planes, region):
     plane is one row of H*W floats, an image plane H rows of W texels.
     """
     nb, xs, os_, nrows, rl, cells = planes
-    acc = scratch("global_avg", VW, 0.0, None)
-    _kernel("global")(x.reshape(-1), out.reshape(-1), acc, cell, nb, *xs, nrows, rl, *os_,
+    _kernel("global")(x.reshape(-1), out.reshape(-1), cell, nb, *xs, nrows, rl, *os_,
                       np.float32(1.0 / cells), *region)

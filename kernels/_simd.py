@@ -243,6 +243,39 @@ vshift_p1, vshift_p2, vshift_p3 = _channel_shift(1), _channel_shift(2), _channel
 
 
 @intrinsic
+def vfold_lanes(typingctx, a, width):
+    """Lanes k, k + width, k + 2*width, ... of ``a`` summed into lane k (k < width; a pairwise
+    tree of adds, so the order is fixed); ``width`` is a literal 1 or 4.  Other lanes: don't care."""
+    if not (a == f32v and isinstance(width, types.IntegerLiteral)):
+        return None
+    target = width.literal_value
+
+    def codegen(context, builder, sig, args):
+        v = args[0]
+        n = VW
+        while n > target:
+            n //= 2
+            hi = builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(_I32, VW),
+                                                          [(k + n) % VW for k in range(VW)]))
+            v = builder.fadd(v, hi)
+        return v
+
+    return f32v(a, width), codegen
+
+
+@intrinsic
+def vsum_first(typingctx, a):
+    """Lane 0 of ``a`` as a float32."""
+    if a != f32v:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.extract_element(args[0], ir.Constant(_I32, 0))
+
+    return types.float32(a), codegen
+
+
+@intrinsic
 def vsqrt(typingctx, a):
     """Square root lane by lane (IEEE: NaN for NaN or negative, inf for inf)."""
     if a != f32v:
