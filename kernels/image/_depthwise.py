@@ -56,11 +56,6 @@ def _channels(x, w, bias, groups, out_channels):
     return c, oc, oc // c
 
 
-def _conv_output_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
-    span = n + pb + pe - (d * (k - 1) + 1)
-    return span // s + 1 if span >= 0 else 0
-
-
 def _gathered(x, c, mult, ocb, rows):
     """Input rows [lo, hi) as an image of ``ocb`` blocks whose channel m is x's channel m // mult."""
     lo, hi = rows
@@ -79,6 +74,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     ``out_channels`` the true OC = multiplier * C.  Regions and the other
     arguments as in ``image.conv2d``.
     """
+    from .conv import conv_output_size  # conv imports this module
+
     x = _common.image(_OP, "x", x)
     w = _args.array(_OP, "w", w, 4)
     if w.shape[-1] != 4 or min(w.shape) < 1:
@@ -92,8 +89,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     pt, pl, pb, pr = _args.padding4(_OP, padding)
     kh, kw = w.shape[1], w.shape[2]
     nb, h, cb, wd, _ = x.shape
-    oh = _conv_output_size(h, kh, sh, dh, pt, pb)
-    ow = _conv_output_size(wd, kw, sw, dw, pl, pr)
+    oh = conv_output_size(h, kh, sh, dh, pt, pb)
+    ow = conv_output_size(wd, kw, sw, dw, pl, pr)
     if oh < 1 or ow < 1:
         raise ValueError(
             f"{_OP}: kernel {(kh, kw)} with dilation {(dh, dw)} does not fit input "

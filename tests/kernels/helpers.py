@@ -3,12 +3,14 @@ pools and regions, and the bad-input fixtures (moved from the layout-named files
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import assume, strategies as st
 
 from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
+from tests.tolerance import assert_close
 
 SENTINEL = np.float32(7.25)
 
@@ -237,6 +239,13 @@ IX = img()  # 8 channels, 6x6
 
 
 IRX = np.zeros((1, 6, 2, 5, 4), np.float32)  # 8 channels (or 5..8), 6 rows
+IMAGE_CALLS = {
+    "relu": lambda **k: ki.relu(IRX, **k),
+    "clip": lambda **k: ki.clip(IRX, min=-1.0, max=1.0, **k),
+    "add": lambda **k: ki.add(IRX, IRX, **k),
+    "global_avg_pool": lambda **k: ki.global_avg_pool(IRX, **k),
+    "concat": lambda **k: ki.concat([IRX, IRX[:, :, :1].copy()], [7, 3], **k),
+}
 
 
 # --- NaN and infinities
@@ -261,7 +270,6 @@ def assert_ieee(y, ref, what=""):
         assert not bad.any(), f"{what}: {name} differs at {np.argwhere(bad)[:5].tolist()}"
     fin = np.isfinite(ref)
     if fin.any():
-        from tests.tolerance import assert_close
         assert_close(y[fin], ref[fin], what)
 
 
@@ -278,3 +286,187 @@ def in_layout(name, op, x, *args, c_out=None, **kw):
         return getattr(B, op)(x, *args, **kw)
     y = getattr(ki, op)(layout.to_image(x), *args, **kw)
     return layout.to_buffer(y, c_out if c_out is not None else x.shape[1])
+
+
+# --- test bodies shared by the per-op files (each file parametrizes them with its op)
+
+
+def check_buffer_regions_in_any_order(op, dim, rank, data):
+    call, ref = buffer_region_case(data, op, rank)
+    whole = call(None)
+    assert whole.dtype == np.float32
+    assert_close(whole, ref, op)
+    limit = whole.shape[2] if dim == "rows" else whole.shape[1]
+    parts = buffer_bands(data, limit)
+    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
+    out = np.full(whole.shape, np.nan, np.float32)
+    expected = whole.copy()
+    for i, (lo, hi) in enumerate(parts):
+        if i == skip:
+            cut(expected, dim, lo, hi)[...] = np.nan  # never computed: must stay as it was
+            continue
+        assert call(out, **{dim: (lo, hi)}) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def check_buffer_row_and_channel_region(op, data):
+    call, _ = buffer_region_case(data, op, 4)
+    whole = call(None)
+    _, c, h, _ = whole.shape
+    r0 = data.draw(st.integers(0, h), label="r0")
+    r1 = data.draw(st.integers(r0, h), label="r1")
+    c0 = data.draw(st.integers(0, c), label="c0")
+    c1 = data.draw(st.integers(c0, c), label="c1")
+    y = call(None, rows=(r0, r1), channels=(c0, c1))  # a new output: zeros outside the region
+    expected = np.zeros_like(whole)
+    expected[:, c0:c1, r0:r1] = whole[:, c0:c1, r0:r1]
+    np.testing.assert_array_equal(y, expected)
+
+
+def check_buffer_region_in_place(op, dim, data):
+    """out is the input itself: the region gets the result, the rest keeps the input."""
+    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 20)),
+             data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
+    x = rand(data.draw(st.integers(0, 2**16)), *shape)
+    limit = shape[2] if dim == "rows" else shape[1]
+    lo = data.draw(st.integers(0, limit), label="lo")
+    hi = data.draw(st.integers(lo, limit), label="hi")
+    fn = {"relu": lambda a, **k: B.relu(a, **k), "clip": lambda a, **k: B.clip(a, min=-0.3, max=0.6, **k),
+          "add": lambda a, **k: B.add(a, x, relu=True, **k)}[op]
+    whole = fn(x)
+    buf = x.copy()
+    assert fn(buf, out=buf, **{dim: (lo, hi)}) is buf
+    expected = x.copy()
+    cut(expected, dim, lo, hi)[...] = cut(whole, dim, lo, hi)
+    np.testing.assert_array_equal(buf, expected)
+
+
+def check_raises(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+def check_bad_region_leaves_out_untouched(call, exc, message):
+    out = np.full(X4.shape, 3.0, np.float32)
+    with pytest.raises(exc, match=message):
+        call(out)
+    assert (out == 3.0).all()
+
+
+def check_image_regions_in_any_order(op, channel_only, data):
+    call, ref, c = image_region_case(data, op, channel_only)
+    whole = call(None)
+    assert whole.dtype == np.float32 and whole.shape[2] == (c + 3) // 4
+    assert_close(layout.to_buffer(whole, c), ref, op)
+    assert padding_lanes_zero(whole, c)
+    _, h, cb, _, _ = whole.shape
+    rows = image_bands(data, h, 1, h, "row cuts")
+    chans = image_bands(data, 4 * cb, 4, c, "channel cuts")
+    parts = data.draw(st.permutations([(r, ch) for r in rows for ch in chans]), label="order")
+    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
+    out = np.full(whole.shape, np.nan, np.float32)
+    expected = whole.copy()
+    for i, (r, ch) in enumerate(parts):
+        if i == skip:  # never computed: must stay as it was
+            expected[:, r[0]:r[1], ch[0] // 4:(ch[1] + 3) // 4] = np.nan
+            continue
+        assert call(out, rows=r, channels=ch) is out
+    assert call(out, rows=(h, h), channels=(0, c)) is out  # empty regions touch nothing
+    assert call(out, rows=(0, h), channels=(0, 0)) is out
+    np.testing.assert_array_equal(out, expected)
+
+
+def check_image_new_output_zero_outside(op, data):
+    call, _, c = image_region_case(data, op)
+    whole = call(None)
+    _, h, cb, _, _ = whole.shape
+    r0 = data.draw(st.integers(0, h), label="r0")
+    r1 = data.draw(st.integers(r0, h), label="r1")
+    b0 = data.draw(st.integers(0, cb), label="b0")
+    b1 = data.draw(st.integers(b0, cb), label="b1")
+    c1 = c if b1 == cb > b0 else 4 * b1
+    y = call(None, rows=(r0, r1), channels=(4 * b0, c1))
+    expected = np.zeros_like(whole)
+    expected[:, r0:r1, b0:b1] = whole[:, r0:r1, b0:b1]
+    np.testing.assert_array_equal(y, expected)
+
+
+def check_image_region_in_place(op, dim, data):
+    """out is the input itself: the region gets the result, the rest keeps the input."""
+    c = data.draw(st.integers(1, 40), label="c")
+    shape = (data.draw(st.integers(1, 2)), c, data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
+    xi = layout.to_image(rand(data.draw(st.integers(0, 2**16)), *shape))
+    fn = {"relu": lambda a, **k: ki.relu(a, **k),
+          "clip": lambda a, **k: ki.clip(a, min=0.2, max=0.6, c=c, **k),
+          "add": lambda a, **k: ki.add(a, xi, relu=True, **k)}[op]
+    whole = fn(xi)
+    if dim == "rows":
+        lo = data.draw(st.integers(0, shape[2]), label="lo")
+        hi = data.draw(st.integers(lo, shape[2]), label="hi")
+        reg, sel = (lo, hi), (slice(None), slice(lo, hi))
+    else:
+        cb = xi.shape[2]
+        lo = data.draw(st.integers(0, cb), label="lo")
+        hi = data.draw(st.integers(lo, cb), label="hi")
+        reg, sel = (4 * lo, c if hi == cb > lo else 4 * hi), (slice(None), slice(None), slice(lo, hi))
+    buf = xi.copy()
+    assert fn(buf, out=buf, **{dim: reg}) is buf
+    expected = xi.copy()
+    expected[sel] = whole[sel]
+    np.testing.assert_array_equal(buf, expected)
+    assert padding_lanes_zero(buf, c)
+
+
+def check_image_bad_region(op, kw, exc, msg):
+    with pytest.raises(exc, match=msg):
+        IMAGE_CALLS[op](**kw)
+
+
+def check_buffer_pool_matches_reference(kind, case, cip, seed):
+    shape, k, s, p, cm = case
+    x = rand(seed, *shape)
+    assert_close(run_pool(kind, x, k, s, p, cm, cip), ref_pool(kind, x, k, s, p, cm, cip), kind)
+
+
+def check_buffer_pool_regions_compose(kind, case, cip, seed, data):
+    """Disjoint row or channel regions, in any order, into one out equal the whole output."""
+    shape, k, s, p, cm = case
+    x = rand(seed, *shape)
+    whole = run_pool(kind, x, k, s, p, cm, cip)
+    axis = data.draw(st.sampled_from(["rows", "channels"]))
+    length = whole.shape[2] if axis == "rows" else whole.shape[1]
+    cuts = sorted(data.draw(st.lists(st.integers(0, length), max_size=3)))
+    bounds = [0, *cuts, length]
+    regions = list(zip(bounds[:-1], bounds[1:]))
+    order = data.draw(st.permutations(regions))
+    out = np.full(whole.shape, np.nan, np.float32)
+    for r in order:
+        res = run_pool(kind, x, k, s, p, cm, cip, out=out, **{axis: r})
+        assert res is out
+    np.testing.assert_array_equal(out, whole)
+
+
+def check_buffer_pool_region_untouched(kind, case, seed, data):
+    shape, k, s, p, cm = case
+    x = rand(seed, *shape)
+    whole = run_pool(kind, x, k, s, p, cm, True)
+    _, oc, oh, _ = whole.shape
+    r0 = data.draw(st.integers(0, oh))
+    r1 = data.draw(st.integers(r0, oh))
+    c0 = data.draw(st.integers(0, oc))
+    c1 = data.draw(st.integers(c0, oc))
+    out = np.full(whole.shape, -7.0, np.float32)
+    run_pool(kind, x, k, s, p, cm, True, out=out, rows=(r0, r1), channels=(c0, c1))
+    inside = np.zeros(whole.shape, bool)
+    inside[:, c0:c1, r0:r1] = True
+    np.testing.assert_array_equal(out[inside], whole[inside])
+    assert (out[~inside] == -7.0).all()
+    # Without out, a region call returns zeros outside the region.
+    fresh = run_pool(kind, x, k, s, p, cm, True, rows=(r0, r1), channels=(c0, c1))
+    assert (fresh[~inside] == 0.0).all()
+
+
+def check_image_pool_rejects(fn, kw, exc, msg):
+    kernel = kw.pop("kernel")
+    with pytest.raises(exc, match=msg):
+        fn(IX, kernel, **kw)

@@ -11,9 +11,12 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X4, assert_ieee, buffer_bands,
-    buffer_region_case, cut, image_bands, image_region_case, img, padding_lanes_zero,
-    rand, readonly, shifted, sprinkle, tensor)
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IX, LAYOUTS, X2, X4, assert_ieee,
+    check_bad_region_leaves_out_untouched, check_buffer_region_in_place,
+    check_buffer_regions_in_any_order, check_buffer_row_and_channel_region,
+    check_image_bad_region, check_image_new_output_zero_outside,
+    check_image_region_in_place, check_image_regions_in_any_order, check_raises, img,
+    padding_lanes_zero, rand, readonly, shifted, sprinkle, tensor)
 from tests.tolerance import assert_close
 
 
@@ -44,37 +47,13 @@ OPS = ['add', 'add_relu']  # the region cases of this file
 @pytest.mark.parametrize("op, dim, rank", [s for s in BUFFER_SPLITS if s[0] in OPS])
 @given(data=st.data())
 def test_buffer_regions_in_any_order_give_the_whole(op, dim, rank, data):
-    call, ref = buffer_region_case(data, op, rank)
-    whole = call(None)
-    assert whole.dtype == np.float32
-    assert_close(whole, ref, op)
-    limit = whole.shape[2] if dim == "rows" else whole.shape[1]
-    parts = buffer_bands(data, limit)
-    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
-    out = np.full(whole.shape, np.nan, np.float32)
-    expected = whole.copy()
-    for i, (lo, hi) in enumerate(parts):
-        if i == skip:
-            cut(expected, dim, lo, hi)[...] = np.nan  # never computed: must stay as it was
-            continue
-        assert call(out, **{dim: (lo, hi)}) is out
-    np.testing.assert_array_equal(out, expected)
+    check_buffer_regions_in_any_order(op, dim, rank, data)
 
 
 @pytest.mark.parametrize("op", OPS)
 @given(data=st.data())
 def test_buffer_row_and_channel_region_together(op, data):
-    call, _ = buffer_region_case(data, op, 4)
-    whole = call(None)
-    _, c, h, _ = whole.shape
-    r0 = data.draw(st.integers(0, h), label="r0")
-    r1 = data.draw(st.integers(r0, h), label="r1")
-    c0 = data.draw(st.integers(0, c), label="c0")
-    c1 = data.draw(st.integers(c0, c), label="c1")
-    y = call(None, rows=(r0, r1), channels=(c0, c1))  # a new output: zeros outside the region
-    expected = np.zeros_like(whole)
-    expected[:, c0:c1, r0:r1] = whole[:, c0:c1, r0:r1]
-    np.testing.assert_array_equal(y, expected)
+    check_buffer_row_and_channel_region(op, data)
 
 
 @pytest.mark.parametrize("op", ["add"])
@@ -82,20 +61,7 @@ def test_buffer_row_and_channel_region_together(op, data):
 @given(data=st.data())
 def test_buffer_region_in_place(op, dim, data):
     """out is the input itself: the region gets the result, the rest keeps the input."""
-    shape = (data.draw(st.integers(1, 2)), data.draw(st.integers(1, 20)),
-             data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
-    x = rand(data.draw(st.integers(0, 2**16)), *shape)
-    limit = shape[2] if dim == "rows" else shape[1]
-    lo = data.draw(st.integers(0, limit), label="lo")
-    hi = data.draw(st.integers(lo, limit), label="hi")
-    fn = {"relu": lambda a, **k: B.relu(a, **k), "clip": lambda a, **k: B.clip(a, min=-0.3, max=0.6, **k),
-          "add": lambda a, **k: B.add(a, x, relu=True, **k)}[op]
-    whole = fn(x)
-    buf = x.copy()
-    assert fn(buf, out=buf, **{dim: (lo, hi)}) is buf
-    expected = x.copy()
-    cut(expected, dim, lo, hi)[...] = cut(whole, dim, lo, hi)
-    np.testing.assert_array_equal(buf, expected)
+    check_buffer_region_in_place(op, dim, data)
 
 
 BUFFER_BAD = [
@@ -109,8 +75,7 @@ BUFFER_BAD = [
 
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD], ids=[c[0] for c in BUFFER_BAD])
 def test_buffer_bad_input(call, exc, message):
-    with pytest.raises(exc, match=message):
-        call()
+    check_raises(call, exc, message)
 
 
 BUFFER_BAD_REGIONS = [
@@ -123,10 +88,7 @@ BUFFER_BAD_REGIONS = [
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD_REGIONS],
                          ids=[c[0] for c in BUFFER_BAD_REGIONS])
 def test_buffer_bad_region_raises_and_leaves_out_untouched(call, exc, message):
-    out = np.full(X4.shape, 3.0, np.float32)
-    with pytest.raises(exc, match=message):
-        call(out)
-    assert (out == 3.0).all()
+    check_bad_region_leaves_out_untouched(call, exc, message)
 
 
 # === image (N, H, CB, W, 4) ===
@@ -159,43 +121,13 @@ IMAGE_OPS = ['add', 'add_relu']  # the image region cases of this file
 @pytest.mark.parametrize("op", IMAGE_OPS)
 @given(data=st.data())
 def test_image_regions_in_any_order_give_the_whole(op, channel_only, data):
-    call, ref, c = image_region_case(data, op, channel_only)
-    whole = call(None)
-    assert whole.dtype == np.float32 and whole.shape[2] == (c + 3) // 4
-    assert_close(layout.to_buffer(whole, c), ref, op)
-    assert padding_lanes_zero(whole, c)
-    _, h, cb, _, _ = whole.shape
-    rows = image_bands(data, h, 1, h, "row cuts")
-    chans = image_bands(data, 4 * cb, 4, c, "channel cuts")
-    parts = data.draw(st.permutations([(r, ch) for r in rows for ch in chans]), label="order")
-    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
-    out = np.full(whole.shape, np.nan, np.float32)
-    expected = whole.copy()
-    for i, (r, ch) in enumerate(parts):
-        if i == skip:  # never computed: must stay as it was
-            expected[:, r[0]:r[1], ch[0] // 4:(ch[1] + 3) // 4] = np.nan
-            continue
-        assert call(out, rows=r, channels=ch) is out
-    assert call(out, rows=(h, h), channels=(0, c)) is out  # empty regions touch nothing
-    assert call(out, rows=(0, h), channels=(0, 0)) is out
-    np.testing.assert_array_equal(out, expected)
+    check_image_regions_in_any_order(op, channel_only, data)
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
 @given(data=st.data())
 def test_image_new_output_is_zero_outside_the_region(op, data):
-    call, _, c = image_region_case(data, op)
-    whole = call(None)
-    _, h, cb, _, _ = whole.shape
-    r0 = data.draw(st.integers(0, h), label="r0")
-    r1 = data.draw(st.integers(r0, h), label="r1")
-    b0 = data.draw(st.integers(0, cb), label="b0")
-    b1 = data.draw(st.integers(b0, cb), label="b1")
-    c1 = c if b1 == cb > b0 else 4 * b1
-    y = call(None, rows=(r0, r1), channels=(4 * b0, c1))
-    expected = np.zeros_like(whole)
-    expected[:, r0:r1, b0:b1] = whole[:, r0:r1, b0:b1]
-    np.testing.assert_array_equal(y, expected)
+    check_image_new_output_zero_outside(op, data)
 
 
 @pytest.mark.parametrize("op", ["add"])
@@ -203,28 +135,7 @@ def test_image_new_output_is_zero_outside_the_region(op, data):
 @given(data=st.data())
 def test_image_region_in_place(op, dim, data):
     """out is the input itself: the region gets the result, the rest keeps the input."""
-    c = data.draw(st.integers(1, 40), label="c")
-    shape = (data.draw(st.integers(1, 2)), c, data.draw(st.integers(1, 6)), data.draw(st.integers(1, 6)))
-    xi = layout.to_image(rand(data.draw(st.integers(0, 2**16)), *shape))
-    fn = {"relu": lambda a, **k: ki.relu(a, **k),
-          "clip": lambda a, **k: ki.clip(a, min=0.2, max=0.6, c=c, **k),
-          "add": lambda a, **k: ki.add(a, xi, relu=True, **k)}[op]
-    whole = fn(xi)
-    if dim == "rows":
-        lo = data.draw(st.integers(0, shape[2]), label="lo")
-        hi = data.draw(st.integers(lo, shape[2]), label="hi")
-        reg, sel = (lo, hi), (slice(None), slice(lo, hi))
-    else:
-        cb = xi.shape[2]
-        lo = data.draw(st.integers(0, cb), label="lo")
-        hi = data.draw(st.integers(lo, cb), label="hi")
-        reg, sel = (4 * lo, c if hi == cb > lo else 4 * hi), (slice(None), slice(None), slice(lo, hi))
-    buf = xi.copy()
-    assert fn(buf, out=buf, **{dim: reg}) is buf
-    expected = xi.copy()
-    expected[sel] = whole[sel]
-    np.testing.assert_array_equal(buf, expected)
-    assert padding_lanes_zero(buf, c)
+    check_image_region_in_place(op, dim, data)
 
 
 def test_image_add_rejects_shape_mismatch():
@@ -240,13 +151,6 @@ def test_image_add_rejects_partially_overlapping_out():
         ki.add(a, a, out=shifted)
 
 
-IMAGE_CALLS = {
-    "relu": lambda **k: ki.relu(IRX, **k),
-    "clip": lambda **k: ki.clip(IRX, min=-1.0, max=1.0, **k),
-    "add": lambda **k: ki.add(IRX, IRX, **k),
-    "global_avg_pool": lambda **k: ki.global_avg_pool(IRX, **k),
-    "concat": lambda **k: ki.concat([IRX, IRX[:, :, :1].copy()], [7, 3], **k),
-}
 
 
 IMAGE_BAD_REGIONS = [
@@ -257,8 +161,7 @@ IMAGE_BAD_REGIONS = [
 
 @pytest.mark.parametrize("op,kw,exc,msg", IMAGE_BAD_REGIONS, ids=[c[3] for c in IMAGE_BAD_REGIONS])
 def test_image_bad_regions_raise(op, kw, exc, msg):
-    with pytest.raises(exc, match=msg):
-        IMAGE_CALLS[op](**kw)
+    check_image_bad_region(op, kw, exc, msg)
 
 
 # === NaN and infinities (both layouts, one rule with the reference) ===

@@ -11,9 +11,11 @@ from coinfer.kernels import buffer as B
 from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
-from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X3, X4, buffer_bands, buffer_region_case,
-    cut, image_bands, image_region_case, img, padding_lanes_zero, rand, shifted, sprinkle)
-from tests.tolerance import assert_close
+from tests.kernels.helpers import (BUFFER_SPLITS, BX, IRX, IX, LAYOUTS, X2, X3, X4,
+    check_bad_region_leaves_out_untouched, check_buffer_regions_in_any_order,
+    check_buffer_row_and_channel_region, check_image_bad_region,
+    check_image_new_output_zero_outside, check_image_regions_in_any_order, check_raises,
+    image_bands, img, padding_lanes_zero, rand, shifted, sprinkle)
 
 
 # === buffer (NCHW, any rank) ===
@@ -55,37 +57,13 @@ OPS = ['concat']  # the region cases of this file
 @pytest.mark.parametrize("op, dim, rank", [s for s in BUFFER_SPLITS if s[0] in OPS])
 @given(data=st.data())
 def test_buffer_regions_in_any_order_give_the_whole(op, dim, rank, data):
-    call, ref = buffer_region_case(data, op, rank)
-    whole = call(None)
-    assert whole.dtype == np.float32
-    assert_close(whole, ref, op)
-    limit = whole.shape[2] if dim == "rows" else whole.shape[1]
-    parts = buffer_bands(data, limit)
-    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
-    out = np.full(whole.shape, np.nan, np.float32)
-    expected = whole.copy()
-    for i, (lo, hi) in enumerate(parts):
-        if i == skip:
-            cut(expected, dim, lo, hi)[...] = np.nan  # never computed: must stay as it was
-            continue
-        assert call(out, **{dim: (lo, hi)}) is out
-    np.testing.assert_array_equal(out, expected)
+    check_buffer_regions_in_any_order(op, dim, rank, data)
 
 
 @pytest.mark.parametrize("op", OPS)
 @given(data=st.data())
 def test_buffer_row_and_channel_region_together(op, data):
-    call, _ = buffer_region_case(data, op, 4)
-    whole = call(None)
-    _, c, h, _ = whole.shape
-    r0 = data.draw(st.integers(0, h), label="r0")
-    r1 = data.draw(st.integers(r0, h), label="r1")
-    c0 = data.draw(st.integers(0, c), label="c0")
-    c1 = data.draw(st.integers(c0, c), label="c1")
-    y = call(None, rows=(r0, r1), channels=(c0, c1))  # a new output: zeros outside the region
-    expected = np.zeros_like(whole)
-    expected[:, c0:c1, r0:r1] = whole[:, c0:c1, r0:r1]
-    np.testing.assert_array_equal(y, expected)
+    check_buffer_row_and_channel_region(op, data)
 
 
 def test_buffer_concat_channel_region_spanning_inputs():
@@ -115,8 +93,7 @@ BUFFER_BAD = [
 
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD], ids=[c[0] for c in BUFFER_BAD])
 def test_buffer_bad_input(call, exc, message):
-    with pytest.raises(exc, match=message):
-        call()
+    check_raises(call, exc, message)
 
 
 BUFFER_BAD_REGIONS = [
@@ -130,10 +107,7 @@ BUFFER_BAD_REGIONS = [
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD_REGIONS],
                          ids=[c[0] for c in BUFFER_BAD_REGIONS])
 def test_buffer_bad_region_raises_and_leaves_out_untouched(call, exc, message):
-    out = np.full(X4.shape, 3.0, np.float32)
-    with pytest.raises(exc, match=message):
-        call(out)
-    assert (out == 3.0).all()
+    check_bad_region_leaves_out_untouched(call, exc, message)
 
 
 # === image (N, H, CB, W, 4) ===
@@ -159,43 +133,13 @@ IMAGE_OPS = ['concat']  # the image region cases of this file
 @pytest.mark.parametrize("op", IMAGE_OPS)
 @given(data=st.data())
 def test_image_regions_in_any_order_give_the_whole(op, channel_only, data):
-    call, ref, c = image_region_case(data, op, channel_only)
-    whole = call(None)
-    assert whole.dtype == np.float32 and whole.shape[2] == (c + 3) // 4
-    assert_close(layout.to_buffer(whole, c), ref, op)
-    assert padding_lanes_zero(whole, c)
-    _, h, cb, _, _ = whole.shape
-    rows = image_bands(data, h, 1, h, "row cuts")
-    chans = image_bands(data, 4 * cb, 4, c, "channel cuts")
-    parts = data.draw(st.permutations([(r, ch) for r in rows for ch in chans]), label="order")
-    skip = data.draw(st.sampled_from([None, *range(len(parts))]), label="skip")
-    out = np.full(whole.shape, np.nan, np.float32)
-    expected = whole.copy()
-    for i, (r, ch) in enumerate(parts):
-        if i == skip:  # never computed: must stay as it was
-            expected[:, r[0]:r[1], ch[0] // 4:(ch[1] + 3) // 4] = np.nan
-            continue
-        assert call(out, rows=r, channels=ch) is out
-    assert call(out, rows=(h, h), channels=(0, c)) is out  # empty regions touch nothing
-    assert call(out, rows=(0, h), channels=(0, 0)) is out
-    np.testing.assert_array_equal(out, expected)
+    check_image_regions_in_any_order(op, channel_only, data)
 
 
 @pytest.mark.parametrize("op", IMAGE_OPS)
 @given(data=st.data())
 def test_image_new_output_is_zero_outside_the_region(op, data):
-    call, _, c = image_region_case(data, op)
-    whole = call(None)
-    _, h, cb, _, _ = whole.shape
-    r0 = data.draw(st.integers(0, h), label="r0")
-    r1 = data.draw(st.integers(r0, h), label="r1")
-    b0 = data.draw(st.integers(0, cb), label="b0")
-    b1 = data.draw(st.integers(b0, cb), label="b1")
-    c1 = c if b1 == cb > b0 else 4 * b1
-    y = call(None, rows=(r0, r1), channels=(4 * b0, c1))
-    expected = np.zeros_like(whole)
-    expected[:, r0:r1, b0:b1] = whole[:, r0:r1, b0:b1]
-    np.testing.assert_array_equal(y, expected)
+    check_image_new_output_zero_outside(op, data)
 
 
 def test_image_concat_region_spans_inputs():
@@ -234,13 +178,6 @@ def test_image_concat_rejects(change, exc, msg):
         ki.concat(args.pop("xs"), args.pop("channels"), **args)
 
 
-IMAGE_CALLS = {
-    "relu": lambda **k: ki.relu(IRX, **k),
-    "clip": lambda **k: ki.clip(IRX, min=-1.0, max=1.0, **k),
-    "add": lambda **k: ki.add(IRX, IRX, **k),
-    "global_avg_pool": lambda **k: ki.global_avg_pool(IRX, **k),
-    "concat": lambda **k: ki.concat([IRX, IRX[:, :, :1].copy()], [7, 3], **k),
-}
 
 
 IMAGE_BAD_REGIONS = [
@@ -254,8 +191,7 @@ IMAGE_BAD_REGIONS = [
 
 @pytest.mark.parametrize("op,kw,exc,msg", IMAGE_BAD_REGIONS, ids=[c[3] for c in IMAGE_BAD_REGIONS])
 def test_image_bad_regions_raise(op, kw, exc, msg):
-    with pytest.raises(exc, match=msg):
-        IMAGE_CALLS[op](**kw)
+    check_image_bad_region(op, kw, exc, msg)
 
 
 # === NaN and infinities, and the image's N/H/W axes ===

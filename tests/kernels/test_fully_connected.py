@@ -13,11 +13,9 @@ from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as ref
 from coinfer.kernels.buffer import fully_connected
+from tests.kernels.helpers import padding_lanes_zero, regions_tile
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
-
-SENTINEL = np.float32(7.25)
-
 
 # === buffer (N, K) ================================================================
 @st.composite
@@ -137,29 +135,6 @@ def test_buffer_fc_bad_out():
 
 # === image: (N, 1, KB, 1, 4) activations, (MB, K, 4) weights ======================
 
-def _padding_lanes_zero(img, c):
-    return np.all(img[:, :, -1, :, c - 4 * (img.shape[2] - 1):] == 0.0)
-
-
-def _regions_tile(fn, whole, data, c, rows=True):
-    """Disjoint row x channel regions of ``fn`` in any order equal ``whole``."""
-    def cuts(hi, step):
-        pts = data.draw(st.lists(st.integers(0, hi // step), max_size=3))
-        pts = sorted({0, hi, *[p * step for p in pts]})
-        return list(zip(pts[:-1], pts[1:]))
-
-    row_cuts = cuts(whole.shape[1], 1) if rows else [None]
-    chan_cuts = [(a, min(b, c)) for a, b in cuts(4 * whole.shape[2], 4)]
-    regions = data.draw(st.permutations([(r, ch) for r in row_cuts for ch in chan_cuts]))
-    out = np.full(whole.shape, SENTINEL, np.float32)
-    for r, ch in regions:
-        if rows:
-            fn(out=out, rows=r, channels=ch)
-        else:
-            fn(out=out, channels=ch)
-    np.testing.assert_array_equal(out, whole)
-
-
 @given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 40), st.booleans(), st.booleans(),
        st.integers(0, 2**16), st.data())
 def test_image_fc_matches_reference(n, k, m, with_bias, relu, seed, data):
@@ -171,10 +146,10 @@ def test_image_fc_matches_reference(n, k, m, with_bias, relu, seed, data):
     y = ki.fully_connected(xi, wi, bias, relu=relu, out_channels=m)
     want = ref.fully_connected(x, w, bias, relu=relu)
     assert_close(layout.to_buffer(y, m).reshape(n, m), want, "fully_connected")
-    assert _padding_lanes_zero(y, m)
+    assert padding_lanes_zero(y, m)
     assert_close(layout.to_buffer(y, m).reshape(n, m), kb.fully_connected(x, w, bias, relu=relu),
                  "fully_connected vs buffer")
-    _regions_tile(lambda **r: ki.fully_connected(xi, wi, bias, relu=relu, out_channels=m, **r),
+    regions_tile(lambda **r: ki.fully_connected(xi, wi, bias, relu=relu, out_channels=m, **r),
                   y, data, m, rows=False)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import numpy as np
 import pytest
 
 from coinfer.kernels import buffer as B

@@ -10,8 +10,10 @@ from coinfer.kernels import image as ki
 from coinfer.kernels import layout
 from coinfer.kernels import reference as R
 from coinfer.kernels.buffer.pool import pool_output_size
-from tests.kernels.helpers import (BX, IX, LAYOUTS, POOL_OUT, assert_ieee, buffer_pool_case, image_pool_cases, in_layout,
-    padding_lanes_zero, rand, ref_pool, regions_tile, run_pool, sprinkle)
+from tests.kernels.helpers import (BX, LAYOUTS, POOL_OUT, assert_ieee, buffer_pool_case,
+    check_buffer_pool_matches_reference, check_buffer_pool_region_untouched,
+    check_buffer_pool_regions_compose, check_image_pool_rejects, check_raises,
+    image_pool_cases, in_layout, padding_lanes_zero, rand, regions_tile, sprinkle)
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -26,51 +28,20 @@ from tests.tolerance import assert_close
 @example(case=((1, 3, 7, 7), (2, 2), (4, 4), (0, 0, 0, 0), True), cip=False, seed=2)  # stride > kernel
 @example(case=((1, 2, 5, 5), (2, 2), (2, 2), (1, 1, 1, 1), True), cip=True, seed=3)  # dropped window
 def test_buffer_max_pool_matches_reference(kind, case, cip, seed):
-    shape, k, s, p, cm = case
-    x = rand(seed, *shape)
-    assert_close(run_pool(kind, x, k, s, p, cm, cip), ref_pool(kind, x, k, s, p, cm, cip), kind)
+    check_buffer_pool_matches_reference(kind, case, cip, seed)
 
 
 @pytest.mark.parametrize("kind", ["max"])
 @given(case=buffer_pool_case(), cip=st.booleans(), seed=st.integers(0, 2**16), data=st.data())
 def test_buffer_max_pool_regions_compose_to_whole(kind, case, cip, seed, data):
     """Disjoint row or channel regions, in any order, into one out equal the whole output."""
-    shape, k, s, p, cm = case
-    x = rand(seed, *shape)
-    whole = run_pool(kind, x, k, s, p, cm, cip)
-    axis = data.draw(st.sampled_from(["rows", "channels"]))
-    length = whole.shape[2] if axis == "rows" else whole.shape[1]
-    cuts = sorted(data.draw(st.lists(st.integers(0, length), max_size=3)))
-    bounds = [0, *cuts, length]
-    regions = list(zip(bounds[:-1], bounds[1:]))
-    order = data.draw(st.permutations(regions))
-    out = np.full(whole.shape, np.nan, np.float32)
-    for r in order:
-        res = run_pool(kind, x, k, s, p, cm, cip, out=out, **{axis: r})
-        assert res is out
-    np.testing.assert_array_equal(out, whole)
+    check_buffer_pool_regions_compose(kind, case, cip, seed, data)
 
 
 @pytest.mark.parametrize("kind", ["max"])
 @given(case=buffer_pool_case(), seed=st.integers(0, 2**16), data=st.data())
 def test_buffer_max_pool_region_leaves_other_cells_untouched(kind, case, seed, data):
-    shape, k, s, p, cm = case
-    x = rand(seed, *shape)
-    whole = run_pool(kind, x, k, s, p, cm, True)
-    _, oc, oh, _ = whole.shape
-    r0 = data.draw(st.integers(0, oh))
-    r1 = data.draw(st.integers(r0, oh))
-    c0 = data.draw(st.integers(0, oc))
-    c1 = data.draw(st.integers(c0, oc))
-    out = np.full(whole.shape, -7.0, np.float32)
-    run_pool(kind, x, k, s, p, cm, True, out=out, rows=(r0, r1), channels=(c0, c1))
-    inside = np.zeros(whole.shape, bool)
-    inside[:, c0:c1, r0:r1] = True
-    np.testing.assert_array_equal(out[inside], whole[inside])
-    assert (out[~inside] == -7.0).all()
-    # Without out, a region call returns zeros outside the region.
-    fresh = run_pool(kind, x, k, s, p, cm, True, rows=(r0, r1), channels=(c0, c1))
-    assert (fresh[~inside] == 0.0).all()
+    check_buffer_pool_region_untouched(kind, case, seed, data)
 
 
 def test_buffer_pool_defaults_and_padding_forms():
@@ -131,8 +102,7 @@ BUFFER_BAD = [
 
 @pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD], ids=[c[0] for c in BUFFER_BAD])
 def test_buffer_bad_input(call, exc, message):
-    with pytest.raises(exc, match=message):
-        call()
+    check_raises(call, exc, message)
 
 
 def test_buffer_bad_input_leaves_out_untouched():
@@ -168,9 +138,7 @@ IMAGE_BAD = [
 
 @pytest.mark.parametrize("fn,kw,exc,msg", IMAGE_BAD, ids=[c[3] for c in IMAGE_BAD])
 def test_image_pool_rejects(fn, kw, exc, msg):
-    kernel = kw.pop("kernel")
-    with pytest.raises(exc, match=msg):
-        fn(IX, kernel, **kw)
+    check_image_pool_rejects(fn, kw, exc, msg)
 
 
 # === NaN and infinities (both layouts, one rule with the reference) ===

@@ -19,15 +19,7 @@ from coinfer.kernels import buffer as kb
 from coinfer.kernels import image as ki
 from coinfer.kernels import isa, layout
 from coinfer.kernels import reference as ref
-
-
-def _ieee_close(y, want) -> bool:
-    y, want = np.asarray(y, np.float64), np.asarray(want, np.float64)
-    inf, fin = np.isinf(want), np.isfinite(want)
-    if not (np.array_equal(np.isnan(y), np.isnan(want)) and np.array_equal(y[inf], want[inf])):
-        return False
-    tol = 1e-4 * (np.abs(want[fin]).max() if fin.any() else 0.0) + 1e-6
-    return bool(np.all(np.abs(y[fin] - want[fin]) <= tol))
+from tests.kernels.isa_check import ieee_close
 
 
 def _check(fails, name, run_buffer, run_image, want, c_out, h_out):
@@ -35,7 +27,7 @@ def _check(fails, name, run_buffer, run_image, want, c_out, h_out):
     for lay, run in (("buffer", run_buffer), ("image", run_image)):
         whole = run()
         got = whole if lay == "buffer" else layout.to_buffer(whole, c_out)
-        if not _ieee_close(got.reshape(want.shape), want):
+        if not ieee_close(got.reshape(want.shape), want):
             fails.append(f"{name} {lay} vs reference")
         half_c = 4 * max(1, c_out // 8) if lay == "image" else max(1, c_out // 2)
         for key, parts in (("rows", [(0, h_out // 2), (h_out // 2, h_out)]),
@@ -79,7 +71,7 @@ def main() -> None:
                lambda **r: ki.softmax(xi, c, axis=3, **r), want, c, h)
         want = ref.global_avg_pool(x)
         for lay, got in (("buffer", kb.global_avg_pool(x)), ("image", layout.to_buffer(ki.global_avg_pool(xi), c))):
-            if not _ieee_close(got, want):
+            if not ieee_close(got, want):
                 fails.append(f"global_avg_pool {(c, h, w)} {lay}")
     print(json.dumps({"isa": isa(), "fails": fails}))
 
