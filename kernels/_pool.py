@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from ._simd import (VW, vadd, vevens, vfill_outside, vfold_lanes, vkeep_nan, vload, vload_in, vmax_num, vmul, vodds,
-                    vsplat, vstore, vstore_first, vsum_first)
+                    vshift_cells, vsplat, vstore, vstore_first, vsum_first)
 from ._window import row_geometry, scratch, tap_columns
 
 __all__ = ["MAX", "AVG", "pool", "global_avg_pool"]
@@ -68,10 +68,89 @@ def _make(mode):
         span = min(rl, wq * cell) if sw == 1 else min(rl, 2 * wq * cell)  # input floats folded
         da = (pl % 2) * wql + (pl // 2) * cell  # where the stride-2 phases of a step go
         db = ((pl + 1) % 2) * wql + ((pl + 1) // 2) * cell
+        # Windows up to 3 cells wide at stride 1 or 2 fold their taps in registers, one step
+        # behind the vertical fold, with no built row (the same operations in the same order).
+        fused = kw <= 3 and sw <= 2
+        nsteps = -(-owl // VW) + 1
         for n in range(nb):
             for c in range(c0, c1):
                 xb = n * sxn + c * sxc
                 ob = n * son + c * soc
+                if fused:
+                    for oh in range(r0, r1):
+                        hs = oh * sh - pt
+                        i0, i1 = max(0, -hs), min(kh, h - hs)
+                        first = xb + (hs + i0) * rs_x
+                        last = xb + (hs + i1 - 1) * rs_x
+                        orow = ob + oh * ors
+                        later = ob + r1 * ors if cell == 1 else n * son + oh * ors + c1 * soc
+                        prev_e = vsplat(fill)
+                        prev_o = prev_e
+                        for t in range(nsteps):
+                            q = t * sw * VW - pl * cell  # input float of the step's first lane
+                            a = vsplat(fill)
+                            b = a
+                            bad_a = a
+                            bad_b = a
+                            src = first + q
+                            if first + q >= 0 and last + q + sw * VW <= xf.size:
+                                for i in range(i0, i1):
+                                    a, bad_a = fold(a, bad_a, vload(xf, src))
+                                    if sw == 2:
+                                        b, bad_b = fold(b, bad_b, vload(xf, src + VW))
+                                    src += rs_x
+                                if q < 0 or q + sw * VW > rl:
+                                    a = vfill_outside(a, q, 0, rl, fill)
+                                    bad_a = vfill_outside(bad_a, q, 0, rl, fill)
+                                    b = vfill_outside(b, q + VW, 0, rl, fill)
+                                    bad_b = vfill_outside(bad_b, q + VW, 0, rl, fill)
+                            else:
+                                for i in range(i0, i1):
+                                    lo = src - q
+                                    a, bad_a = fold(a, bad_a, vload_in(xf, src, lo, lo + rl, fill))
+                                    if sw == 2:
+                                        b, bad_b = fold(b, bad_b, vload_in(xf, src + VW, lo, lo + rl, fill))
+                                    src += rs_x
+                            if is_max:
+                                a = vkeep_nan(a, bad_a)
+                                b = vkeep_nan(b, bad_b)
+                            if sw == 1:
+                                cur_e = a
+                                cur_o = a
+                            elif cell == 1:
+                                cur_e, cur_o = vevens(a, b, 1), vodds(a, b, 1)
+                            else:
+                                cur_e, cur_o = vevens(a, b, 4), vodds(a, b, 4)
+                            if t > 0:
+                                e = (t - 1) * VW  # the previous step's output block
+                                acc = prev_e
+                                bad = acc
+                                if kw > 1:
+                                    if sw == 2:
+                                        v = prev_o
+                                    elif cell == 1:
+                                        v = vshift_cells(prev_e, cur_e, 1, 1)
+                                    else:
+                                        v = vshift_cells(prev_e, cur_e, 1, 4)
+                                    acc, bad = fold(acc, bad, v)
+                                if kw > 2:  # padded cell 2 of the window: even cell 1 (sw 2), cell 2 (sw 1)
+                                    if sw == 2:
+                                        v = vshift_cells(prev_e, cur_e, 1, 1) if cell == 1 else vshift_cells(
+                                            prev_e, cur_e, 1, 4)
+                                    else:
+                                        v = vshift_cells(prev_e, cur_e, 2, 1) if cell == 1 else vshift_cells(
+                                            prev_e, cur_e, 2, 4)
+                                    acc, bad = fold(acc, bad, v)
+                                if is_max:
+                                    acc = vkeep_nan(acc, bad)
+                                else:
+                                    acc = vmul(acc, vmul(vsplat(inv_h[oh]), vload(inv_w, e)))
+                                if e + VW <= owl or orow + e + VW <= later:
+                                    vstore(of, orow + e, acc)
+                                else:
+                                    vstore_first(of, orow + e, acc, owl - e)
+                            prev_e, prev_o = cur_e, cur_o
+                    continue
                 for oh in range(r0 - 1, r1):
                     nxt = oh + 1
                     if nxt < r1:

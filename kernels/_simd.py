@@ -243,6 +243,22 @@ vshift_p1, vshift_p2, vshift_p3 = _channel_shift(1), _channel_shift(2), _channel
 
 
 @intrinsic
+def vshift_cells(typingctx, a, b, cells, cell):
+    """The ``VW`` floats starting ``cells`` cells into ``a | b`` (a cell being ``cell`` floats):
+    ``a`` shifted down by that many cells, the freed top lanes from the start of ``b``."""
+    if not (a == f32v and b == f32v and isinstance(cells, types.IntegerLiteral)
+            and isinstance(cell, types.IntegerLiteral)):
+        return None
+    d = cells.literal_value * cell.literal_value
+    mask = [k + d for k in range(VW)]
+
+    def codegen(context, builder, sig, args):
+        return builder.shuffle_vector(args[0], args[1], ir.Constant(ir.VectorType(_I32, VW), mask))
+
+    return f32v(a, b, cells, cell), codegen
+
+
+@intrinsic
 def vfold_lanes(typingctx, a, width):
     """Lanes k, k + width, k + 2*width, ... of ``a`` summed into lane k (k < width; a pairwise
     tree of adds, so the order is fixed); ``width`` is a literal 1 or 4.  Other lanes: don't care."""
