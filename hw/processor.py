@@ -89,8 +89,9 @@ class _Tile:
 class _Pool:
     """The state worker threads share (holds no reference to the Processor)."""
 
-    def __init__(self, name: str, cores: list, trace: Trace, profile):
+    def __init__(self, name: str, cores: list, trace: Trace, profile, layout: str = "buffer"):
         self.name = name
+        self.layout = layout
         self.cores = cores
         self.trace = trace
         self.profile = profile
@@ -172,7 +173,7 @@ def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
     rec = trace.record(
         pool.name, k, task.kind, task.op, start - t0, end - t0, deps=sorted(set(dep_ids)),
         region=tile.region, bytes=tile.nbytes, submitted=tile.submitted - t0, modelled=modelled,
-        error=None if failure is None else failure[1],
+        error=None if failure is None else failure[1], layout=pool.layout if task.kind == "compute" else None,
     )
     task._finish(tile.index, result, rec, failure)
 
@@ -182,7 +183,7 @@ def _run_steps(pool: _Pool, k: int, tile: _Tile, dep_ids) -> None:
     task, trace = tile.task, pool.trace
     t0 = trace.t0
     deps, rec, failure = sorted(set(dep_ids)), None, None
-    for op, fn, kwargs, region, nbytes in tile.steps:
+    for op, fn, kwargs, region, nbytes, meta in tile.steps:
         start = time.perf_counter()
         try:
             fn(**kwargs)
@@ -191,7 +192,8 @@ def _run_steps(pool: _Pool, k: int, tile: _Tile, dep_ids) -> None:
         end = time.perf_counter()
         rec = trace.record(pool.name, k, "compute", op, start - t0, end - t0, deps=deps, region=region,
                            bytes=nbytes, submitted=tile.submitted - t0,
-                           error=None if failure is None else failure[1])
+                           error=None if failure is None else failure[1],
+                           layout=meta.get("layout", pool.layout), op_class=meta.get("op_class"))
         deps = [rec]
         if failure is not None:
             break
@@ -251,7 +253,7 @@ class Processor:
         self.threads = int(threads)
         self.requested_cores = self._cores(cores)
         trace = Trace() if trace is None else trace
-        self._pool = _Pool(name, self._usable(self.requested_cores), trace, get_profile(profile))
+        self._pool = _Pool(name, self._usable(self.requested_cores), trace, get_profile(profile), layout)
         self._lock = threading.Lock()
         self._closed = False
         self._queues = [queue.SimpleQueue() for _ in range(self.threads)]
@@ -379,7 +381,10 @@ class Processor:
 
     def run_list(self, steps, *, after=(), thread: int = 0, timeout: float | None = None) -> Task:
         """Queue a command list: ``steps`` is ``[(op, fn, kwargs, region, nbytes), ...]``,
-        run back to back on one thread as one queue entry (``fn(**kwargs)``).
+        run back to back on one thread as one queue entry (``fn(**kwargs)``).  A step
+        may carry a sixth item, ``{"layout": ..., "op_class": ...}``, recorded with it
+        (the kernel set it runs, when not the processor's own, and its op class, by which
+        a profile scales it on replay).
 
         Each step is recorded in the trace as its own compute task, the first
         after ``after`` and each later one after the step before, so the trace
@@ -389,9 +394,11 @@ class Processor:
         """
         items = []
         for st in steps:
-            if not (isinstance(st, tuple) and len(st) == 5 and isinstance(st[0], str) and callable(st[1])):
-                raise TypeError(f"{self.name}: run_list steps must be (op, fn, kwargs, region, nbytes), got {st!r}")
-            items.append((st[0], st[1], dict(st[2]), dict(st[3]), int(st[4])))
+            if not (isinstance(st, tuple) and len(st) in (5, 6) and isinstance(st[0], str) and callable(st[1])
+                    and (len(st) == 5 or isinstance(st[5], dict))):
+                raise TypeError(f"{self.name}: run_list steps must be (op, fn, kwargs, region, nbytes[, meta]), "
+                                f"got {st!r}")
+            items.append((st[0], st[1], dict(st[2]), dict(st[3]), int(st[4]), dict(st[5]) if len(st) == 6 else {}))
         if not items:
             raise ValueError(f"{self.name}: run_list needs at least one step")
         op = items[0][0] if len(items) == 1 else f"{items[0][0]}..{items[-1][0]}"
