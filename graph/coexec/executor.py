@@ -228,7 +228,7 @@ class Executor:
         if self.soc[proc].threads == 1:
             task = self._rec.run_list(proc, steps, after=after)
         else:
-            for op_name, fn, kw, _, nbytes in steps:
+            for op_name, fn, kw, _, nbytes, _meta in steps:
                 split = {"split": "rows"} if "rows" in kw else {}
                 task = self._rec.run(proc, op_name, fn, after=after, nbytes=nbytes, **kw, **split)
                 after = [task]
@@ -238,7 +238,8 @@ class Executor:
             self._c = task
 
     def _step(self, lay: str, name: str, region):
-        """(op, fn, kwargs, region, nbytes): one op's region as a kernel call."""
+        """(op, fn, kwargs, region, nbytes, meta): one op's region as a kernel call; ``meta``
+        names the kernel layout and the op class, by which a profile scales it on replay."""
         op = self.graph.op(name)
         store = self.img if lay == "image" else self.buf
         ins = [store[t] for t in op.inputs]
@@ -253,7 +254,15 @@ class Executor:
         oshape = self.graph.shape(op.output)
         nbytes = self.view.nbytes(oshape, rows=(region[0], region[1]) if len(oshape) == 4 else None,
                                   channels=(region[2], region[3]))
-        return (name, fn, kw, dict(kw), nbytes)
+        return (name, fn, kw, dict(kw), nbytes, {"layout": lay, "op_class": self._op_class(name)})
+
+    def _op_class(self, name: str) -> str:
+        from ..costs.emulated import op_class
+
+        cache = self.__dict__.setdefault("_classes", {})
+        if name not in cache:
+            cache[name] = op_class(self.view.op(name))
+        return cache[name]
 
     @staticmethod
     def _cut(a: np.ndarray, region):

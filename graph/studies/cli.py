@@ -103,13 +103,17 @@ def _cmd_run(args) -> int:
             return 2
     else:
         x = np.random.default_rng(args.seed).standard_normal(graph.shape(in_name), dtype=np.float32)
-    if args.soc != "host":
-        print(f"coinfer run: unknown --soc {args.soc!r} (this machine emulates 'host'; other SoCs are "
-              "replay profiles: see coinfer.hw.profiles())", file=sys.stderr)
+    from ...hw.profile import profiles
+
+    if args.soc not in profiles():
+        print(f"coinfer run: unknown --soc {args.soc!r}; choose from {', '.join(sorted(profiles()))}",
+              file=sys.stderr)
         return 2
+    # The emulated SoC, with this host's throughput measured once per machine (cached).
+    profile = profiles()[args.soc].on_host()
     with SoC.host() as soc:
         results, outputs, _ = run_strategies(graph, soc, strategies, x, repeat=args.repeat,
-                                             progress=not args.quiet, trace_path=args.trace)
+                                             progress=not args.quiet, trace_path=args.trace, profile=profile)
     if args.output:
         np.save(args.output, np.asarray(outputs[strategies[0]]), allow_pickle=False)
     if args.json:
@@ -148,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "yolov2_tiny) or a .onnx file")
     r.add_argument("--strategy", default="all",
                    choices=["cpu", "gpu", "mulayer", "codl-nochain", "codl", "all"])
-    r.add_argument("--soc", default="host")
+    r.add_argument("--soc", default="host", help="the SoC to emulate: host (this machine), snapdragon855, "
+                   "raspberry_pi or desktop_edge; plans are made for it and each run is replayed under it")
     r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
     r.add_argument("--input", help="float32 .npy input (default: seeded random)")
     r.add_argument("--output", help="save the (first) strategy's output as .npy")

@@ -50,6 +50,10 @@ class StrategyResult:
     sharing_share: float = 0.0
     times_ms: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    #: Median over the runs of the replay under the SoC's profile (``replay_ms`` under ``host``).
+    emulated_ms: float = float("nan")
+    emulated_runs_ms: list = field(default_factory=list)
+    plan: object = None
 
     @property
     def last_ms(self) -> float:
@@ -60,13 +64,19 @@ class StrategyResult:
         return {"name": self.name, "median_ms": self.median_ms, "replay_ms": self.replay_ms,
                 "max_abs_err": self.max_abs_err, "speedup": self.speedup, "chains": self.n_chains,
                 "splits": self.n_splits, "predicted_ms": self.predicted_ms,
-                "sharing_share": self.sharing_share}
+                "sharing_share": self.sharing_share, "emulated_ms": self.emulated_ms}
 
 
 def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool = True,
                    trace_path: str | None = None, trace_strategy: str | None = None, costs=None,
-                   verify: bool = True):
+                   verify: bool = True, profile=None):
     """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs).
+
+    ``profile`` (a name or :class:`~coinfer.hw.profile.CostProfile`; default
+    ``host``) is the SoC emulated: plans are made from ``costs`` under it
+    (:class:`~coinfer.graph.costs.emulated.EmulatedCosts`: its compute scales and
+    modelled sharing costs), the kernels run on this host, and each run's trace is
+    replayed under it (``emulated_ms``, equal to ``replay_ms`` under ``host``).
 
     ``costs`` defaults to :class:`~coinfer.graph.costs.measured.MeasuredCosts` on
     ``soc`` (made only when a strategy needs it); with ``verify`` the ``codl``
@@ -81,18 +91,28 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
         from ..costs.measured import MeasuredCosts
 
         costs = MeasuredCosts(graph, soc, prepared=prepared, progress=progress)
+    from ...hw.profile import get_profile
+
+    prof = get_profile(profile or "host")
+    plan_costs = costs
+    if costs is not None and prof.name != "host":
+        from ..costs.emulated import EmulatedCosts
+
+        plan_costs = EmulatedCosts(costs, prof)
     traced = trace_strategy or strategies[0]
     order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference
     results, outputs = {}, {}
     with Progress(len(order), f"run {graph.name}", enabled=progress) as prog:
         for s in order:
             prog.step(s)
-            plan = make_plan(s, graph, costs, verify_on=soc if verify else None, prepared=prepared)
+            plan = make_plan(s, graph, plan_costs, verify_on=soc if verify and prof.name == "host" else None,
+                             prepared=prepared)
             with Executor(graph, plan, soc, prepared=prepared) as ex:
-                last = []
+                last, emulated = [], []
 
                 def once():
                     last[:] = [ex.run(x)]
+                    emulated.append(soc.trace.replay(prof) * 1e3)
                     return ex.last_wall
 
                 timing = measure(once, repeats=max(1, repeat), warmup=1)  # warm-up: compiles, touches memory
@@ -105,7 +125,9 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
             results[s] = StrategyResult(
                 s, float(np.median(times)), replay, 0.0, n_chains=plan.n_chains, n_splits=plan.n_splits,
                 predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
-                sharing_share=summ["sharing_share"], times_ms=times, notes=dict(plan.notes))
+                sharing_share=summ["sharing_share"], times_ms=times, notes=dict(plan.notes),
+                emulated_ms=replay if prof.name == "host" else float(np.median(emulated[1:] or emulated)),
+                emulated_runs_ms=emulated[1:], plan=plan)
     ref = outputs["cpu"]
     best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
     for s, r in results.items():
@@ -116,14 +138,19 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
 
 def format_table(model: str, soc_name: str, results) -> str:
     """One model's results as the ``coinfer run`` table."""
-    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'speedup':>8} {'max|err|':>10} "
-            f"{'chains':>7} {'splits':>7} {'sharing':>8}")
+    emu = soc_name != "host"
+    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} " + (f"{'emulated ms':>12} " if emu else "")
+            + f"{'speedup':>8} {'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8}")
     lines = [f"model {model} on soc {soc_name}", head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} {r.speedup:>7.2f}x "
+        lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} "
+                     + (f"{r.emulated_ms:>12.2f} " if emu else "") + f"{r.speedup:>7.2f}x "
                      f"{r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} {100 * r.sharing_share:>7.1f}%")
     lines.append("speedup: best single-processor median / this median; max|err|: against the cpu output; "
-                 "sharing: transform+map+unmap+sync share of busy time")
+                 "sharing: transform+map+unmap+sync share of busy time"
+                 + (f"; emulated ms: median replay of the runs under the {soc_name} profile, with this host's "
+                    "throughput per op class measured once per machine (median ms is this host's wall time)"
+                    if emu else ""))
     return "\n".join(lines)
 
 
