@@ -80,10 +80,22 @@ def plan_mulayer(graph, costs=None, *, ratio: float | None = None, view: GraphVi
     return Plan("mulayer", out, shared_layout="buffer", notes={"ratio": ratio})
 
 
+def as_cost_source(costs, view: GraphView | None = None):
+    """``costs`` itself, or a :class:`~coinfer.graph.costs.predictor.PredictedCosts` over it when
+    it is a fitted predictor."""
+    from ..costs.predictor import PredictedCosts, Predictor
+
+    return PredictedCosts(costs, view) if isinstance(costs, Predictor) else costs
+
+
 def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3, margin: float = 0.1,
               verify_on=None, x=None, view: GraphView | None = None,
               prepared: Prepared | None = None) -> Plan:
     """CoDL's plan of ``graph`` from the cost source ``costs`` (see the module docstring).
+
+    ``costs`` may be a fitted latency predictor
+    (:class:`~coinfer.graph.costs.predictor.Predictor`): the plan then needs no
+    measuring pass on the model (``verify_on`` stays optional).
 
     ``verify_on``: an :class:`~coinfer.hw.SoC` to run the candidate plans on
     (``chains=True`` only), with input ``x`` (default: the seeded sample of
@@ -93,6 +105,7 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3, margin: 
     if prepared is not None:
         view = prepared.view
     view = view if view is not None else view_of(graph)
+    costs = as_cost_source(costs, view)
     name = "codl" if chains else "codl-nochain"
     found = chain_search.search(view, costs, chains=chains, delta=delta)
     coexec = Plan(name, list(found), predicted_s=chain_search.plan_cost(view, found, costs))
@@ -174,7 +187,7 @@ def make_plan(strategy: str, graph, costs=None, *, verify_on=None, prepared: Pre
     if strategy in ("cpu", "gpu"):
         return plan_single(graph, strategy, view=view)
     if strategy == "mulayer":
-        return plan_mulayer(graph, costs, view=view)
+        return plan_mulayer(graph, as_cost_source(costs, view), view=view)
     if strategy in ("codl", "codl-nochain"):
         if costs is None:
             raise ValueError(f"make_plan: strategy {strategy!r} needs a cost source")

@@ -276,17 +276,19 @@ def op_errors(pred: Predictor, dataset, processor: str, mode: str = "alone") -> 
 class PredictedCosts:
     """A :class:`~.source.CostSource` from a :class:`Predictor` (see the module docstring).
 
-    ``PredictedCosts(predictor)``; ``observe(op, proc, region, seconds)`` refines
+    ``PredictedCosts(predictor, view=None)`` (``view``: the graph's ops, for
+    :meth:`throughput`); ``observe(op, proc, region, seconds)`` refines
     later predictions of that op on that processor from a measured time.
     """
 
-    def __init__(self, predictor: Predictor):
+    def __init__(self, predictor: Predictor, view=None):
         self.predictor = predictor
         self._desc: dict = {}
         self._ratio: dict = {}
-        self._flops: dict = {}
         sh = predictor.sharing
         self.task_s = {p: float(sh.get(f"dispatch_{p}", 0.0)) for p in PROCESSORS}
+        for op in (view.ops if view is not None else ()):
+            self._describe(op)
 
     def _describe(self, op) -> dict:
         d = self._desc.get(op.name)

@@ -92,7 +92,9 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
 
         costs = MeasuredCosts(graph, soc, prepared=prepared, progress=progress)
     from ...hw.profile import get_profile
+    from ..coexec.strategies import as_cost_source
 
+    costs = as_cost_source(costs, prepared.view) if costs is not None else None
     prof = get_profile(profile or "host")
     plan_costs = costs
     if costs is not None and prof.name != "host":
