@@ -25,6 +25,7 @@ from coinfer.hw import power as pw
 from coinfer.hw.profile import (GUO_MODEL_FLOPS, GUO_MODEL_MIB, GUO_TABLE_III, HOST_GFLOPS, fit_guo_profile,
                                 get_profile, guo_convert_cost)
 from coinfer.kernels import reference
+from tests.graph.test_edge_shaping import Clock  # a fake clock whose sleeps advance it
 from tests.tolerance import assert_close
 
 LINUX = sys.platform.startswith("linux")
@@ -201,17 +202,6 @@ def test_power_model():
         pw.stage_power("upload", "cloud-cpu", wifi)
     with pytest.raises(ValueError):
         pw.stage_power("compute", "edge", wifi)
-
-
-class Clock:
-    def __init__(self):
-        self.t = 50.0
-
-    def __call__(self):
-        return self.t
-
-    def sleep(self, d):
-        self.t += d if d > 0 else 1e-6
 
 
 @pytest.mark.parametrize("bps", [cvd.DEFAULT_UPLINK_BPS, cvd.DEFAULT_UPLINK_BPS / 2, 20e6])
