@@ -324,6 +324,10 @@ def _compute(files, graphs, modes, inputs, uplink_bps, progress) -> _Runs:
                         c.run(0, 0, n_ops, [inputs[0]], [shape])
                 runs.calib[m] = []
                 for x in inputs:
+                    # An untimed run first: a core that idled while the cloud answered runs the next
+                    # ops up to 40% slower (see coinfer.graph.edge.parts.run_range), the per-op state
+                    # the server's warm-up gives its timed run too.
+                    exs["cpu"].run(x)
                     exs["cpu"].run(x)
                     runs.calib[m].append(soc.trace.replay("host", gaps=False))
                     for mode in dev_modes:
