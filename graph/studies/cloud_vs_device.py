@@ -446,7 +446,8 @@ def run(cfg: Config) -> Result:
             "photos_upscaled": True, "input_size": INPUT_SIZE, "host_work_scale": GUO_HOST_WORK_SCALE,
             "files": {m: {"path": f.path, "bytes": f.nbytes, "sha256": f.sha256} for m, f in files.items()},
             "max_abs_err_vs_local": max_err, "host_gflops": hg,
-            "host_model_ms": {m: 1e3 * float(np.median(v)) for m, v in runs.calib.items()}, "wall_s": time.perf_counter() - t_start,
+            "host_model_ms": {m: 1e3 * float(np.median(v)) for m, v in runs.calib.items()},
+            "wall_s": time.perf_counter() - t_start,
             "profiles": {mode: MODE_PROFILE[mode] for mode in cfg.modes}}
     return Result(rows, findings(rows), meta, loads)
 
@@ -617,7 +618,8 @@ def add_parser(sub) -> None:
                    f"{DEFAULT_UPLINK_BPS / 1e6:.1f}Mbps: Guo's 36.83 ms for one upload)")
     s.add_argument("--modes", default=",".join(MODES), help="comma-separated (default all four)")
     s.add_argument("--radio", default="wifi", choices=sorted(pw.RADIOS), help="radio power model (default wifi)")
-    s.add_argument("--quality", type=int, default=photo_set.JPEG_QUALITY, help="JPEG quality of the photos (default 95)")
+    s.add_argument("--quality", type=int, default=photo_set.JPEG_QUALITY,
+                   help="JPEG quality of the photos (default 95)")
     s.add_argument("--load-repeats", type=int, default=3, help="timed loads per file, cold and warm (median)")
     s.add_argument("--cache-dir", default=None, help="where the model files go (default "
                    "$COINFER_CACHE_DIR, $XDG_CACHE_HOME/coinfer or ~/.cache/coinfer)")
