@@ -35,12 +35,14 @@ CLASSES = ("conv", "depthwise", "pool", "globalpool", "fc", "eltwise", "lrn", "s
 VERSION = 1
 
 #: Seconds of each class's workload on the reference host (AMD Zen 4, AVX-512, one core at
-#: about 2.6 GHz under KVM), per kernel layout; measured with :func:`measure_host`.
+#: 3.7 GHz under KVM), per kernel layout; measured with :func:`measure_host`, alone on the machine.
 REFERENCE = {
-    "buffer": {"conv": 2.22e-3, "depthwise": 2.53e-4, "pool": 1.92e-4, "globalpool": 2.4e-5, "fc": 1.06e-3,
-               "eltwise": 2.30e-4, "lrn": 1.33e-3, "softmax": 1.0e-5, "transform": 1.3e-4},
-    "image": {"conv": 2.30e-3, "depthwise": 2.53e-4, "pool": 1.92e-4, "globalpool": 2.4e-5, "fc": 1.06e-3,
-              "eltwise": 2.30e-4, "lrn": 1.33e-3, "softmax": 1.0e-5, "transform": 1.3e-4},
+    "buffer": {"conv": 0.00216, "depthwise": 0.000325, "pool": 0.000177, "globalpool": 6.26e-06,
+               "fc": 0.000345, "eltwise": 8.18e-05, "lrn": 0.000148, "softmax": 1.37e-05,
+               "transform": 3.22e-05},
+    "image": {"conv": 0.00219, "depthwise": 0.00021, "pool": 0.000115, "globalpool": 6.95e-06,
+               "fc": 0.000342, "eltwise": 7.42e-05, "lrn": 0.000166, "softmax": 1.48e-05,
+               "transform": 3.29e-05},
 }
 
 
