@@ -32,6 +32,13 @@ from onnx import helper, numpy_helper
 
 from .ir import Graph, GraphBuilder, fuse_relu
 
+#: Inputs (by index) each node type takes as constants, with the names errors use.
+CONSTANT_INPUTS = {
+    "Conv": {1: "weights", 2: "bias"}, "Gemm": {1: "B", 2: "C"}, "MatMul": {1: "B"},
+    "Clip": {1: "min", 2: "max"}, "Reshape": {1: "shape"}, "Dropout": {1: "ratio", 2: "training_mode"},
+    "BatchNormalization": {1: "scale", 2: "B", 3: "mean", 4: "var"},
+}
+
 SUPPORTED = (
     "Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm",
     "MatMul", "Add", "Relu", "Clip", "LRN", "Softmax", "Concat", "Flatten", "Reshape",
@@ -99,30 +106,56 @@ class _Importer:
 
     # -- inputs, names, operands --------------------------------------------
 
+    def _readers(self, tensor: str) -> list:
+        """(node label, op type, input index) of every node that reads ``tensor``."""
+        out = []
+        for i, node in enumerate(self.g.node):
+            for k, t in enumerate(node.input):
+                if t == tensor:
+                    out.append((node.name or f"{node.op_type.lower()}_{i}", node.op_type, k))
+        return out
+
+    def _input_error(self, name: str, problem: str) -> ValueError:
+        """A bad graph input: a node that wants a constant there is named as the culprit,
+        else the input and the nodes that read it."""
+        readers = self._readers(name)
+        for label, op_type, k in readers:
+            what = CONSTANT_INPUTS.get(op_type, {}).get(k)
+            if what is not None:
+                return ValueError(f"onnx node {label!r} ({op_type}): input {k} ({what}) {name!r} must be a "
+                                  f"constant (an initializer or Constant node), got a graph input ({problem})")
+        read = ", ".join(f"node {lb!r} ({ot}) input {k}" for lb, ot, k in readers) or "no node"
+        return ValueError(f"onnx input {name!r}: {problem}; it is read by {read}")
+
     def _inputs(self, batch) -> dict[str, tuple[int, ...]]:
         shapes = {}
         for vi in self.g.input:
             if vi.name in self.consts:
                 continue  # an initializer listed as an input (older exporters)
             tt = vi.type.tensor_type
+            if not vi.type.HasField("tensor_type"):
+                raise self._input_error(vi.name, "expected a float32 tensor, got a non-tensor type")
             if tt.elem_type != onnx.TensorProto.FLOAT:
-                raise ValueError(f"onnx input {vi.name!r}: only float32 inputs are supported, "
-                                 f"got {onnx.TensorProto.DataType.Name(tt.elem_type)}")
+                raise self._input_error(vi.name, "expected a float32 tensor, got element type "
+                                        f"{onnx.TensorProto.DataType.Name(tt.elem_type)}")
             if not tt.HasField("shape"):
-                raise ValueError(f"onnx input {vi.name!r}: the shape is unknown")
+                raise self._input_error(vi.name, "expected a fixed shape, got none")
+            if len(tt.shape.dim) == 0:
+                raise self._input_error(vi.name, "expected an activation of rank 1 or more, got shape () (rank 0)")
             dims = []
             for i, d in enumerate(tt.shape.dim):
                 if i == 0 and batch is not None:
                     dims.append(int(batch))
                 elif d.HasField("dim_value") and d.dim_value > 0:
                     dims.append(int(d.dim_value))
-                elif i == 0:
+                elif i == 0 and not d.HasField("dim_value"):
                     dims.append(1)  # a symbolic batch defaults to 1
                 else:
-                    raise ValueError(f"onnx input {vi.name!r}: dimension {i} is not a fixed size")
+                    given = d.dim_value if d.HasField("dim_value") else repr(d.dim_param or "?")
+                    raise self._input_error(vi.name, f"dimension {i} must be a fixed size >= 1, got {given}")
             shapes[vi.name] = tuple(dims)
         if not shapes:
-            raise ValueError("onnx.load: the model has no non-constant input")
+            raise ValueError("onnx.load: the model has no non-constant input (every graph input is an initializer)")
         return shapes
 
     def _name(self, node, i: int) -> str:
@@ -155,9 +188,36 @@ class _Importer:
                 raise ValueError(f"{self._who(node, name)}: missing input {idx} ({what})")
             return None
         if t not in self.consts:
-            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be an "
-                             f"initializer or Constant, and none is given")
+            made = "a graph input" if t in self.b.shapes else "computed by a node"
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be a constant "
+                             f"(an initializer or Constant node), got {made}")
         return self.consts[t]
+
+    def scalar(self, node, name: str, idx: int, what: str):
+        """A constant input that must hold one value (rank 0, or one element), as a Python scalar."""
+        c = self.const(node, name, idx, what, required=False)
+        if c is None:
+            return None
+        c = np.asarray(c)
+        if c.size != 1:
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) must be a scalar, "
+                             f"got shape {c.shape}")
+        return c.reshape(()).item()
+
+    def axis(self, node, name: str, attrs, rank: int, default=None, *, extra: int = 0) -> int:
+        """Attribute ``axis`` in [-rank, rank - 1 + extra], made non-negative."""
+        who = self._who(node, name)
+        if "axis" not in attrs:
+            if default is None:
+                raise ValueError(f"{who}: missing attribute axis (an int in [{-rank}, {rank - 1 + extra}])")
+            return default
+        a = attrs["axis"]
+        if not isinstance(a, int):
+            raise ValueError(f"{who}: attribute axis must be an int, got {a!r}")
+        if not -rank <= a <= rank - 1 + extra:
+            raise ValueError(f"{who}: attribute axis must be in [{-rank}, {rank - 1 + extra}] for a rank-{rank} "
+                             f"input, got {a}")
+        return a + rank if a < 0 else a
 
     def sole_user(self, node, op_type: str):
         """The node of type ``op_type`` that alone reads ``node``'s output, if any."""
@@ -353,10 +413,16 @@ class _Importer:
         x = self.act(node, name, 0)
         lo, hi = attrs.get("min", -math.inf), attrs.get("max", math.inf)
         if self.opset >= 11:
-            c = self.const(node, name, 1, "min", required=False)
-            lo = -math.inf if c is None else float(np.asarray(c).reshape(()))
-            c = self.const(node, name, 2, "max", required=False)
-            hi = math.inf if c is None else float(np.asarray(c).reshape(()))
+            c = self.scalar(node, name, 1, "min")
+            lo = -math.inf if c is None else c
+            c = self.scalar(node, name, 2, "max")
+            hi = math.inf if c is None else c
+        for what, v in (("min", lo), ("max", hi)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{self._who(node, name)}: {what} must be a number, got {v!r}")
+            if math.isnan(v):
+                raise ValueError(f"{self._who(node, name)}: {what} must be a number, got NaN")
+        # min > max is allowed: ONNX then sets every element to max.
         self.emit(node, name, "clip", [x], node.output[0], min=float(lo), max=float(hi))
 
     def _LRN(self, node, name, attrs):
@@ -369,7 +435,7 @@ class _Importer:
     def _Softmax(self, node, name, attrs):
         x = self.act(node, name, 0)
         shape = self.b.shape(x)
-        axis = int(attrs.get("axis", -1 if self.opset >= 13 else 1)) % len(shape)
+        axis = self.axis(node, name, attrs, len(shape), -1 if self.opset >= 13 else 1) % len(shape)
         if self.opset < 13 and math.prod(shape[axis + 1:]) != 1:
             raise ValueError(
                 f"{self._who(node, name)}: opset {self.opset} Softmax normalises over all axes "
@@ -379,16 +445,16 @@ class _Importer:
 
     def _Concat(self, node, name, attrs):
         xs = [self.act(node, name, i) for i in range(len(node.input))]
-        if "axis" not in attrs:
-            raise ValueError(f"{self._who(node, name)}: missing attribute axis")
-        axis = int(attrs["axis"]) % len(self.b.shape(xs[0]))
+        axis = self.axis(node, name, attrs, len(self.b.shape(xs[0])))
         self.emit(node, name, "concat", xs, node.output[0], axis=axis)
 
     def _Flatten(self, node, name, attrs):
         x = self.act(node, name, 0)
-        if int(attrs.get("axis", 1)) % len(self.b.shape(x)) != 1:
-            raise ValueError(f"{self._who(node, name)}: only axis=1 is supported, "
-                             f"got {attrs.get('axis')}")
+        rank = len(self.b.shape(x))
+        axis = self.axis(node, name, attrs, rank, 1, extra=1)
+        if axis != 1:
+            raise ValueError(f"{self._who(node, name)}: only axis 1 (keep the batch) is supported, "
+                             f"got axis {attrs.get('axis')} on a rank-{rank} input")
         self.emit(node, name, "flatten", [x], node.output[0])
 
     def _Reshape(self, node, name, attrs):
@@ -410,8 +476,19 @@ class _Importer:
         self.emit(node, name, "reshape", [x], node.output[0], shape=shape)
 
     def _Dropout(self, node, name, attrs):
-        if len(node.output) > 1 and node.output[1] and self.users.get(node.output[1]):
-            raise ValueError(f"{self._who(node, name)}: the mask output is not supported")
+        who = self._who(node, name)
+        if len(node.output) > 1 and node.output[1]:
+            mask = node.output[1]
+            used = [self._readers(mask)[0][0]] if self.users.get(mask) else []
+            if used or mask in self.graph_outputs:
+                where = f"read by node {used[0]!r}" if used else "a graph output"
+                raise ValueError(f"{who}: output 1 (mask) {mask!r} is {where}; the mask of a dropout is not "
+                                 f"computed at inference (expected it unused)")
+        if self.opset >= 12 and len(node.input) > 2 and node.input[2]:
+            mode = self.scalar(node, name, 2, "training_mode")
+            if bool(mode):
+                raise ValueError(f"{who}: input 2 (training_mode) is True; inference with training-mode dropout "
+                                 f"is random (expected False or no training_mode)")
         self.emit(node, name, "dropout", [self.act(node, name, 0)], node.output[0])
 
     def _Identity(self, node, name, attrs):

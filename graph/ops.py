@@ -22,7 +22,8 @@ avgpool         as maxpool, plus count_include_pad [False]
 globalavgpool   (N, C, H, W) -> (N, C, 1, 1)
 fc              relu [False]; input must be 2-D (N, K)
 relu            -
-clip            min [-inf], max [inf]; ReLU6 is ``clip`` with min 0, max 6
+clip            min [-inf], max [inf]; min(max(x, min), max), so all max when
+                min > max (ONNX); ReLU6 is ``clip`` with min 0, max 6
 lrn             size [5], alpha [1e-4], beta [0.75], k [1.0] (ONNX/Caffe LRN)
 softmax         axis [1]
 concat          axis [1]
@@ -498,9 +499,10 @@ def _clip_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     w_ = who(op)
     lo = _float(w_, "min", op.attrs.get("min", -math.inf))
     hi = _float(w_, "max", op.attrs.get("max", math.inf))
-    if not lo <= hi:
-        raise ValueError(f"{w_}: min must be <= max, got min={lo}, max={hi}")
-    return {"min": lo, "max": hi}, shapes[0]
+    for name, v in (("min", lo), ("max", hi)):
+        if math.isnan(v):
+            raise ValueError(f"{w_}: {name} must be a number, got NaN")
+    return {"min": lo, "max": hi}, shapes[0]  # min > max: every element becomes max (ONNX)
 
 
 def _clip_buffer(graph, op, p, ins, out, reg) -> None:

@@ -86,8 +86,10 @@ def _clamp_call(op, x, lo, hi, out, rows, channels):
     shape3, (b0, b1, e0, e1) = _view3(x.shape, reg)
     out3 = out.reshape(shape3)
     if lo >= hi:
-        # Every value is max (ONNX); this also keeps infinite bounds out of the kernel.
-        out3[:, b0:b1, e0:e1] = hi
+        # Every value is max (ONNX: min(max(x, min), max)), NaN stays NaN; this also
+        # keeps infinite bounds out of the kernel.
+        xs = x.reshape(shape3)[:, b0:b1, e0:e1]
+        out3[:, b0:b1, e0:e1] = np.where(np.isnan(xs), xs, np.float32(hi))
         return out
     use_lo, use_hi = lo > -np.inf, hi < np.inf
     _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0), np.float32(hi if use_hi else 0.0),

@@ -144,8 +144,10 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
         return out
     out3 = out.reshape(shape3)
     if lo >= hi:
-        # Every value is max (ONNX); this also keeps infinite bounds out of the kernel.
-        out3[:, v0:v1, e0:e1] = hi
+        # Every value is max (ONNX: min(max(x, min), max)), NaN stays NaN; this also
+        # keeps infinite bounds out of the kernel.
+        xs = x.reshape(shape3)[:, v0:v1, e0:e1]
+        out3[:, v0:v1, e0:e1] = np.where(np.isnan(xs), xs, np.float32(hi))
     else:
         use_lo, use_hi = lo > -np.inf, hi < np.inf
         _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
