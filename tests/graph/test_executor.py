@@ -232,9 +232,10 @@ def test_codl_keeps_the_fastest_measured_candidate(soc):
     plan = plan_codl(g, costs, verify_on=soc, x=x)
     notes = plan.notes
     assert notes["chosen_by"] == "measurement"
-    times = notes["candidates_measured_s"]
-    assert {"cpu only", "gpu only", "chains delta=0.3"} <= set(times)
+    times = {k: v["measured_s"] for k, v in notes["candidates"].items() if "measured_s" in v}
+    assert "chains delta=0.3" in times and len(times) >= 2
     assert times[notes["chosen"]] == min(times.values())
+    assert "fastest median" in notes["why"]
 
 
 def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
