@@ -181,21 +181,28 @@ class _Importer:
                              f"earlier node nor a graph input")
         return t
 
-    def const(self, node, name: str, idx: int, what: str, required: bool = True):
+    def const(self, node, name: str, idx: int, what: str, required: bool = True, dtypes=("float32",)):
+        """Input ``idx`` of ``node``, which must be a constant of one of ``dtypes`` (float32, the
+        activations' type, unless said otherwise)."""
         t = node.input[idx] if idx < len(node.input) else ""
         if not t:
             if required:
                 raise ValueError(f"{self._who(node, name)}: missing input {idx} ({what})")
             return None
         if t not in self.consts:
-            made = "a graph input" if t in self.b.shapes else "computed by a node"
+            made = ("a graph input" if t in self.b.inputs else "computed by a node" if t in self.b.shapes
+                    else "no tensor of that name")
             raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be a constant "
                              f"(an initializer or Constant node), got {made}")
-        return self.consts[t]
+        c = self.consts[t]
+        if np.asarray(c).dtype.name not in dtypes:
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be "
+                             f"{' or '.join(dtypes)}, got {np.asarray(c).dtype.name}")
+        return c
 
-    def scalar(self, node, name: str, idx: int, what: str):
+    def scalar(self, node, name: str, idx: int, what: str, dtypes=("float32",)):
         """A constant input that must hold one value (rank 0, or one element), as a Python scalar."""
-        c = self.const(node, name, idx, what, required=False)
+        c = self.const(node, name, idx, what, required=False, dtypes=dtypes)
         if c is None:
             return None
         c = np.asarray(c)
@@ -237,24 +244,37 @@ class _Importer:
 
     # -- run ------------------------------------------------------------------
 
+    def _node(self, i: int, node) -> None:
+        name = self._name(node, i)
+        if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
+            raise ValueError(
+                f"{self._who(node, name)}: unsupported op type"
+                f"{' in domain ' + repr(node.domain) if node.domain else ''}; "
+                f"supported: {', '.join(SUPPORTED)}"
+            )
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        getattr(self, "_" + node.op_type)(node, name, attrs)
+
     def run(self, fuse: bool) -> Graph:
+        # Constants first (Constant nodes, Identity of a constant): a node may fold in a
+        # later one (a BatchNormalization into its Conv) whose parameters they make.
         for i, node in enumerate(self.g.node):
-            if i in self.skip:
-                continue
-            name = self._name(node, i)
-            if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
-                raise ValueError(
-                    f"{self._who(node, name)}: unsupported op type"
-                    f"{' in domain ' + repr(node.domain) if node.domain else ''}; "
-                    f"supported: {', '.join(SUPPORTED)}"
-                )
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
-            getattr(self, "_" + node.op_type)(node, name, attrs)
+            if node.domain in ("", "ai.onnx") and (
+                    node.op_type == "Constant"
+                    or (node.op_type == "Identity" and node.input and node.input[0] in self.consts)):
+                self._node(i, node)
+                self.skip.add(i)
+        for i, node in enumerate(self.g.node):
+            if i not in self.skip:
+                self._node(i, node)
         outputs = []
         for o in self.g.output:
             t = self.alias.get(o.name, o.name)
-            if t not in self.b.shapes or t in self.b.inputs:
+            if t in self.b.inputs:
+                raise ValueError(f"onnx output {o.name!r} is the graph input {t!r} itself; expected an "
+                                 f"output computed by a node")
+            if t not in self.b.shapes:
                 raise ValueError(f"onnx output {o.name!r} is not computed by any supported node")
             outputs.append(t)
         g = self.b.build(outputs)
@@ -289,6 +309,9 @@ class _Importer:
             raise ValueError(f"{who}: only 2-D convolution is supported, got weights {w.shape}")
         b = self.const(node, name, 2, "bias", required=False)
         b = None if b is None else b.astype(np.float32)
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"{who}: input 2 (bias) must have shape ({w.shape[0]},) (one value per output "
+                             f"channel), got {b.shape}")
         kernel = _ints(attrs.get("kernel_shape"), 2, 0, who, "kernel_shape") \
             if "kernel_shape" in attrs else w.shape[2:]
         if tuple(kernel) != w.shape[2:]:
@@ -393,7 +416,7 @@ class _Importer:
         if add is not None:
             idx, anode = add
             other = [t for t in anode.input if t != node.output[0]]
-            if len(other) == 1 and other[0] in self.consts:
+            if len(other) == 1 and other[0] in self.consts and np.asarray(self.consts[other[0]]).dtype == np.float32:
                 b = self._bias(anode, self._name(anode, idx), self.consts[other[0]], w.shape[0])
                 out = anode.output[0]
                 self.skip.add(idx)
@@ -460,7 +483,7 @@ class _Importer:
     def _Reshape(self, node, name, attrs):
         who = self._who(node, name)
         x = self.act(node, name, 0)
-        target = [int(v) for v in np.asarray(self.const(node, name, 1, "shape")).reshape(-1)]
+        target = [int(v) for v in np.asarray(self.const(node, name, 1, "shape", dtypes=("int64",))).reshape(-1)]
         if len(target) != 2:
             raise ValueError(f"{who}: only reshapes to 2-D are supported, got shape {target}")
         if attrs.get("allowzero", 0) and 0 in target:
@@ -485,7 +508,7 @@ class _Importer:
                 raise ValueError(f"{who}: output 1 (mask) {mask!r} is {where}; the mask of a dropout is not "
                                  f"computed at inference (expected it unused)")
         if self.opset >= 12 and len(node.input) > 2 and node.input[2]:
-            mode = self.scalar(node, name, 2, "training_mode")
+            mode = self.scalar(node, name, 2, "training_mode", dtypes=("bool",))
             if bool(mode):
                 raise ValueError(f"{who}: input 2 (training_mode) is True; inference with training-mode dropout "
                                  f"is random (expected False or no training_mode)")
@@ -502,9 +525,8 @@ class _Importer:
         for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
             if key in attrs:
                 v = attrs[key]
-                self.consts[node.output[0]] = (
-                    numpy_helper.to_array(v) if key == "value" else np.asarray(v)
-                )
+                kind = np.float32 if key.startswith("value_float") else np.int64
+                self.consts[node.output[0]] = numpy_helper.to_array(v) if key == "value" else np.asarray(v, kind)
                 return
         raise ValueError(f"{self._who(node, name)}: only value/value_float(s)/value_int(s) "
                          f"constants are supported")

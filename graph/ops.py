@@ -609,6 +609,11 @@ def _concat_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"axis": axis}, tuple(out)
 
 
+def _concat_splits(graph, op) -> frozenset:
+    """Output row r reads row r of every input, unless the inputs are joined along H."""
+    return frozenset() if op.attrs["axis"] == 2 else _split_on("H")(graph, op)
+
+
 def _concat_buffer(graph, op, p, ins, out, reg) -> None:
     kb.concat(ins, axis=op.attrs["axis"], out=out, **reg)
 
@@ -713,7 +718,7 @@ SPECS: dict[str, OpSpec] = {s.type: s for s in (
     OpSpec("concat", None, _concat_infer, _no_flops,
            lambda graph, op, xs, k: k.concat(list(xs), axis=op.attrs["axis"]),
            {"buffer": LayoutKernels(_concat_buffer), "image": LayoutKernels(_concat_image, supports=_on_channels)},
-           split_dims=_split_on("H")),
+           split_dims=_concat_splits),
     OpSpec("add", 2, _add_infer, _per_output, lambda graph, op, xs, k: k.add(xs[0], xs[1], relu=op.attrs["relu"]),
            _same_call(_add_call), split_dims=_split_on("H", "OC"), flags=("relu",)),
     OpSpec("flatten", 1, _flatten_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),

@@ -45,18 +45,19 @@ def _texels(r: Region) -> Region:
 
 
 def image_tensors(view, plan: Plan, regions) -> set:
-    """Tensors that need an image copy: made or read by an image chain's GPU share, or
-    handed back to image by an image chain's CPU share."""
+    """Tensors that need an image copy: made or taken by an op of an image chain's GPU
+    share, or handed back to image by an image chain's CPU share."""
     out = set()
     for chain, reg in zip(plan.chains, regions):
         if chain.layout != "image":
             continue
         for n in chain.ops:
-            t = view.op(n).output
-            if not empty(reg.gpu.compute[n]) or not empty(reg.cpu.shares.get(t, (0, 0, 0, 0))):
-                out.add(t)
-        if reg.gpu.active():
-            out.update(reg.gpu.needs)
+            op = view.op(n)
+            if not empty(reg.gpu.compute[n]):
+                out.add(op.output)
+                out.update(op.inputs)  # the kernel takes them even when its rows read only padding
+            elif not empty(reg.cpu.shares.get(op.output, (0, 0, 0, 0))):
+                out.add(op.output)
     return out
 
 
