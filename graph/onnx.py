@@ -291,7 +291,8 @@ class _Importer:
         if mode == "VALID":
             return (0, 0, 0, 0)
         if mode not in ("SAME_UPPER", "SAME_LOWER"):
-            raise ValueError(f"{who}: unknown auto_pad {mode!r}")
+            raise ValueError(f"{who}: attribute auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, "
+                             f"got {mode!r}")
         stride = _ints(attrs.get("strides"), 2, 1, who, "strides")
         begin, end = [], []
         for n, k, s, d in zip(x_shape[2:], kernel, stride, dilation):
@@ -306,7 +307,8 @@ class _Importer:
         x = self.act(node, name, 0)
         w = self.const(node, name, 1, "weights").astype(np.float32)
         if w.ndim != 4 or len(self.b.shape(x)) != 4:
-            raise ValueError(f"{who}: only 2-D convolution is supported, got weights {w.shape}")
+            raise ValueError(f"{who}: only 2-D convolution is supported: expected a 4-D input and 4-D weights "
+                             f"(O, C/group, KH, KW), got input {self.b.shape(x)} and weights {w.shape}")
         b = self.const(node, name, 2, "bias", required=False)
         b = None if b is None else b.astype(np.float32)
         if b is not None and b.shape != (w.shape[0],):
@@ -315,7 +317,8 @@ class _Importer:
         kernel = _ints(attrs.get("kernel_shape"), 2, 0, who, "kernel_shape") \
             if "kernel_shape" in attrs else w.shape[2:]
         if tuple(kernel) != w.shape[2:]:
-            raise ValueError(f"{who}: kernel_shape {list(kernel)} does not match weights {w.shape}")
+            raise ValueError(f"{who}: attribute kernel_shape must match the weights' {list(w.shape[2:])}, "
+                             f"got {list(kernel)}")
         dilation = _ints(attrs.get("dilations"), 2, 1, who, "dilations")
         pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, dilation)
         out = node.output[0]
@@ -333,15 +336,18 @@ class _Importer:
         who = self._who(node, name)
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("training_mode", 0):
-            raise ValueError(f"{who}: training_mode BatchNormalization is not supported")
+            raise ValueError(f"{who}: attribute training_mode must be 0 (inference), got {attrs['training_mode']}")
         if len([o for o in node.output if o]) > 1:
-            raise ValueError(f"{who}: only the inference form (one output) is supported")
+            raise ValueError(f"{who}: expected one output (the inference form), got "
+                             f"{len([o for o in node.output if o])}")
         gamma, beta, mean, var = (
             self.const(node, name, i, what).astype(np.float64).reshape(-1)
             for i, what in enumerate(("scale", "B", "mean", "var"), 1)
         )
-        if not all(a.shape == (w.shape[0],) for a in (gamma, beta, mean, var)):
-            raise ValueError(f"{who}: parameters must have {w.shape[0]} channels")
+        for what, a in zip(("scale", "B", "mean", "var"), (gamma, beta, mean, var)):
+            if a.shape != (w.shape[0],):
+                raise ValueError(f"{who}: input {what} must have {w.shape[0]} values (the Conv's output "
+                                 f"channels), got {a.shape[0]}")
         scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
         w2 = (w.astype(np.float64) * scale[:, None, None, None]).astype(np.float32)
         b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
@@ -349,21 +355,25 @@ class _Importer:
         return w2, b2, node.output[0]
 
     def _BatchNormalization(self, node, name, attrs):
-        raise ValueError(f"{self._who(node, name)}: only supported right after a Conv whose "
-                         f"output it alone consumes (it is folded into that Conv)")
+        src = node.input[0] if node.input else ""
+        raise ValueError(f"{self._who(node, name)}: expected right after a Conv whose output it alone reads "
+                         f"(it is folded into that Conv), got input 0 {src!r} from elsewhere")
 
     def _pool(self, node, name, attrs, type, **extra):
         who = self._who(node, name)
         x = self.act(node, name, 0)
         if len(self.b.shape(x)) != 4:
-            raise ValueError(f"{who}: only 2-D pooling is supported, input shape {self.b.shape(x)}")
+            raise ValueError(f"{who}: only 2-D pooling is supported: expected a 4-D input, got shape "
+                             f"{self.b.shape(x)}")
         if len([o for o in node.output if o]) > 1:
-            raise ValueError(f"{who}: the Indices output is not supported")
+            raise ValueError(f"{who}: output 1 (Indices) is not supported: expected one output, got "
+                             f"{len([o for o in node.output if o])}")
         if "kernel_shape" not in attrs:
             raise ValueError(f"{who}: missing attribute kernel_shape")
         kernel = _ints(attrs["kernel_shape"], 2, 0, who, "kernel_shape")
-        if _ints(attrs.get("dilations"), 2, 1, who, "dilations") != (1, 1):
-            raise ValueError(f"{who}: dilated pooling is not supported")
+        dil = _ints(attrs.get("dilations"), 2, 1, who, "dilations")
+        if dil != (1, 1):
+            raise ValueError(f"{who}: dilated pooling is not supported: expected dilations [1, 1], got {list(dil)}")
         pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, (1, 1))
         self.emit(node, name, type, [x], node.output[0], kernel=kernel,
                   stride=_ints(attrs.get("strides"), 2, 1, who, "strides"), padding=pads,
@@ -392,10 +402,10 @@ class _Importer:
         who = self._who(node, name)
         x = self.act(node, name, 0)
         if attrs.get("transA", 0):
-            raise ValueError(f"{who}: transA=1 is not supported")
+            raise ValueError(f"{who}: attribute transA must be 0 (transA=1 is not supported), got {attrs['transA']}")
         bmat = self.const(node, name, 1, "B").astype(np.float64)
         if bmat.ndim != 2:
-            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+            raise ValueError(f"{who}: input 1 (B) must be 2-D, got shape {bmat.shape}")
         w = bmat if attrs.get("transB", 0) else bmat.T
         w = (float(attrs.get("alpha", 1.0)) * w).astype(np.float32)
         c = self.const(node, name, 2, "C", required=False)
@@ -409,7 +419,7 @@ class _Importer:
         x = self.act(node, name, 0)
         bmat = self.const(node, name, 1, "B")
         if bmat.ndim != 2:
-            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+            raise ValueError(f"{who}: input 1 (B) must be 2-D, got shape {bmat.shape}")
         w = np.ascontiguousarray(bmat.T, dtype=np.float32)
         out, b = node.output[0], None
         add = self.sole_user(node, "Add")
@@ -528,8 +538,8 @@ class _Importer:
                 kind = np.float32 if key.startswith("value_float") else np.int64
                 self.consts[node.output[0]] = numpy_helper.to_array(v) if key == "value" else np.asarray(v, kind)
                 return
-        raise ValueError(f"{self._who(node, name)}: only value/value_float(s)/value_int(s) "
-                         f"constants are supported")
+        raise ValueError(f"{self._who(node, name)}: expected attribute value, value_float(s) or value_int(s), "
+                         f"got {sorted(attrs) or 'none'}")
 
 
 def load(model, *, batch: int | None = None, fuse: bool = True) -> Graph:

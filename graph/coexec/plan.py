@@ -60,6 +60,19 @@ class Chain:
         return "both"
 
 
+def merge_unsplit(chains) -> list:
+    """``chains`` with each run of adjacent unsplit chains on one processor and layout made
+    one chain: the same placement, shared only at the run's ends."""
+    out: list = []
+    for c in chains:
+        p = out[-1] if out else None
+        if p is not None and not p.split and not c.split and (p.ratio, p.layout) == (c.ratio, c.layout):
+            out[-1] = Chain(p.ops + c.ops, "none", p.ratio, p.layout)
+        else:
+            out.append(c)
+    return out
+
+
 @dataclass
 class Plan:
     strategy: str

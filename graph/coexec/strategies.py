@@ -34,7 +34,7 @@ from ..costs.measure import measure_interleaved
 from . import chains as chain_search
 from .executor import Executor
 from .lower import Prepared
-from .plan import Chain, Plan
+from .plan import Chain, Plan, merge_unsplit
 from .view import GraphView, view_of
 
 STRATEGIES = ("cpu", "gpu", "mulayer", "codl-nochain", "codl")
@@ -91,23 +91,24 @@ def plan_mulayer(graph, costs=None, *, ratio: float | None = None, view: GraphVi
 def codl_candidates(graph, costs, *, view: GraphView | None = None, delta: float = DELTAS[0],
                     name: str = "codl") -> list[tuple[str, Plan]]:
     """(label, plan) of every plan CoDL's search space holds that codl weighs, each
-    with its predicted seconds, duplicates dropped (the first label wins)."""
+    with its predicted seconds; runs of unsplit chains on one processor are merged
+    (:func:`~.plan.merge_unsplit`) and duplicates dropped (the simplest label wins)."""
     view = view if view is not None else view_of(graph)
     names = tuple(op.name for op in view.ops)
-    found = []
-    for d in (delta,) + tuple(d for d in DELTAS if d != delta):
-        found.append((f"chains delta={d}", chain_search.search(view, costs, chains=True, delta=d)))
-    found.append(("no chains", chain_search.search(view, costs, chains=False)))
-    found.append(("OC only on buffers", chain_search.search(view, costs, chains=False, layouts=("buffer",),
-                                                            dims=("OC",))))
+    # Simplest first: a search that ends in a plan listed already keeps the simpler name.
+    found = [("cpu only", plan_single(graph, "cpu", view=view).chains),
+             ("gpu only", plan_single(graph, "gpu", view=view).chains),
+             ("gpu only on buffers", [Chain(names, "none", 1.0, "buffer")])]
     if hasattr(costs, "throughput"):
         found.append(("mulayer plan", plan_mulayer(graph, costs, view=view).chains))
-    found.append(("cpu only", plan_single(graph, "cpu", view=view).chains))
-    found.append(("gpu only", plan_single(graph, "gpu", view=view).chains))
-    found.append(("gpu only on buffers", [Chain(names, "none", 1.0, "buffer")]))
+    found.append(("OC only on buffers", chain_search.search(view, costs, chains=False, layouts=("buffer",),
+                                                            dims=("OC",))))
+    found.append(("no chains", chain_search.search(view, costs, chains=False)))
+    for d in (delta,) + tuple(d for d in DELTAS if d != delta):
+        found.append((f"chains delta={d}", chain_search.search(view, costs, chains=True, delta=d)))
     out, seen = [], []
     for label, chains in found:
-        chains = list(chains)
+        chains = merge_unsplit(chains)
         if chains in seen:
             continue
         seen.append(chains)

@@ -397,8 +397,9 @@ def models(draw) -> Case:
     opset = draw(st.integers(11, 21))
     b = _Builder(draw, opset)
     rank4 = draw(st.floats(0, 1)) < 0.85
-    shape = (1, draw(st.integers(1, 8)), draw(st.integers(1, 12)), draw(st.integers(1, 12))) if rank4 else \
-        (1, draw(st.integers(1, 16)))
+    n = draw(st.sampled_from([1, 1, 1, 2]))
+    shape = (n, draw(st.integers(1, 8)), draw(st.integers(1, 12)), draw(st.integers(1, 12))) if rank4 else \
+        (n, draw(st.integers(1, 16)))
     b.shapes["x"] = shape
     t = "x"
     for _ in range(draw(st.integers(1, 6))):
@@ -408,8 +409,9 @@ def models(draw) -> Case:
     outputs = [t]
     if draw(st.floats(0, 1)) < 0.1 and len(b.shapes) > 2:
         outputs.append(draw(st.sampled_from(sorted(k for k in b.shapes if k not in ("x", t)))))
+    declared = (("N",) + shape[1:]) if n == 1 and draw(st.booleans()) else shape  # a symbolic batch is 1
     g = helper.make_graph(
-        b.nodes, "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)] + b.extra_inputs,
+        b.nodes, "fuzz", [helper.make_tensor_value_info("x", TensorProto.FLOAT, declared)] + b.extra_inputs,
         [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], b.inits)
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 8)
