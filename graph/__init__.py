@@ -5,8 +5,11 @@
   :mod:`.onnx` (import), :mod:`.interpret` (the sequential oracle).
 - :mod:`.coexec`: CoDL-style CPU-GPU co-execution (view, regions and halos,
   chain cost model, chain search, plans, strategies, lowering, executor).
+- :mod:`.edgent`: Edgent-style device-edge co-inference (BranchyNet exits,
+  cut points, the static and dynamic planners, the co-inference runtime and
+  trace-driven episodes; branchy models with trained weights).
 - :mod:`.costs`: cost sources (the ``CostSource`` protocol, hand tables,
-  measured costs) and the one timing harness.
+  measured costs, per-side costs for Edgent) and the one timing harness.
 - :mod:`.studies`: the drivers the CLI and ``bench/`` share (kernels,
-  co-execution, arena workloads).
+  co-execution, arena workloads, Edgent).
 """

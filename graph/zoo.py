@@ -282,3 +282,19 @@ def build(name: str, *, batch: int = 1, input_size=None, seed: int = 0,
     net = _Net(name, int(batch), _size(name, input_size), seed, weights)
     out = _BUILDERS[name](net)
     return net.b.build([out])
+
+
+def branchy_alexnet(*, batch: int = 1, trained: bool = True, seed: int = 0) -> Graph:
+    """Edgent's B-AlexNet: (batch, 3, 32, 32) input, 5 exits, trained weights
+    (see :mod:`coinfer.graph.edgent.models`)."""
+    from .edgent.models import branchy_alexnet
+
+    return branchy_alexnet(batch=batch, trained=trained, seed=seed)
+
+
+def branchy_lenet(*, batch: int = 1, trained: bool = True, seed: int = 0) -> Graph:
+    """BranchyNet's B-LeNet: (batch, 1, 28, 28) input, 3 exits, trained weights
+    (see :mod:`coinfer.graph.edgent.models`)."""
+    from .edgent.models import branchy_lenet
+
+    return branchy_lenet(batch=batch, trained=trained, seed=seed)

@@ -97,6 +97,16 @@ CPU and GPU about equally fast), ``raspberry_pi``, ``desktop_edge``;
 ``with_costs(kind=Cost(constant, per_byte))``.  ``SoC(..., profile=p)`` makes
 the workers wait out ``p``'s modelled costs live.
 
+The network link
+----------------
+``Link(bandwidth, rtt_s)`` (or ``Link(trace=BandwidthTrace(...))``): a transfer
+of n bytes takes RTT/2 + 8n/bandwidth (integrated over the trace);
+``link.send(trace, nbytes, after=, at=)`` records it as a ``transfer`` task
+on the ``"link"`` lane.  ``BandwidthTrace.load(path)``, ``.synthetic(...)``,
+``coinfer.hw.link.shipped()`` / ``load_shipped(name)`` for the six shipped
+traces; ``edge_profile(device, edge)`` scales processors ``"device"`` and
+``"edge"`` by two profiles.  See :mod:`coinfer.hw.link`.
+
 Submit work ahead with ``after=`` rather than blocking on ``result()``
 between ops, so the trace holds the real dependencies and replay can re-time
 them.
@@ -105,6 +115,7 @@ from coinfer.kernels import LAYOUTS
 
 from . import memory
 from .arena import Arena, lower_bound, naive_bytes, plan_offsets
+from .link import BandwidthTrace, Link
 from .processor import Processor, split_range
 from .profile import HOST_GFLOPS, KINDS, SHARING_KINDS, Cost, CostProfile, get_profile, profiles
 from .soc import SoC
@@ -115,5 +126,5 @@ __all__ = [
     "memory", "Arena", "plan_offsets", "lower_bound", "naive_bytes",
     "Processor", "Task", "TaskError", "SyncTimeout", "LAYOUTS", "split_range",
     "Cost", "CostProfile", "profiles", "get_profile", "KINDS", "SHARING_KINDS", "HOST_GFLOPS",
-    "SoC", "Trace", "TaskRecord",
+    "SoC", "Trace", "TaskRecord", "Link", "BandwidthTrace",
 ]

@@ -2,6 +2,8 @@
 
 :mod:`.source` (the ``CostSource`` protocol and ``TableCosts``),
 :mod:`.measured` (``MeasuredCosts``: op and sharing latencies measured on an
-SoC's processors) and :mod:`.measure` (warm-up, repeats, min/median,
+SoC's processors), :mod:`.sides` (``SideCostSource``: seconds per op on the
+device or the edge, for Edgent's planners; ``TableSideCosts``,
+``MeasuredSideCosts``) and :mod:`.measure` (warm-up, repeats, min/median,
 ``geomean``).
 """

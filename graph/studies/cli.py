@@ -112,6 +112,12 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_edgent(args) -> int:
+    from .edgent import cli_main
+
+    return cli_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -139,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=_cmd_run)
+    from .edgent import add_parser as add_edgent
+
+    add_edgent(sub)
+    sub.choices["edgent"].set_defaults(func=_cmd_edgent)
     for cmd in sub.choices.values():  # every subcommand takes --debug after its name too
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the traceback of an error")
