@@ -274,12 +274,13 @@ class _Builder:
     def _Reshape(self, t, shape):
         d = self.draw
         k = int(np.prod(shape[1:]))
-        target = d(st.sampled_from([[1, -1], [0, -1], [1, k], [-1, k]]))
+        target = d(st.sampled_from([[1, -1], [0, -1], [-1, k]] + ([[1, k]] if shape[0] == 1 else [])))
         if self.bad():
             target = [1, k + 1]
         name = self.name("reshape")
         s = self.const(f"{name}_shape", np.array(target, np.int64))
-        return self.node("Reshape", [t, s], name=name)[0], (shape[0], k)
+        n = shape[0]
+        return self.node("Reshape", [t, s], name=name)[0], (1, n * k) if target == [1, -1] else (n, k)
 
     def _flat(self, t, shape):
         if len(shape) == 2:
