@@ -1,7 +1,8 @@
 """The co-execution study (``coinfer run``, ``bench/test_coexec.py``): strategies side by side on one SoC.
 
 For each strategy: plan (from one shared profiling pass, and one prepared
-view and set of weights), execute ``repeat`` times after a warm-up, and
+view and set of weights), execute ``repeat`` times after a warm-up, the
+strategies interleaved round by round so all meet the same machine state, and
 report the median wall time; the median of the host replays of each timed
 run's own trace and the median of the per-run ratios replay/wall (the
 check that the time model reproduces what ran); the speedup over the best
@@ -11,6 +12,8 @@ candidate plan was chosen and why.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +21,7 @@ import numpy as np
 from ..coexec.executor import Executor
 from ..coexec.lower import prepare
 from ..coexec.strategies import STRATEGIES, make_plan
-from ..costs.measure import geomean, samples
+from ..costs.measure import geomean, measure_interleaved
 from ..ir import fuse_relu
 from ..progress import Progress
 
@@ -90,10 +93,13 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
                    verify: bool = True):
     """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs).
 
-    ``costs`` defaults to :class:`~coinfer.graph.costs.measured.MeasuredCosts` on
-    ``soc`` (made only when a strategy needs it); with ``verify`` the ``codl``
-    plan choice runs its close candidates on ``soc``.  ``trace_path`` gets a
-    Chrome trace of ``trace_strategy``'s last run (default: the first strategy).
+    Every strategy is planned first (``costs`` defaults to
+    :class:`~coinfer.graph.costs.measured.MeasuredCosts` on ``soc``, made only when
+    a strategy needs it; with ``verify`` the ``codl`` plan choice runs its close
+    candidates on ``soc``).  Then the strategies run interleaved, one run of each
+    per round after a warm-up run each, so that all of them meet the same state of
+    a shared machine.  ``trace_path`` gets a Chrome trace of ``trace_strategy``'s
+    last run (default: the first strategy).
     """
     for s in strategies:
         if s not in STRATEGIES:
@@ -105,33 +111,41 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
         costs = MeasuredCosts(graph, soc, prepared=prepared, progress=progress)
     traced = trace_strategy or strategies[0]
     order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference
-    results, outputs = {}, {}
-    with Progress(len(order), f"run {graph.name}", enabled=progress) as prog:
+    plans, outputs, runs, summaries = {}, {}, {s: [] for s in order}, {}
+    with Progress(len(order), f"plan {graph.name}", enabled=progress) as prog:
         for s in order:
             prog.step(s)
-            plan = make_plan(s, graph, costs, verify_on=soc if verify else None, prepared=prepared)
-            with Executor(graph, plan, soc, prepared=prepared) as ex:
-                last = []
+            plans[s] = make_plan(s, graph, costs, verify_on=soc if verify else None, prepared=prepared)
+    with contextlib.ExitStack() as stack:
+        exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared)) for s in order}
 
-                def once():
-                    last[:] = [ex.run(x)]
-                    return ex.last_wall, soc.trace.replay("host")  # this run's own trace
-
-                # warm-up: compiles, touches memory
-                runs = samples(once, repeats=max(1, repeat), warmup=1)
-                summ = soc.trace.summary()
+        def sampler(s):
+            def once():
+                outputs[s] = exs[s].run(x)
+                runs[s].append((exs[s].last_wall, soc.trace.replay("host")))  # this run's own trace
+                summaries[s] = soc.trace.summary()
                 if trace_path and s == traced:
                     soc.trace.to_chrome(trace_path)
-            outputs[s] = last[0]
-            times = [w * 1e3 for w, _ in runs]
-            replays = [r * 1e3 for _, r in runs]
-            results[s] = StrategyResult(
-                s, float(np.median(times)), float(np.median(replays)), 0.0, n_chains=plan.n_chains,
-                n_splits=plan.n_splits, predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
-                sharing_share=summ["sharing_share"], times_ms=times, replays_ms=replays,
-                replay_ratio=float(np.median([r / w for w, r in runs])),
-                fallback=list(plan.notes.get("fallback", [])),
-                layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes))
+                return exs[s].last_wall
+            return once
+
+        if progress:
+            print(f"run {graph.name}: {len(order)} strategies x {max(1, repeat)} runs, interleaved",
+                  file=sys.stderr)
+        measure_interleaved([sampler(s) for s in order], rounds=max(1, repeat), warmup=1)
+    results = {}
+    for s in order:
+        kept = runs[s][1:]  # the first run is the warm-up
+        plan = plans[s]
+        times = [w * 1e3 for w, _ in kept]
+        replays = [r * 1e3 for _, r in kept]
+        results[s] = StrategyResult(
+            s, float(np.median(times)), float(np.median(replays)), 0.0, n_chains=plan.n_chains,
+            n_splits=plan.n_splits, predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
+            sharing_share=summaries[s]["sharing_share"], times_ms=times, replays_ms=replays,
+            replay_ratio=float(np.median([r / w for w, r in kept])),
+            fallback=list(plan.notes.get("fallback", [])),
+            layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes))
     ref = outputs["cpu"]
     best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
     for s, r in results.items():
