@@ -67,19 +67,27 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     warning = _openblas_warning()
     if _KERNEL_ROWS:
+        from coinfer.graph.studies import kernels as ks
+
         tr.section("kernel study: GFLOP/s on one thread, timed interleaved with onnxruntime")
+        tr.write_line(ks.describe_peak())
         tr.write_line(
             f"{'layer':28s} {'shape':30s} {'buffer':>8s} {'image':>8s} {'ort':>8s} "
-            f"{'buf/ort':>8s} {'img/ort':>8s}"
+            f"{'buf/ort':>8s} {'img/ort':>8s} {'GHz':>5s} {'buf%pk':>7s} {'img%pk':>7s}"
         )
         for row in _KERNEL_ROWS:
+            share = {k: None if row.get(k) is None else 100 * row[k] for k in ("peak_share_buffer",
+                                                                               "peak_share_image")}
             tr.write_line(
                 f"{row['layer']:28s} {row['shape']:30s} {_fmt(row['gflops_buffer'], '8.1f')} "
                 f"{_fmt(row['gflops_image'], '8.1f')} {_fmt(row['gflops_ort'], '8.1f')} "
-                f"{_fmt(row['ratio_buffer_ort'], '8.2f')} {_fmt(row['ratio_image_ort'], '8.2f')}"
+                f"{_fmt(row['ratio_buffer_ort'], '8.2f')} {_fmt(row['ratio_image_ort'], '8.2f')} "
+                f"{_fmt(row.get('clock_ghz'), '5.2f')} "
+                f"{_fmt(share['peak_share_buffer'], '6.0f')}% {_fmt(share['peak_share_image'], '6.0f')}%"
             )
         conv = [r for r in _KERNEL_ROWS if r["kind"] == "conv"]
-        for label, key in (("buffer/ort", "ratio_buffer_ort"), ("image/ort", "ratio_image_ort")):
+        for label, key in (("buffer/ort", "ratio_buffer_ort"), ("image/ort", "ratio_image_ort"),
+                           ("buffer/FMA peak", "peak_share_buffer"), ("image/FMA peak", "peak_share_image")):
             values = [r[key] for r in conv if r[key] is not None]
             tr.write_line(
                 f"geometric mean of {label} over {len(values)} of {len(conv)} conv layers: "

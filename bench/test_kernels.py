@@ -7,9 +7,11 @@ AlexNet, NIN, SqueezeNet and VGG-16, then a max-pool and two FCs), the buffer
 kernel is timed by the ``benchmark`` fixture, and then the buffer kernel,
 onnxruntime and, when ``coinfer.kernels.image`` provides the op, the image
 kernel are timed in alternating rounds in this process, so that every ratio
-compares runs made under the same machine state.  GFLOP/s and the ratios go
-into ``benchmark.extra_info``; bench/conftest.py prints the table with the
-geometric mean of the ratios over the conv layers.  Before timing, the buffer
+compares runs made under the same machine state.  GFLOP/s, the ratios and the
+share of this ISA's FMA peak (``ks.peak()``: units x lanes x 2 x the clock,
+measured again after each layer's timings)
+go into ``benchmark.extra_info``; bench/conftest.py prints the table, the ISA
+and the peak, with the geometric means over the conv layers.  Before timing, the buffer
 output is checked against onnxruntime's.
 
 ``COINFER_BENCH_MIN_TIME`` (seconds per timed round, default 0.1) and
@@ -69,6 +71,7 @@ def test_kernel_vs_onnxruntime(benchmark, kernel_study_rows, layer):
     if image is not None:
         runners["image"] = image
     sec = _interleaved_seconds(runners)
+    peak = ks.peak(fresh=True)  # the clock right after the timings, under the same load
     gflops = {name: layer.flops() / s / 1e9 for name, s in sec.items()}
     row = {
         "layer": layer.name,
@@ -79,6 +82,27 @@ def test_kernel_vs_onnxruntime(benchmark, kernel_study_rows, layer):
         "gflops_image": gflops.get("image"),
         "ratio_buffer_ort": sec["ort"] / sec["buffer"],
         "ratio_image_ort": sec["ort"] / sec["image"] if "image" in sec else None,
+        "isa": peak["isa"],
+        "clock_ghz": peak["clock_ghz"],
+        "peak_gflops": peak["peak_gflops"],
+        "peak_share_buffer": ks.peak_share(gflops["buffer"], peak),
+        "peak_share_image": ks.peak_share(gflops.get("image"), peak),
     }
     benchmark.extra_info.update(row)
     kernel_study_rows.append(row)
+
+
+_PATHS = {"host": {}, "avx2": {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}}
+_COLD: dict = {}
+
+
+@pytest.mark.parametrize("path", list(_PATHS))
+def test_cold_compile(benchmark, study_table, path):
+    """Seconds to import and first-call every kernel with an empty Numba cache, per ISA path."""
+    if not _COLD:
+        study_table("cold compile of the whole kernel set (empty Numba cache, one process)",
+                    lambda: [f"{p:>5s} path ({v['isa']}): {v['seconds']:.1f} s" for p, v in _COLD.items()])
+    seconds = benchmark.pedantic(ks.cold_compile_seconds, args=(_PATHS[path],), rounds=1, iterations=1)
+    which = ks.peak()["isa"] if path == "host" else path
+    _COLD[path] = {"isa": which, "seconds": seconds}
+    benchmark.extra_info.update({"path": path, "isa": which, "cold_compile_s": seconds})

@@ -333,10 +333,18 @@ def _conv_on_image(graph, op) -> bool:
     return op.attrs["groups"] == 1 or _conv_depthwise(graph, op)
 
 
+def _conv_buffer_weights(graph, op) -> dict:
+    """OIHW weights packed once for the buffer conv tiles (depthwise convs take them as given)."""
+    w = op.params["w"]
+    if not _conv_depthwise(graph, op):
+        w = kb.prepack_weights(w, op.attrs["groups"])
+    return {"w": w, "b": op.params.get("b")}
+
+
 def _conv_image_weights(graph, op) -> dict:
     w = op.params["w"]
     if op.attrs["groups"] == 1:
-        wi = layout.filter_to_image(w)
+        wi = ki.prepack_filter(layout.filter_to_image(w))  # packed once per model
     elif _conv_depthwise(graph, op):
         wi = layout.depthwise_to_image(w)
     else:
@@ -689,7 +697,7 @@ _RESHAPE_KERNELS = {"buffer": LayoutKernels(_reshape_buffer), "image": LayoutKer
 
 SPECS: dict[str, OpSpec] = {s.type: s for s in (
     OpSpec("conv", 1, _conv_infer, _conv_flops, _conv_reference,
-           {"buffer": LayoutKernels(_conv_buffer),
+           {"buffer": LayoutKernels(_conv_buffer, prepare=_conv_buffer_weights),
             "image": LayoutKernels(_conv_image, supports=_conv_on_image, prepare=_conv_image_weights)},
            split_dims=_conv_splits, window=_conv_window, flags=("relu",)),
     OpSpec("maxpool", 1, _pool_infer, _pool_flops, _maxpool_reference, _same_call(_maxpool_call),

@@ -2,8 +2,8 @@
 
 :func:`prepare` computes, once per graph, what every planner, cost source and
 executor of that graph shares: the planner's view (:func:`~.view.view_of`) and
-each op's weights converted for each layout (OIHW for buffer kernels; filter,
-depthwise and FC images for image kernels).  :func:`call` then runs an op on
+each op's weights converted for each layout (conv weights packed for the tiles of
+either layout; depthwise and FC images for image kernels).  :func:`call` then runs an op on
 input arrays into ``out`` over ``rows`` x ``channels`` of the output, through
 the op table (:mod:`coinfer.graph.ops`), so a strategy differs only in where
 each region runs.

@@ -25,6 +25,7 @@ def _cmd_kernels(args) -> int:
     except ImportError:
         have_ort = False
     rows = []
+    peak = ks.peak()
     with Progress(len(layers), "kernels", enabled=not args.quiet) as prog:
         for lay in layers:
             prog.step(f"{lay.name} (compiling on first use)" if not rows else lay.name)
@@ -36,6 +37,7 @@ def _cmd_kernels(args) -> int:
                 t = ks.time_call(fn, min_time=args.min_time)
                 row[f"{lo}_ms"] = t * 1e3
                 row[f"{lo}_gflops"] = lay.flops() / t / 1e9
+                row[f"{lo}_peak"] = row[f"{lo}_gflops"] / peak["peak_gflops"]
             if ort_fn is not None:
                 t = ks.time_call(ort_fn, min_time=args.min_time)
                 row["ort_ms"] = t * 1e3
@@ -44,16 +46,17 @@ def _cmd_kernels(args) -> int:
                     row[f"{lo}_vs_ort"] = row[f"{lo}_gflops"] / row["ort_gflops"]
             rows.append(row)
     if args.json:
-        print(json.dumps({"layers": rows}, indent=2))
+        print(json.dumps({"isa": peak["isa"], "peak": peak, "layers": rows}, indent=2))
         return 0
-    _print_kernel_table(rows, layouts, have_ort, ks)
+    _print_kernel_table(rows, layouts, have_ort, ks, peak)
     return 0
 
 
-def _print_kernel_table(rows, layouts, have_ort, ks) -> None:
+def _print_kernel_table(rows, layouts, have_ort, ks, peak) -> None:
+    print(ks.describe_peak(peak))
     head = f"{'layer':<26} {'shape':<28}"
     for lo in layouts:
-        head += f" {lo + ' ms':>10} {'GFLOP/s':>8}"
+        head += f" {lo + ' ms':>10} {'GFLOP/s':>8} {'%peak':>6}"
     if have_ort:
         head += f" {'ort ms':>9} {'GFLOP/s':>8}" + "".join(f" {lo + '/ort':>11}" for lo in layouts)
     print(head)
@@ -61,7 +64,7 @@ def _print_kernel_table(rows, layouts, have_ort, ks) -> None:
     for r in rows:
         line = f"{r['layer']:<26} {r['shape']:<28}"
         for lo in layouts:
-            line += f" {r[lo + '_ms']:>10.3f} {r[lo + '_gflops']:>8.1f}"
+            line += f" {r[lo + '_ms']:>10.3f} {r[lo + '_gflops']:>8.1f} {100 * r[lo + '_peak']:>5.0f}%"
         if have_ort:
             line += f" {r['ort_ms']:>9.3f} {r['ort_gflops']:>8.1f}" + "".join(
                 f" {r[lo + '_vs_ort']:>10.2f}x" for lo in layouts)
@@ -71,7 +74,8 @@ def _print_kernel_table(rows, layouts, have_ort, ks) -> None:
         print("-" * len(head))
         for lo in layouts:
             g = ks.geomean(r[lo + "_gflops"] for r in conv)
-            msg = f"conv geomean {lo}: {g:.1f} GFLOP/s over {len(conv)} layers"
+            msg = (f"conv geomean {lo}: {g:.1f} GFLOP/s ({100 * g / peak['peak_gflops']:.0f}% of the "
+                   f"{peak['isa']} FMA peak) over {len(conv)} layers")
             if have_ort:
                 msg += f", {ks.geomean(r[lo + '_vs_ort'] for r in conv):.2f}x onnxruntime (1 thread)"
             print(msg)

@@ -4,6 +4,11 @@ The 14 conv layers come from AlexNet, NIN, SqueezeNet 1.0 and VGG-16 (the
 models of Guo 2018 plus VGG), then AlexNet's pool1, fc6 and fc8.  Each layer is
 timed on coinfer's kernels and on onnxruntime with one thread, interleaved in
 one process, so the ratio is measured under the same machine state.
+
+What limits a figure is read against :func:`peak`: the FMA peak of one core for
+the instruction set the kernels were compiled for (``coinfer.kernels.isa()``),
+FMA units x lanes x 2 x the measured clock.  A conv layer's share of it is
+:func:`peak_share`.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ import numpy as np
 
 from ...kernels import buffer as kb
 from ...kernels import image as ki
-from ...kernels import layout
+from ...kernels import layout, target
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ def _buffer_runner(layer, inputs):
     x = inputs["x"]
     out = np.empty(layer.out_shape(), np.float32)
     if layer.kind == "conv":
-        w, b = inputs["w"], inputs["b"]
+        w, b = kb.prepack_weights(inputs["w"]), inputs["b"]  # once per model, as the executor does
         return lambda: kb.conv2d(x, w, b, stride=layer.stride, padding=layer.pad, out=out)
     if layer.kind == "maxpool":
         return lambda: kb.max_pool2d(x, layer.r, stride=layer.stride, padding=layer.pad, out=out)
@@ -177,7 +182,7 @@ def _image_runner(layer, inputs):
     x_img = layout.to_image(inputs["x"])
     out = np.zeros(layout.image_shape(layer.out_shape()), np.float32)
     if layer.kind == "conv":
-        w_img = layout.filter_to_image(inputs["w"])
+        w_img = ki.prepack_filter(layout.filter_to_image(inputs["w"]))  # once per model, as the executor does
         b = inputs["b"]
         return lambda: ki.conv2d(x_img, w_img, b, stride=layer.stride, padding=layer.pad, out=out, out_channels=layer.k)
     return lambda: ki.max_pool2d(x_img, layer.r, stride=layer.stride, padding=layer.pad, out=out)
@@ -202,3 +207,83 @@ def time_call(fn, min_time: float = 0.2, repeat: int = 5) -> float:
 def geomean(values) -> float:
     v = np.asarray([x for x in values if x and x > 0], np.float64)
     return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+
+
+def peak(fresh: bool = False) -> dict:
+    """The kernels' ISA and this core's FMA peak (``coinfer.kernels.target.peak_gflops``):
+    {"isa", "cpu", "fma_units", "lanes", "clock_ghz", "clock_source", "peak_gflops"}.
+    ``fresh`` measures the clock now (it drops while other cores are busy)."""
+    return target.peak_gflops(fresh)
+
+
+def peak_share(gflops, p: dict | None = None) -> float | None:
+    """``gflops`` as a fraction of the FMA peak ``p`` (default :func:`peak`); None for None."""
+    return None if gflops is None else gflops / (p or peak())["peak_gflops"]
+
+
+def describe_peak(p: dict | None = None) -> str:
+    """One line: ISA, FMA units x lanes x 2 x clock = peak, and where the clock came from."""
+    p = p or peak()
+    return (f"ISA {p['isa']} on {p['cpu']}: FMA peak = {p['fma_units']} FMA/cycle x {p['lanes']} lanes x 2 "
+            f"x {p['clock_ghz']:.2f} GHz = {p['peak_gflops']:.1f} GFLOP/s per core; clock {p['clock_source']}")
+
+
+def call_every_kernel() -> None:
+    """Call every op of both kernel sets once on small inputs, through every conv and FC route.
+
+    Run in a fresh process with an empty Numba cache, this is the cold compile
+    of the whole kernel set (see :func:`cold_compile_seconds`).
+    """
+    rng = np.random.default_rng(0)
+
+    def r(*shape):
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    x, x2 = r(1, 8, 9, 40), r(1, 8, 9, 40)
+    # Buffer conv: 1x1 read in place, a window over planes, depthwise; weights plain and packed.
+    convs = [(r(6, 8, 1, 1), {}), (r(6, 8, 3, 3), {"padding": 1}), (r(8, 1, 3, 3), {"padding": 1, "groups": 8})]
+    for w, kw in convs:
+        kb.conv2d(x, w, relu=True, **kw)
+    kb.conv2d(x, kb.prepack_weights(convs[1][0]), padding=1, relu=True)
+    xi, xi2 = layout.to_image(x), layout.to_image(x2)
+    for w, kw in convs:
+        if kw.get("groups"):
+            ki.conv2d(xi, layout.depthwise_to_image(w), relu=True, **kw)
+        else:
+            ki.conv2d(xi, ki.prepack_filter(layout.filter_to_image(w)), relu=True, **kw)
+    for n in (1, 3):
+        v, w = r(n, 40), r(10, 40)
+        kb.fully_connected(v, w, relu=True)
+        ki.fully_connected(layout.to_image(v.reshape(n, 40, 1, 1)), layout.fc_to_image(w), relu=True)
+    for k, t in ((kb, x), (ki, xi)):
+        k.max_pool2d(t, 3, stride=2)
+        k.avg_pool2d(t, 3, stride=2, padding=1)
+        k.global_avg_pool(t)
+        k.relu(t)
+        k.add(t, x2 if k is kb else xi2, relu=True)
+    kb.clip(x, min=0.0, max=6.0)
+    ki.clip(xi, min=0.0, max=6.0, c=8)
+    kb.concat([x, x2])
+    ki.concat([xi, xi2], [8, 8])
+    kb.lrn(x)
+    ki.lrn(xi, 8)
+    kb.softmax(r(2, 10))
+    ki.softmax(layout.to_image(r(2, 10, 1, 1)), 10)
+    kb.resize(x, (12, 20))
+
+
+def cold_compile_seconds(env: dict | None = None) -> float:
+    """Wall seconds of a fresh process that imports the kernels and calls every one once
+    (:func:`call_every_kernel`) with an empty Numba cache; ``env`` adds variables,
+    e.g. ``{"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}`` for the AVX2 path."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    code = "from coinfer.graph.studies.kernels import call_every_kernel; call_every_kernel()"
+    with tempfile.TemporaryDirectory() as cache:
+        full = {**os.environ, **(env or {}), "NUMBA_CACHE_DIR": cache}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=full, check=True)
+        return time.perf_counter() - t0

@@ -6,7 +6,7 @@ then rebinds the package attribute to the function, so ``coinfer.kernels.buffer.
 is the kernel (a module loads once, so later imports of it do not rebind).  The modules themselves stay importable by their full
 name (``from coinfer.kernels.buffer.lrn import ...``).
 """
-from .conv import conv2d
+from .conv import PackedWeights, conv2d, prepack_weights
 from .fc import fully_connected
 from .pool import max_pool2d, avg_pool2d, global_avg_pool
 from .elementwise import relu, clip, add, concat
@@ -15,6 +15,6 @@ from .softmax import softmax
 from .resize import resize
 
 __all__ = [
-    "conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool",
+    "conv2d", "prepack_weights", "PackedWeights", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool",
     "relu", "clip", "add", "concat", "lrn", "softmax", "resize",
 ]

@@ -1,4 +1,4 @@
-"""Convolution as GEMM over shifted windows of padded, stride-split input planes.
+"""Padded, stride-split input planes: where every filter tap reads a contiguous run.
 
 The input of one group is copied once into planes with the padding made
 explicit and the stride split out: plane (ic, a, b) holds
@@ -8,18 +8,21 @@ explicit and the stride split out: plane (ic, a, b) holds
 for ``i < Hq``, ``j < Wq``.  Filter tap (ic, r, s), with rr = r*dh and
 ss = s*dw, then reads plane (ic, rr % sh, ss % sw) at row ``oh - r0 + rr // sh``
 and column ``ow + ss // sw``.  Numbering the output pixels ``q = (oh - r0)*Wq + ow``
-(a row pitch of Wq >= OW), row k of the GEMM's B is the contiguous run
-``planes[koff[k] + q]``: no im2col copy per tap.  Columns ``ow >= OW`` of that
-numbering are junk, computed and dropped when a tile is written out, so this
-path suits wide outputs where Wq - OW is small next to Wq.
+(a row pitch of Wq >= OW), tap k over a run of output pixels is the
+contiguous run ``planes[koff[k] + q]``: no im2col copy per tap.  The conv
+tiles (``_conv_pixels``) and the depthwise loop read their input from these
+planes.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ._conv_simd import WIDTH, vload_first, vstore_first, vzero
-from .gemm import MR, NR, tile_8x32
+from ._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
+
+
+# Zeroed floats after the planes, which tiles and the depthwise loop may read.
+PLANE_SLACK = 32
 
 
 def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
@@ -27,11 +30,11 @@ def plane_geometry(OW, R, S, sh, sw, dh, dw, nrows):
     return nrows + (dh * (R - 1)) // sh, OW + (dw * (S - 1)) // sw
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
     """Fill ``xq`` with the cg * sh * sw planes of one group (see the module docstring).
 
-    ``xq`` holds at least ``cg*sh*sw*Hq*Wq + NR + Wq`` floats; the tail is zeroed
+    ``xq`` holds at least ``cg*sh*sw*Hq*Wq + PLANE_SLACK + Wq`` floats; the tail is zeroed
     so a tile may read past the last plane.
     """
     HWq = Hq * Wq
@@ -60,10 +63,10 @@ def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
                         for j in range(lo, hi):
                             xq[np.uint64(d + j)] = x[np.uint64(src + j * sw)]
                     _fill_zero(xq, d + hi, Wq - hi)
-    _fill_zero(xq, cg * sh * sw * HWq, NR + Wq)
+    _fill_zero(xq, cg * sh * sw * HWq, PLANE_SLACK + Wq)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fill_zero(a, start, count):
     """a[start:start+count] = 0."""
     zero = vzero()
@@ -71,7 +74,7 @@ def _fill_zero(a, start, count):
         vstore_first(a, start + j, zero, min(WIDTH, count - j))
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
     """``koff[k]``: where filter tap k = (ic, r, s) starts reading the planes."""
     HWq = Hq * Wq
@@ -84,94 +87,3 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
                 plane = (ic * sh + rr % sh) * sw + ss % sw
                 koff[(ic * R + r) * S + s] = plane * HWq + (rr // sh) * Wq + ss // sw
     return koff
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n):
-    """Runs of panel columns ``[j0, j0 + NR)`` that are output pixels; returns their count.
-
-    Run e is columns ``run_t[e] .. + run_n[e]`` of the panel, which are output
-    pixels ``run_o[e] ..`` (offsets in one output channel).
-    """
-    count = 0
-    t = 0
-    tend = min(NR, ncols - j0)
-    while t < tend:
-        q = j0 + t
-        ohr = q // Wq
-        ow = q - ohr * Wq
-        length = min(tend - t, Wq - ow)
-        if ow < OW:
-            run_t[count] = t
-            run_o[count] = (r0 + ohr) * OW + ow
-            run_n[count] = min(length, OW - ow)
-            count += 1
-        t += length
-    return count
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def copy_runs(acc, a_off, out, o_off, rows, ldo, nrun, run_t, run_o, run_n):
-    """Rows ``acc[a_off + i*NR + run_t[e] ...]`` -> ``out[o_off + i*ldo + run_o[e] ...]``, i < rows."""
-    for i in range(rows):
-        for e in range(nrun):
-            o = o_off + i * ldo + run_o[e]
-            a = a_off + i * NR + run_t[e]
-            for h in range(0, run_n[e], WIDTH):
-                m = min(WIDTH, run_n[e] - h)
-                vstore_first(out, o + h, vload_first(acc, a + h, m), m)
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def conv_planes(x, w, bias, out, xq, acc,
-                N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw, pt, pl, groups,
-                r0, r1, c0, c1, relu, kc_max):
-    """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
-
-    ``xq`` holds ``cg*sh*sw*Hq*Wq + NR + Wq`` floats; ``acc`` holds NR columns
-    for each output channel of the region rounded up to 8 rows.
-
-    One 32-column panel at a time, over k blocks of ``kc_max`` taps, tiles of 8
-    channels accumulate into ``out`` directly where the panel is 32 pixels of
-    one output row and the tile has 8 channels, else into ``acc``, whose
-    pixel runs are copied out at the end.
-    """
-    cg = C // groups
-    mg = OC // groups
-    K = cg * R * S
-    OHW = OH * OW
-    Hq = (r1 - r0) + (dh * (R - 1)) // sh
-    Wq = OW + (dw * (S - 1)) // sw
-    koff = plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq)
-    ncols = (r1 - r0) * Wq
-    nr = np.int64(NR)
-    run_t = np.empty(NR + 2, np.int64)
-    run_o = np.empty(NR + 2, np.int64)
-    run_n = np.empty(NR + 2, np.int64)
-    for n in range(N):
-        for g in range(groups):
-            m_lo = max(c0, g * mg)
-            m_hi = min(c1, g * mg + mg)
-            if m_lo >= m_hi:
-                continue
-            build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
-            for j0 in range(0, ncols, NR):
-                nrun = panel_runs(j0, ncols, Wq, OW, r0, run_t, run_o, run_n)
-                whole = nrun == 1 and run_n[0] == NR
-                for pc in range(0, K, kc_max):
-                    kc = min(kc_max, K - pc)
-                    first = 1 if pc == 0 else 0
-                    last_relu = 1 if relu != 0 and pc + kc == K else 0
-                    for m0 in range(m_lo, m_hi, MR):
-                        mv = min(MR, m_hi - m0)
-                        if whole and mv == MR:
-                            tile_8x32(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, out,
-                                      (n * OC + m0) * OHW + run_o[0], OHW, bias, m0, first, last_relu)
-                        else:
-                            tile_8x32(w, m0 * K + pc, K, mv, xq, j0, koff[pc:], kc, acc,
-                                      (m0 - m_lo) * NR, nr, bias, m0, first, last_relu)
-                for m0 in range(m_lo, m_hi, MR):
-                    mv = min(MR, m_hi - m0)
-                    if not (whole and mv == MR):
-                        copy_runs(acc, (m0 - m_lo) * NR, out, (n * OC + m0) * OHW, mv, OHW,
-                                  nrun, run_t, run_o, run_n)

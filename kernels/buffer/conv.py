@@ -1,17 +1,16 @@
 """conv2d on NCHW float32 buffers (ONNX Conv semantics), by output region.
 
-Dense and grouped convs are GEMMs (weights x input patches) on the register
-tiles of ``gemm``, with B taken by one of three routes:
-
-- ``_conv_1x1``: a 1x1, stride-1, unpadded conv reads the input in place;
-- ``_conv_planes``: wide outputs read shifted windows of padded, stride-split
-  copies of the input, computing a few junk columns per row;
-- ``_conv_im2col``: other convs pack im2col panels from those planes.
+Dense and grouped convs run the register tiles of ``_pixel_tiles`` (the image
+conv's: MR output pixels x 16 or 32 output channels, sized for the ISA) over
+padded, stride-split copies of the input (``_conv_planes``; a 1x1, stride-1,
+unpadded conv reads the input in place), see ``_conv_pixels``.  The weights
+are packed for the tiles once per model by :func:`prepack_weights`, or on
+every call when ``w`` is a plain OIHW array.
 
 Depthwise convs (one input channel per group) run a direct loop
-(``_conv_depthwise``).  Every route computes each output as the same
-sequence of fused multiply-adds over (ic, kh, kw), starting from the bias, so
-any split into regions reproduces the whole output bit for bit.  Only the
+(``_conv_depthwise``).  Each output is the same sequence of fused
+multiply-adds over (ic, kh, kw), starting from the bias, so any split into
+regions reproduces the whole output bit for bit.  Only the
 output rows ``rows`` and channels ``channels`` are computed; the rest of
 ``out`` is untouched, so two threads can fill disjoint regions of one output.
 Scratch memory is per thread.
@@ -24,27 +23,12 @@ import numpy as np
 
 from .. import args as _args
 from ._conv_depthwise import conv_depthwise
-from ._conv_1x1 import conv_1x1
-from ._conv_im2col import conv_packed
-from ._conv_planes import conv_planes, plane_geometry
-from .gemm import MR, NR
+from ._conv_simd import aligned_empty
+from ._conv_pixels import conv_pixels, pack_weights
+from ._conv_planes import PLANE_SLACK, plane_geometry
+from ._pixel_tiles import GROUP
 
 _OP = "conv2d"
-
-# The plane path reads B straight from the planes but computes Wq - OW junk
-# columns per output row (and copies out the panels that straddle two rows);
-# packing im2col panels costs a copy of the patches (kh*kw times the input).
-# Planes win on wide outputs: use them while the junk is at most this fraction
-# of the row pitch Wq (55 and more pixels wide for a 3x3 kernel).
-_PLANES_MAX_JUNK = 0.07
-# Taps per k block of the plane path: the panel's slice of the planes (about
-# 2 cache lines a tap) and the weights' (8 floats a tap) then stay in L1.
-_PLANES_KC = 256
-
-# Block sizes of the GEMM: patch rows per k block, and pixels per block so that
-# one packed block (kc x nc floats) stays well inside the 1 MiB L2.
-_KC_TARGET = 512
-_B_BLOCK_FLOATS = 64 * 1024
 
 _scratch = threading.local()
 
@@ -53,11 +37,12 @@ def _buffer(name: str, size: int, dtype) -> np.ndarray:
     """A per-thread scratch array of at least ``size`` elements, reused between calls.
 
     Zero-filled when (re)allocated, so slack that a kernel reads but never
-    writes holds finite values.
+    writes holds finite values; 64-byte aligned, so packed panels are too.
     """
     a = getattr(_scratch, name, None)
     if a is None or a.size < size:
-        a = np.zeros(max(size, 1), dtype)
+        a = aligned_empty(max(size, 1), dtype)
+        a[:] = 0
         setattr(_scratch, name, a)
     return a
 
@@ -75,28 +60,64 @@ def _check_groups(groups) -> int:
     return int(groups)
 
 
-def _even_split(n: int, target: int) -> int:
-    """The size of the ceil(n / target) near-equal parts that n splits into."""
-    return -(-n // -(-n // target))
+class PackedWeights:
+    """OIHW conv weights and their packing for the pixel route; see :func:`prepack_weights`.
+
+    ``w`` is the (OC, C/groups, KH, KW) array, ``data`` float32 (groups,
+    ceil(OC/groups/16), C/groups*KH*KW, 16): 16 output channels of a group per
+    row, one row per tap (ic, kh, kw).
+    """
+
+    __slots__ = ("w", "data", "groups")
+
+    def __init__(self, w: np.ndarray, data: np.ndarray, groups: int):
+        self.w, self.data, self.groups = w, data, groups
+
+    @property
+    def shape(self) -> tuple:
+        return self.w.shape
+
+    def __repr__(self) -> str:
+        return f"PackedWeights(shape={self.w.shape}, groups={self.groups})"
 
 
-def _block_sizes(k: int, npix: int) -> tuple[int, int]:
-    """(kc, nc) of the packed GEMM: k split evenly near _KC_TARGET, nc a multiple of NR."""
-    kc = _even_split(k, _KC_TARGET)
-    nc = max(NR, _B_BLOCK_FLOATS // kc // NR * NR)
-    return kc, min(nc, -(-npix // NR) * NR)
+def prepack_weights(w, groups=1) -> PackedWeights:
+    """Pack OIHW conv weights ``w`` once for :func:`conv2d` with this ``groups``.
+
+    ``conv2d(x, prepack_weights(w, groups), groups=groups, ...)`` computes exactly
+    what ``conv2d(x, w, ...)`` does, bit for bit, without packing the weights on
+    every call and region.  Raises ValueError/TypeError naming the argument.
+    """
+    op = "prepack_weights"
+    w = _args.array(op, "w", w, 4)
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    if min(w.shape) < 1 or w.shape[0] % groups:
+        raise ValueError(f"{op}: w must be non-empty with OC divisible by groups={groups}, got {w.shape}")
+    mg, k = w.shape[0] // groups, int(np.prod(w.shape[1:]))
+    data = aligned_empty((int(groups), -(-mg // GROUP), k, GROUP))
+    pack_weights(w.reshape(-1), int(groups), mg, k, data)
+    return PackedWeights(w, data, int(groups))
 
 
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=False,
            out=None, rows=None, channels=None):
     """ONNX Conv of ``x`` (N, C, H, W) with ``w`` (OC, C/groups, KH, KW) -> (N, OC, OH, OW).
 
+    ``w`` may be packed once by :func:`prepack_weights` (with the same ``groups``).
     ``stride``/``dilation`` are an int or a pair; ``padding`` an int, (ph, pw) or
     (top, left, bottom, right).  ``rows=(r0, r1)`` and ``channels=(c0, c1)``
     restrict the computed output region; cells of ``out`` outside it are left
-    untouched (a new output is zero there).  ``relu`` applies max(y, 0).
+    untouched (a new output is zero there).  ``relu`` applies max(y, 0), keeping
+    NaN; NaN and infinities propagate as in IEEE arithmetic.
     """
     x = _args.array(_OP, "x", x, 4)
+    packed = None
+    if isinstance(w, PackedWeights):
+        packed = w
+        if packed.groups != groups:
+            raise ValueError(f"{_OP}: w was packed for groups={packed.groups}, got groups={groups!r}")
+        w = packed.w
     w = _args.array(_OP, "w", w, 4)
     sh, sw = _args.pair(_OP, "stride", stride)
     dh, dw = _args.pair(_OP, "dilation", dilation)
@@ -128,33 +149,31 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=F
     out = _args.output(_OP, out, (n, oc, oh, ow), (r0, r1, c0, c1) == (0, oh, 0, oc))
     if r0 < r1 and c0 < c1:
         geometry = (n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
-        _compute(x.reshape(-1), w.reshape(-1), b, out.reshape(-1), geometry,
+        _compute(x.reshape(-1), w.reshape(-1), packed, b, out.reshape(-1), geometry,
                  pb == pr == 0, groups, (r0, r1, c0, c1), int(bool(relu)))
     return out
 
 
-def _compute(x, w, b, out, geometry, no_far_padding, groups, region, relu):
+def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, relu):
     """Pick the route for a checked conv and run it on flattened arrays."""
     n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl = geometry
     r0, r1, c0, c1 = region
     cg = c // groups
     hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
     if cg == 1 and groups == c:
-        planes = _buffer("planes", sh * sw * hq * wq + NR + wq, np.float32)
+        planes = _buffer("planes", sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
         conv_depthwise(x, w, b, out, planes, *geometry, *region, relu)
         return
-    tile = _buffer("tile", MR * NR, np.float32)
-    if kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding:
-        kc, nc = _block_sizes(cg, (r1 - r0) * ow)
-        conv_1x1(x, w, b, out, _buffer("panels", kc * NR, np.float32), tile,
-                 n, c, h * wd, oc, groups, r0 * ow, r1 * ow, c0, c1, relu, kc, nc)
-        return
-    planes = _buffer("planes", cg * sh * sw * hq * wq + NR + wq, np.float32)
-    if wq - ow <= _PLANES_MAX_JUNK * wq:
-        acc = _buffer("acc", -(-min(oc // groups, c1 - c0) // MR) * MR * NR, np.float32)
-        kc = _even_split(cg * kh * kw, _PLANES_KC)
-        conv_planes(x, w, b, out, planes, acc, *geometry, groups, *region, relu, kc)
-        return
-    kc, nc = _block_sizes(cg * kh * kw, (r1 - r0) * ow)
-    panels = _buffer("panels", kc * nc + NR, np.float32)
-    conv_packed(x, w, b, out, planes, panels, tile, *geometry, groups, *region, relu, kc, nc)
+    one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
+    planes = _buffer("planes", 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
+    mg, k = oc // groups, cg * kh * kw
+    g16 = -(-mg // GROUP)
+    if packed is None:
+        wp = _buffer("packed_w", groups * g16 * k * GROUP, np.float32)
+        wp = wp[:groups * g16 * k * GROUP].reshape(groups, g16, k, GROUP)
+        pack_weights(w, groups, mg, k, wp)
+    else:
+        wp = packed.data
+    bp = np.zeros((groups, g16 * GROUP), np.float32)
+    bp[:, :mg] = b.reshape(groups, mg)
+    conv_pixels(x, wp, bp.reshape(groups, g16, GROUP), out, planes, *geometry, groups, *region, relu)

@@ -1,22 +1,23 @@
-"""Jitted conv2d kernels on image tensors: one call computes one output region.
+"""Jitted conv2d kernels on image tensors: register tiles and the loop over a region.
 
 The region is output rows ``[r0, r1)`` by output channel blocks ``[b0, b1)``.
 The input ``x`` is an image whose row ``row0`` is the first input row of output
 row ``r0`` and which needs no bounds checks: the caller pads it with zeros.
 
-Ordinary conv works as a GPU work-group would on a tile: ``tile`` output
-pixels (consecutive in row-major order over the region, so a tile may wrap to
-the next row) by ``lanes`` output channels (``lanes // 4`` channel blocks).
-The reduction runs over (kh, kw, ic); each step broadcasts one input scalar
-per pixel and multiplies it with ``lanes`` filter values, accumulating into a
-tile of registers.  Each group's filter blocks are repacked to
-``(kh*kw*ic, lanes)`` before its tiles run, so those values are contiguous
-(and stay in L2 across the tiles).
+Ordinary conv works as a GPU work-group would on a tile: ``MR`` output pixels
+(consecutive in row-major order over the region, so a tile may wrap to the next
+row) by 16 or 32 output channels.  The reduction runs over (kh, kw, ic); each
+step broadcasts one input scalar per pixel and multiplies it with the
+channels' filter values (one or two 16-float vectors of the packed filter,
+see :func:`pack_filter`), accumulating from the bias into vector registers.
 
-Two tile shapes are compiled: ``conv_wide`` (8 pixels x 32 channels) for the
-bulk of the channels, and ``conv_narrow`` (12 pixels x 16 channels) for up to
-4 leftover blocks.  Every output lane is computed by the same sequence of
-fused multiply-adds in either, so regions tile the output bit for bit.
+The tiles (``buffer._pixel_tiles``, shared with buffer conv) are chosen for
+the instruction set the module is compiled for: 8 pixels x 32 channels plus 12
+x 16 on AVX-512, 6 x 16 on AVX2.
+
+Every output lane is the same sequence of multiply-adds (from the bias, over
+(kh, kw, ic) in order) whichever tile computes it, so regions tile the output
+bit for bit on each path.  ReLU is ``max(y, 0)`` with NaN kept.
 
 Depthwise conv is in ``_depthwise``.
 """
@@ -25,139 +26,140 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._stack import carray, stack_f32, stack_i64
-
-WIDE = (8, 32)     # (pixels, channels) per tile
-NARROW = (12, 16)
-_LOWEST = np.float32(np.finfo(np.float32).min)
+from ..buffer._conv_simd import FASTMATH
+from ..buffer._pixel_tiles import GROUP, MAX_MR, NARROW_MR, WIDE_LANES, WIDE_MR, tile_narrow, tile_wide
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def _pack_group(w, gb, nblk, oc, wp, lanes):
-    """Filter image blocks [gb, gb + nblk) -> wp, flat (kh*kw*ic, lanes).
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def pack_filter(w, wp):
+    """Filter image ``w`` (OCB, KH, KW, IC, 4) -> ``wp`` (ceil(OCB/4), KH*KW*IC, 16).
 
-    Lanes of missing blocks and lanes >= oc are zero.
+    Group g holds output channels ``16g .. 16g+15``: row r = (kh, kw, ic) is
+    their 16 filter values for input channel ic at tap (kh, kw).  Channels past
+    the filter's blocks are zero.
     """
-    _, kh, kw, ic, _ = w.shape
+    ocb, kh, kw, ic, _ = w.shape
     red = kh * kw * ic
-    wf = w.reshape(w.size)
-    blk = red * 4  # floats per filter block
-    for r in range(red):
-        dst = r * lanes
-        for jb in range(nblk):
-            src = np.uint64((gb + jb) * blk + 4 * r)
-            d = np.uint64(dst + 4 * jb)
-            # Four loads then four stores: one texel move.
-            v0 = wf[src]
-            v1 = wf[src + 1]
-            v2 = wf[src + 2]
-            v3 = wf[src + 3]
-            wp[d] = v0
-            wp[d + 1] = v1
-            wp[d + 2] = v2
-            wp[d + 3] = v3
-        for q in range(4 * nblk, lanes):
-            wp[np.uint64(dst + q)] = 0.0
-    last = (oc - 1) // 4
-    if oc % 4 and gb <= last < gb + nblk:
+    for g in range(wp.shape[0]):
         for r in range(red):
-            for k in range(oc - 4 * last, 4):
-                wp[r * lanes + 4 * (last - gb) + k] = 0.0
+            i = r // (kw * ic)
+            j = (r // ic) % kw
+            c = r % ic
+            for q in range(4):
+                blk = 4 * g + q
+                for k in range(4):
+                    wp[g, r, 4 * q + k] = w[blk, i, j, c, k] if blk < ocb else np.float32(0.0)
 
 
-def _make_conv(tile, lanes):
-    blocks = lanes // 4
-    acc_size = tile * lanes
-
-    @njit(nogil=True, fastmath=True, cache=True)
-    def conv_region(x, w, bias, out, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, relu):
-        """out[:, r0:r1, b0:b1] = conv(x, w) + bias (then ReLU if ``relu``); lanes >= oc get 0."""
-        nb, xh, cb, xw, _ = x.shape
-        _, kh, kw, ic, _ = w.shape
-        _, oh_all, ocb_all, ow, _ = out.shape
-        red = kh * kw * ic
-        # Offset of every reduction step (kh, kw, ic) from a window's first texel.
-        offs = np.empty(red, np.int64)
-        row_stride = cb * xw * 4
-        r = 0
-        for i in range(kh):
-            for j in range(kw):
-                for c in range(ic):
-                    offs[r] = i * dh * row_stride + j * dw * 4 + (c >> 2) * xw * 4 + (c & 3)
-                    r += 1
-        wp = np.empty(red * lanes, np.float32)
-        xf = x.reshape(x.size)
-        of = out.reshape(out.size)
-        nr = r1 - r0
-        npos = nb * nr * ow
-        groups = (b1 - b0 + blocks - 1) // blocks
-        lo = np.float32(0.0) if relu else _LOWEST
-        ob_stride = ow * 4  # distance between channel blocks of one output pixel
-        acc = carray(stack_f32(acc_size), (acc_size,))
-        res = carray(stack_f32(acc_size), (acc_size,))
-        xs = carray(stack_f32(tile), (tile,))
-        bases = carray(stack_i64(tile), (tile,))
-        obases = carray(stack_i64(tile), (tile,))
-        for g in range(groups):
-            gb = b0 + g * blocks
-            nblk = min(blocks, b1 - gb)
-            _pack_group(w, gb, nblk, oc, wp, lanes)
-            pn = 0  # (batch, row in region, column) of the tile's first pixel
-            prow = 0
-            pcol = 0
-            for p0 in range(0, npos, tile):
-                # Window origin and output texel of each pixel; pixels past the end repeat the last.
-                for t in range(tile):
-                    bases[t] = ((pn * xh + row0 + prow * sh) * cb * xw + pcol * sw) * 4
-                    obases[t] = (((pn * oh_all + r0 + prow) * ocb_all + gb) * ow + pcol) * 4
-                    if p0 + t + 1 < npos:
-                        pcol += 1
-                        if pcol == ow:
-                            pcol = 0
-                            prow += 1
-                            if prow == nr:
-                                prow = 0
-                                pn += 1
-                for a in range(acc_size):
-                    acc[a] = 0.0
-                wo = 0
-                for r in range(red):
-                    xoff = offs[r]
-                    for t in range(tile):
-                        xs[t] = xf[np.uint64(bases[t] + xoff)]
-                    for lane in range(lanes):
-                        wv = wp[np.uint64(wo + lane)]
-                        for t in range(tile):
-                            acc[t * lanes + lane] += xs[t] * wv
-                    wo += lanes
-                # Copy out so that every access to acc has a constant index (keeps it in registers).
-                for a in range(acc_size):
-                    res[a] = acc[a]
-                for t in range(min(tile, npos - p0)):
-                    for jb in range(nblk):
-                        o = np.uint64(obases[t] + jb * ob_stride)
-                        a = t * lanes + 4 * jb
-                        c = np.uint64(4 * (gb + jb))
-                        # Four loads then four stores: one texel written.
-                        v0 = max(res[a] + bias[c], lo)
-                        v1 = max(res[a + 1] + bias[c + 1], lo)
-                        v2 = max(res[a + 2] + bias[c + 2], lo)
-                        v3 = max(res[a + 3] + bias[c + 3], lo)
-                        of[o] = v0
-                        of[o + 1] = v1
-                        of[o + 2] = v2
-                        of[o + 3] = v3
-        # Padding lanes of the last block are exact zeros.
-        last = (oc - 1) // 4
-        if oc % 4 and b0 <= last < b1:
-            for n in range(nb):
-                for oh in range(r0, r1):
-                    for c in range(ow):
-                        for k in range(oc - 4 * last, 4):
-                            out[n, oh, last, c, k] = 0.0
-
-    return conv_region
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _pixel_pass(xf, wp, bias, of, offs, bases, obases, res, geo, g, wide, blk_lo, blk_hi, oc, relu):
+    """Output channel groups g (and g+1 when ``wide``) of every pixel of the region,
+    stored for channel blocks [blk_lo, blk_hi)."""
+    nb, xh, cb, xw, row0, sh, sw, oh_all, ocb_all, ow, r0, nr, red = geo
+    mr = WIDE_MR if wide else NARROW_MR
+    lanes = 2 * GROUP if wide else GROUP
+    w0 = g * red * GROUP
+    w1 = w0 + red * GROUP
+    bo = g * GROUP
+    q_lo = max(blk_lo, 4 * g)
+    q_hi = min(blk_hi, 4 * g + lanes // 4)
+    last = (oc - 1) // 4  # the block whose lanes >= oc are padding
+    npos = nb * nr * ow
+    ob_stride = ow * 4  # distance between channel blocks of one output pixel
+    n = 0  # (image, row in region, column) of the next pixel
+    rr = 0
+    col = 0
+    for p0 in range(0, npos, mr):
+        nv = min(mr, npos - p0)
+        for t in range(mr):
+            if t < nv:
+                bases[t] = ((n * xh + row0 + rr * sh) * cb * xw + col * sw) * 4
+                obases[t] = ((n * oh_all + r0 + rr) * ocb_all * ow + col) * 4
+                col += 1
+                if col == ow:
+                    col = 0
+                    rr += 1
+                    if rr == nr:
+                        rr = 0
+                        n += 1
+            else:
+                bases[t] = bases[nv - 1]  # pixels past the end repeat the last
+        if wide:
+            tile_wide(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
+        else:
+            tile_narrow(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res)
+        if nv == mr and q_lo == 4 * g and q_hi == 4 * g + lanes // 4 and not (q_lo <= last < q_hi and oc % 4):
+            if wide:
+                _store_full_wide(res, of, obases, (4 * g) * ob_stride, ob_stride)
+            else:
+                _store_full_narrow(res, of, obases, (4 * g) * ob_stride, ob_stride)
+            continue
+        for t in range(nv):
+            for q in range(q_lo, q_hi):
+                o = np.uint64(obases[t] + q * ob_stride)
+                a = t * lanes + 4 * (q - 4 * g)
+                v0 = res[a]; v1 = res[a + 1]; v2 = res[a + 2]; v3 = res[a + 3]
+                if q == last and oc % 4:
+                    # Padding lanes are exact zeros, whatever NaN or inf the input holds.
+                    m = oc % 4
+                    v1 = v1 if m > 1 else np.float32(0.0)
+                    v2 = v2 if m > 2 else np.float32(0.0)
+                    v3 = np.float32(0.0)
+                of[o] = v0
+                of[o + 1] = v1
+                of[o + 2] = v2
+                of[o + 3] = v3
 
 
-conv_wide = _make_conv(*WIDE)
-conv_narrow = _make_conv(*NARROW)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_wide(res, of, obases, q0, ob_stride):
+    """The 8 texels of each pixel of a whole wide tile (constant bounds: unrolled)."""
+    for t in range(WIDE_MR):
+        for q in range(WIDE_LANES // 4):
+            o = np.uint64(obases[t] + q0 + q * ob_stride)
+            for k in range(4):
+                of[o + k] = res[t * WIDE_LANES + 4 * q + k]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_full_narrow(res, of, obases, q0, ob_stride):
+    """The 4 texels of each pixel of a whole one-group tile."""
+    for t in range(NARROW_MR):
+        for q in range(GROUP // 4):
+            o = np.uint64(obases[t] + q0 + q * ob_stride)
+            for k in range(4):
+                of[o + k] = res[t * GROUP + 4 * q + k]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def conv_region(x, wp, kh, kw, ic, bias, out, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, relu):
+    """out[:, r0:r1, b0:b1] = conv(x, packed filter wp) + bias, then max(., 0) if ``relu``.
+
+    ``wp`` is (groups, kh*kw*ic, 16) from :func:`pack_filter`; ``bias`` is
+    padded to 16 per group.  Lanes >= oc are written as zeros.
+    """
+    nb, xh, cb, xw, _ = x.shape
+    _, oh_all, ocb_all, ow, _ = out.shape
+    red = kh * kw * ic
+    # Offset of every reduction step (kh, kw, ic) from a window's first texel.
+    offs = np.empty(red, np.int64)
+    row_stride = cb * xw * 4
+    r = 0
+    for i in range(kh):
+        for j in range(kw):
+            for c in range(ic):
+                offs[r] = i * dh * row_stride + j * dw * 4 + (c >> 2) * xw * 4 + (c & 3)
+                r += 1
+    xf = x.reshape(x.size)
+    of = out.reshape(out.size)
+    wf = wp.reshape(wp.size)
+    bases = np.empty(MAX_MR, np.int64)
+    obases = np.empty(MAX_MR, np.int64)
+    res = np.empty(MAX_MR * 2 * GROUP, np.float32)
+    geo = (nb, xh, cb, xw, row0, sh, sw, oh_all, ocb_all, ow, r0, r1 - r0, red)
+    g = b0 // 4
+    g_end = (b1 + 3) // 4
+    while g < g_end:
+        wide = WIDE_LANES == 2 * GROUP and g + 1 < g_end
+        _pixel_pass(xf, wf, bias, of, offs, bases, obases, res, geo, g, wide, b0, b1, oc, relu)
+        g += 2 if wide else 1

@@ -1,8 +1,10 @@
 """conv2d on image tensors (ONNX Conv semantics), ordinary or depthwise.
 
 Activations are images ``(N, H, CB, W, 4)``; the filter is a filter image
-``(OCB, KH, KW, IC, 4)`` from ``layout.filter_to_image`` (ordinary conv) or
-``(CB, KH, KW, 4)`` from ``layout.depthwise_to_image`` (depthwise conv, one
+``(OCB, KH, KW, IC, 4)`` from ``layout.filter_to_image`` (ordinary conv), the
+same filter packed once by :func:`prepack_filter` (a :class:`PackedFilter`,
+which a model's executor prepares once instead of on every call and region),
+or ``(CB, KH, KW, 4)`` from ``layout.depthwise_to_image`` (depthwise conv, one
 filter per channel).  Other group counts are not supported on images.
 
 The image loses the exact output channel count, so it is taken from
@@ -12,14 +14,62 @@ of the last output block are padding (always written as exact zeros).
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import args as _args
 from . import _common
-from ._conv_tiles import NARROW, WIDE, conv_narrow, conv_wide
+from ..buffer._conv_simd import aligned_empty
+from ._conv_tiles import GROUP, conv_region, pack_filter
 from ._depthwise import depthwise_region
 
-__all__ = ["conv2d", "conv_output_size"]
+__all__ = ["conv2d", "conv_output_size", "prepack_filter", "PackedFilter"]
+
+_scratch = threading.local()
+
+
+class PackedFilter:
+    """A filter image packed for the image conv's register tiles; see :func:`prepack_filter`.
+
+    ``data`` is float32 ``(ceil(OCB/4), KH*KW*IC, 16)``: 16 output channels per
+    group, one row of 16 filter values per reduction step (kh, kw, ic).
+    ``shape`` is the filter image's shape ``(OCB, KH, KW, IC, 4)``.
+    """
+
+    __slots__ = ("data", "shape")
+
+    def __init__(self, data: np.ndarray, shape: tuple):
+        self.data = data
+        self.shape = tuple(shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.data.nbytes
+
+    def __repr__(self) -> str:
+        return f"PackedFilter(shape={self.shape})"
+
+
+def prepack_filter(w) -> PackedFilter:
+    """Pack a filter image ``w`` (OCB, KH, KW, IC, 4) once for :func:`conv2d`.
+
+    ``conv2d(x, prepack_filter(w), ...)`` computes exactly what ``conv2d(x, w, ...)``
+    does, without repacking the filter on every call and every region.  Raises
+    ValueError/TypeError for anything but a float32 filter image.
+    """
+    op = "prepack_filter"
+    if not isinstance(w, np.ndarray):
+        raise TypeError(f"{op}: w must be a numpy.ndarray filter image (OCB, KH, KW, IC, 4), "
+                        f"got {type(w).__name__}")
+    w = _args.array(op, "w", w, 5)
+    if w.shape[-1] != 4 or min(w.shape) < 1:
+        raise ValueError(f"{op}: w must be a filter image (OCB, KH, KW, IC, 4) with no empty axis, "
+                         f"got {w.shape}")
+    ocb, kh, kw, ic, _ = w.shape
+    data = aligned_empty((-(-ocb // 4), kh * kw * ic, GROUP))
+    pack_filter(w, data)
+    return PackedFilter(data, w.shape)
 
 
 def conv_output_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
@@ -30,6 +80,9 @@ def conv_output_size(n: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
 
 def _filter(op: str, x: np.ndarray, w, groups):
     """Checked filter -> (w, depthwise, out blocks, default out_channels or None)."""
+    if isinstance(w, PackedFilter):
+        _check_filter_channels(op, w.shape, x.shape[2], groups)
+        return w, False, w.shape[0], None
     if not isinstance(w, np.ndarray) or w.ndim not in (4, 5):
         shape = getattr(w, "shape", type(w).__name__)
         raise ValueError(
@@ -41,17 +94,7 @@ def _filter(op: str, x: np.ndarray, w, groups):
     if w.shape[-1] != 4 or min(w.shape) < 1:
         raise ValueError(f"{op}: w must end in a texel axis of 4 and have no empty axis, got {w.shape}")
     if w.ndim == 5:
-        ic = w.shape[3]
-        if not 4 * cb - 3 <= ic <= 4 * cb:
-            raise ValueError(
-                f"{op}: w has {ic} input channels but x has {cb} channel blocks "
-                f"(expected {4 * cb - 3}..{4 * cb})"
-            )
-        if groups is not None and groups != 1:
-            raise ValueError(
-                f"{op}: groups must be 1 with a filter image (OCB, KH, KW, IC, 4), got {groups!r}; "
-                "depthwise conv takes a (CB, KH, KW, 4) filter"
-            )
+        _check_filter_channels(op, w.shape, cb, groups)
         return w, False, w.shape[0], None
     if w.shape[0] != cb:
         raise ValueError(
@@ -61,17 +104,32 @@ def _filter(op: str, x: np.ndarray, w, groups):
     return w, True, cb, c
 
 
+def _check_filter_channels(op: str, shape, cb: int, groups) -> None:
+    ic = shape[3]
+    if not 4 * cb - 3 <= ic <= 4 * cb:
+        raise ValueError(
+            f"{op}: w has {ic} input channels but x has {cb} channel blocks "
+            f"(expected {4 * cb - 3}..{4 * cb})"
+        )
+    if groups is not None and groups != 1:
+        raise ValueError(
+            f"{op}: groups must be 1 with a filter image (OCB, KH, KW, IC, 4), got {groups!r}; "
+            "depthwise conv takes a (CB, KH, KW, 4) filter"
+        )
+
+
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, relu=False,
            out=None, rows=None, channels=None, out_channels=None) -> np.ndarray:
     """ONNX Conv on an image x (N, H, CB, W, 4) -> image (N, OH, OCB, OW, 4).
 
-    ``w`` is a filter image (OCB, KH, KW, IC, 4), or (CB, KH, KW, 4) for depthwise
-    conv.  ``groups`` is optional: 1 for a filter image, the channel count C for a
+    ``w`` is a filter image (OCB, KH, KW, IC, 4), the same packed by
+    :func:`prepack_filter`, or (CB, KH, KW, 4) for depthwise conv.  ``groups`` is optional: 1 for a filter image, the channel count C for a
     depthwise filter.  ``bias`` is a plain (OC,) vector.  ``out_channels`` is the
     true OC (see the module doc).  padding is an int, (ph, pw) or (top, left,
     bottom, right).  ``rows=(r0, r1)`` output rows and ``channels=(c0, c1)``
     output channels (multiples of 4; c1 may be OC) compute only that region;
-    other cells of ``out`` are untouched.
+    other cells of ``out`` are untouched.  NaN and infinities propagate as in
+    IEEE arithmetic (ReLU keeps NaN); lanes past ``out_channels`` are zeros.
     """
     op = "conv2d"
     x = _common.image(op, "x", x)
@@ -103,17 +161,16 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     if r0 == r1 or b0 == b1:
         return out
     xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)
-    args = (xin, w, bias_p, out, row0, sh, sw, dh, dw, r0, r1)
     if depthwise:
-        depthwise_region(*args, b0, b1, oc, int(relu))
+        depthwise_region(xin, w, bias_p, out, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, int(relu))
         return out
-    # Wide tiles for the channel blocks, narrow ones for a remainder that fits one narrow tile.
-    wide, narrow = WIDE[1] // 4, NARROW[1] // 4
-    split = b1 if (b1 - b0) % wide > narrow else b1 - (b1 - b0) % wide
-    if split > b0:
-        conv_wide(*args, b0, split, oc, int(relu))
-    if b1 > split:
-        conv_narrow(*args, split, b1, oc, int(relu))
+    packed = w if isinstance(w, PackedFilter) else prepack_filter(w)
+    groups = packed.data.shape[0]
+    bias16 = aligned_empty(groups * GROUP)
+    bias16[:] = 0.0
+    bias16[:bias_p.shape[0]] = bias_p
+    conv_region(xin, packed.data, kh, kw, packed.shape[3], bias16, out, row0, sh, sw, dh, dw,
+                r0, r1, b0, b1, oc, int(relu))
     return out
 
 
@@ -121,15 +178,26 @@ def _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr):
     """The input rows output rows [r0, r1) read, zero-padded where they leave x.
 
     Returns (image, row of that image where output row r0's window starts).  x
-    itself is returned when the rows need no padding.
+    itself is returned when the rows need no padding; else a per-thread
+    scratch image, reused between calls, whose borders are zeroed each time.
     """
     nb, h, cb, wd, _ = x.shape
     lo = r0 * sh - pt
     hi = (r1 - 1) * sh - pt + dh * (kh - 1) + 1
     if lo >= 0 and hi <= h and pl == 0 and pr == 0:
         return x, lo
-    xp = np.zeros((nb, hi - lo, cb, wd + pl + pr, 4), np.float32)
+    shape = (nb, hi - lo, cb, wd + pl + pr, 4)
+    size = int(np.prod(shape))
+    buf = getattr(_scratch, "padded", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, np.float32)
+        _scratch.padded = buf
+    xp = buf[:size].reshape(shape)
     a, b = max(lo, 0), min(hi, h)
+    xp[:, :max(a - lo, 0)] = 0.0
+    xp[:, max(b - lo, 0):] = 0.0
     if b > a:
+        xp[:, a - lo:b - lo, :, :pl] = 0.0
+        xp[:, a - lo:b - lo, :, pl + wd:] = 0.0
         xp[:, a - lo:b - lo, :, pl:pl + wd] = x[:, a:b]
     return xp, 0

@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from .. import args as _args
+from ..buffer._conv_simd import FASTMATH
 from . import _common
 from ._stack import carray, stack_f32
 
@@ -18,10 +19,9 @@ __all__ = ["fully_connected"]
 
 _JB = 4              # output blocks per tile
 _ACC = 16 * _JB      # accumulator lanes: (block, input within a step of 4, output lane)
-_LOWEST = np.float32(np.finfo(np.float32).min)
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fc_tile(xe, wf, xb, wb, stride, k_in, res):
     """Partial sums of ``_JB`` output blocks (at ``wb + j*stride`` in w) for one batch row.
 
@@ -43,7 +43,7 @@ def _fc_tile(xe, wf, xb, wb, stride, k_in, res):
         res[a] = acc[a]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fc_region(x, w, bias, out, b0, b1, oc, relu):
     """out[:, 0, b0:b1, 0, :] = x @ W.T + bias (then ReLU); lanes >= oc get 0.
 
@@ -66,7 +66,6 @@ def _fc_region(x, w, bias, out, b0, b1, oc, relu):
             v = xf[n * kb * 4 + i]
             for k in range(4):
                 xe[n * k4 + 4 * i + k] = v
-    lo = np.float32(0.0) if relu else _LOWEST
     tail = 4 * (k_in // 4)
     res = np.empty(_ACC, np.float32)
     bt = b0
@@ -90,7 +89,9 @@ def _fc_region(x, w, bias, out, b0, b1, oc, relu):
                     for i in range(tail, k_in):
                         t += xe[xb + 4 * i + k] * wf[wb + 4 * i + k]
                     ch = 4 * b + k
-                    v = max(t + bias[ch], lo)
+                    v = t + bias[ch]
+                    if relu and v < 0.0:  # false for NaN: ReLU keeps NaN
+                        v = np.float32(0.0)
                     out[n, 0, b, 0, k] = v if ch < oc else np.float32(0.0)
         bt = stop
 

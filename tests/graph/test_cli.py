@@ -12,6 +12,8 @@ def test_kernels_json(capsys):
     doc = json.loads(capsys.readouterr().out)
     (row,) = doc["layers"]
     assert row["layer"] == "alexnet.fc8" and row["buffer_gflops"] > 0
+    assert doc["isa"] in ("avx512", "avx2", "generic") and doc["peak"]["peak_gflops"] > 0
+    assert row["buffer_peak"] == pytest.approx(row["buffer_gflops"] / doc["peak"]["peak_gflops"])
 
 
 def test_kernels_unknown_layer(capsys):

@@ -9,29 +9,23 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from coinfer.kernels import reference as ref
-from coinfer.kernels.buffer import conv as conv_mod
-from coinfer.kernels.buffer import conv2d
+from coinfer.kernels.buffer import conv2d, prepack_weights
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
-# Every code path on small shapes: the default choice, the packed-panel and
-# plane GEMMs forced, and tiny GEMM blocks so k and pixel blocking both loop.
-PATHS = ["default", "packed", "planes", "small_blocks"]
-# The path fixture patches module constants once per test, for all its examples.
+# The weights as given (packed on the call) and packed beforehand.
+PATHS = ["plain", "prepacked"]
+# The path fixture is the same for all examples of a test.
 with_path = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(params=PATHS)
-def path(request, monkeypatch):
-    if request.param == "packed":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
-    elif request.param == "planes":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", 1.0)
-    elif request.param == "small_blocks":
-        monkeypatch.setattr(conv_mod, "_PLANES_MAX_JUNK", -1.0)
-        monkeypatch.setattr(conv_mod, "_KC_TARGET", 7)
-        monkeypatch.setattr(conv_mod, "_B_BLOCK_FLOATS", 7 * 64)
+def path(request):
     return request.param
+
+
+def _weights(path, w, kw):
+    return prepack_weights(w, kw.get("groups", 1)) if path == "prepacked" else w
 
 
 def _rand(rng, shape):
@@ -81,7 +75,8 @@ def conv_cases(draw, max_groups=3):
 @given(case=conv_cases())
 def test_conv_matches_reference(path, case):
     x, w, b, kw = case
-    assert_close(conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw), f"conv2d {x.shape} {w.shape} {kw}")
+    assert_close(conv2d(x, _weights(path, w, kw), b, **kw), ref.conv2d(x, w, b, **kw),
+                 f"conv2d {x.shape} {w.shape} {kw}")
 
 
 @pytest.mark.parametrize(
@@ -102,7 +97,7 @@ def test_conv_matches_reference(path, case):
 def test_conv_edge_cases(path, xshape, wshape, kw):
     rng = np.random.default_rng(7)
     x, w, b = _rand(rng, xshape), _rand(rng, wshape), _rand(rng, wshape[:1])
-    assert_close(conv2d(x, w, b, **kw), ref.conv2d(x, w, b, **kw), f"{xshape} {wshape} {kw}")
+    assert_close(conv2d(x, _weights(path, w, kw), b, **kw), ref.conv2d(x, w, b, **kw), f"{xshape} {wshape} {kw}")
 
 
 def _split(rng: random.Random, n: int, parts: int) -> list[tuple[int, int]]:
@@ -116,6 +111,7 @@ def _split(rng: random.Random, n: int, parts: int) -> list[tuple[int, int]]:
        order_seed=st.integers(0, 1000))
 def test_conv_regions_tile_the_whole(path, case, parts, axis, order_seed):
     x, w, b, kw = case
+    w = _weights(path, w, kw)
     whole = conv2d(x, w, b, **kw)
     limit = whole.shape[2] if axis == "rows" else whole.shape[1]
     rng = random.Random(order_seed)
