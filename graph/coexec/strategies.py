@@ -20,9 +20,9 @@
   faster than the next one, it is chosen by prediction; otherwise, given an
   SoC (``verify_on``), every candidate predicted within :data:`MEASURE_WINDOW`
   of the best, and every single-processor plan, is run there, interleaved, and
-  the fastest median is kept: a
-  plan is only as good as its measured time, and CoDL itself loses to one
-  processor on MobileNet.  ``notes`` say which candidate was chosen and why.
+  the fastest median is kept (a co-executed plan only if it beats every
+  single processor by :data:`MEASURED_MARGIN`, 3%): a plan is only as good as
+  its measured time, and CoDL itself loses to one processor on MobileNet.  ``notes`` say which candidate was chosen and why.
 
 Every planner takes the graph's view (:func:`~.view.view_of`, or the one in
 :func:`~.lower.prepare`) when the caller has it, and builds it otherwise.
@@ -45,6 +45,9 @@ DELTAS = (0.3, 0.1, 0.5)
 DECIDE_MARGIN = 0.15
 #: Candidates predicted within this factor of the best are measured (and the single processors).
 MEASURE_WINDOW = 1.5
+#: A co-executed candidate must beat the fastest single processor's measured median by this
+#: much: co-execution needs both cores, so it is the first to suffer from other load.
+MEASURED_MARGIN = 0.03
 #: The labels of codl's single-processor candidates.
 SINGLES = ("cpu only", "gpu only", "gpu only on buffers")
 
@@ -167,12 +170,18 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], ma
     for (label, _), t in zip(pool, times):
         table[label]["measured_s"] = t
     k = min(range(len(times)), key=times.__getitem__)
-    label, chosen = pool[k]
     runner_up = min((t for i, t in enumerate(times) if i != k), default=None)
     why = (f"predicted margin {100 * lead:.0f}% < {100 * DECIDE_MARGIN:.0f}%: fastest median of "
            f"{len(pool)} measured candidates")
     if runner_up is not None:
         why += f", {100 * (runner_up / times[k] - 1):.1f}% ahead of the next"
+    single = min((i for i, (lb, _) in enumerate(pool) if lb in SINGLES), key=times.__getitem__, default=None)
+    if single is not None and _coexecuted(pool[k][1]) and times[k] > times[single] * (1.0 - MEASURED_MARGIN):
+        why = (f"predicted margin {100 * lead:.0f}% < {100 * DECIDE_MARGIN:.0f}%: measured; the fastest, "
+               f"{pool[k][0]!r}, co-executes and beats {pool[single][0]!r} by less than "
+               f"{100 * MEASURED_MARGIN:.0f}%")
+        k = single
+    label, chosen = pool[k]
     chosen.notes = {"chosen": label, "chosen_by": "measurement", "why": why, "candidates": table}
     return chosen
 

@@ -9,8 +9,9 @@ from coinfer.graph.coexec.costmodel import chain_cost, plan_cost
 from coinfer.graph.coexec.executor import Executor
 from coinfer.graph.coexec.lower import prepare
 from coinfer.graph.coexec.plan import Chain, Plan, merge_unsplit
-from coinfer.graph.coexec.strategies import (DECIDE_MARGIN, codl_candidates, make_plan, plan_codl, plan_mulayer,
-                                             plan_single)
+from coinfer.graph.coexec import strategies
+from coinfer.graph.coexec.strategies import (DECIDE_MARGIN, MEASURED_MARGIN, codl_candidates, make_plan, plan_codl,
+                                             plan_mulayer, plan_single)
 from coinfer.graph.costs.source import TableCosts
 from coinfer.graph.ir import fuse_relu
 from coinfer.hw import SoC
@@ -103,9 +104,28 @@ def test_choice_by_measurement_keeps_the_fastest(squeeze, soc):
     same = {op.name: {"cpu": 1e-3, "gpu": 1e-3, "gpu_buffer": 1e-3} for op in prep.view.ops}
     plan = plan_codl(g, TableCosts(same, sync_s=1e-3), prepared=prep, verify_on=soc, x=x, rounds=1)
     n = plan.notes
-    assert n["chosen_by"] == "measurement" and "fastest median" in n["why"]
+    assert n["chosen_by"] == "measurement" and "measured" in n["why"]
     measured = {k: v["measured_s"] for k, v in n["candidates"].items() if "measured_s" in v}
-    assert len(measured) >= 2 and measured[n["chosen"]] == min(measured.values())
+    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(measured)  # always measured
+    assert measured[n["chosen"]] <= min(measured.values()) / (1 - MEASURED_MARGIN)
+
+
+@pytest.mark.parametrize("co_s, chosen", [(0.90, "co-executed"), (0.99, "cpu only")])
+def test_co_execution_must_beat_the_single_processors_by_the_margin(squeeze, monkeypatch, co_s, chosen):
+    g, x, _, prep = squeeze
+    same = {op.name: {"cpu": 1e-3, "gpu": 1e-3, "gpu_buffer": 1e-3} for op in prep.view.ops}
+
+    def fake_measure(graph, soc, plans, x, **kw):  # single processors 1.0 s, co-executed co_s
+        return [co_s + 1e-3 * i if any(c.split for c in p.chains) else 1.0 + 1e-2 * i for i, p in enumerate(plans)]
+
+    monkeypatch.setattr(strategies, "measure_plans", fake_measure)
+    plan = plan_codl(g, TableCosts(same, sync_s=1e-3), prepared=prep, verify_on=object(), x=x)
+    n = plan.notes
+    measured = {k: v["measured_s"] for k, v in n["candidates"].items() if "measured_s" in v}
+    fastest = min(measured, key=measured.get)
+    assert n["chosen"] == (fastest if chosen == "co-executed" else chosen)
+    if chosen == "cpu only":
+        assert "by less than 3%" in n["why"]
 
 
 # -- the cost model across layouts ------------------------------------------------------

@@ -240,8 +240,9 @@ def test_codl_keeps_the_fastest_measured_candidate(soc):
     assert notes["chosen_by"] == "measurement"
     times = {k: v["measured_s"] for k, v in notes["candidates"].items() if "measured_s" in v}
     assert "chains delta=0.3" in times and len(times) >= 2
-    assert times[notes["chosen"]] == min(times.values())
-    assert "fastest median" in notes["why"]
+    # the fastest, or a single processor within 3% of a co-executed fastest
+    assert times[notes["chosen"]] <= min(times.values()) / (1 - 0.03)
+    assert "measured" in notes["why"]
 
 
 def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
