@@ -176,3 +176,24 @@ def test_gpu_strategy_names_its_fallbacks():
         assert plan.notes["fallback"] == (["op"] if label in NO_IMAGE else [])
         cpu_ops = [n for c in plan.chains if c.device == "cpu" for n in c.ops]
         assert cpu_ops == plan.notes["fallback"]
+
+
+def test_concat_along_h_is_never_height_split():
+    # Output rows of a concat along H come from different inputs: no row-local split.
+    g, _, _, prep = _case("concat H")
+    assert "H" not in prep.view.op("op").splits
+    assert "H" in _case("concat W")[3].view.op("op").splits
+
+
+def test_gpu_rows_that_read_only_padding(soc):
+    # The GPU's rows of the conv read only its top padding, so the GPU computes nothing of
+    # the maxpool before it; the conv's kernel still takes the maxpool's image.
+    rng = np.random.default_rng(3)
+    b = GraphBuilder("pad_only", {"x": (1, 3, 3, 6)})
+    p = b.add("maxpool", "pool", ["x"], kernel=1)
+    b.add("conv", "conv", [p], params={"w": _w(rng, 2, 3, 2, 2)}, padding=(2, 0, 0, 0))
+    g = b.build()
+    x = rng.standard_normal((1, 3, 3, 6), dtype=np.float32)
+    plan = Plan("pad", [Chain(("pool", "conv"), "H", 0.3, "image")])
+    with Executor(g, plan, soc) as ex:
+        assert_close(ex.run(x), interpret.run(g, x), "gpu rows of padding only")
