@@ -122,6 +122,12 @@ def _cmd_edgent(args) -> int:
     return cli_main(args)
 
 
+def _cmd_edge_server(args) -> int:
+    from ..edge.server import main as serve
+
+    return serve(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -153,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_edgent(sub)
     sub.choices["edgent"].set_defaults(func=_cmd_edgent)
+    from ..edge.server import add_parser as add_edge_server
+
+    add_edge_server(sub)
+    sub.choices["edge-server"].set_defaults(func=_cmd_edge_server)
     for cmd in sub.choices.values():  # every subcommand takes --debug after its name too
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the traceback of an error")

@@ -366,7 +366,8 @@ def add_parser(sub) -> None:
     e.add_argument("--target", default="300ms", help="latency target (e.g. 300ms)")
     e.add_argument("--direction", default="both", choices=["edge-first", "device-first", "both"])
     e.add_argument("--device", default="raspberry_pi", help="device cost profile")
-    e.add_argument("--edge", default="desktop_edge", help="edge cost profile")
+    e.add_argument("--edge", default="desktop_edge", help="edge cost profile (an emulated edge), or HOST:PORT of "
+                   "a `coinfer edge-server` (real co-inference over TCP; the server's --soc is the edge's profile)")
     e.add_argument("--rtt", default="20ms", help="link round-trip time (default 20ms)")
     e.add_argument("--trace", help="run an episode over this bandwidth trace (a 'time_s Mbit/s' file, or the "
                    "name of a shipped trace)")
@@ -376,6 +377,12 @@ def add_parser(sub) -> None:
     e.add_argument("--json", action="store_true", help="print JSON instead of tables")
     e.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR (needs coinfer[plot])")
     e.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r = e.add_argument_group("with --edge HOST:PORT")
+    r.add_argument("--repeat", type=int, default=5, help="frames to measure the static plan over (median; default 5)")
+    r.add_argument("--edge-timeout", default="5s", help="bound on each wait for the server (default 5s); then the "
+                   "frame falls back to device-only")
+    r.add_argument("--speedup", type=float, default=1.0, help="live episode: play the trace this many times "
+                   "faster than real time (default 1)")
 
 
 def cli_main(args) -> int:
@@ -410,6 +417,16 @@ def cli_main(args) -> int:
             print(f"coinfer edgent: {e}", file=sys.stderr)
             return 2
     dirs = DIRECTIONS if args.direction == "both" else (args.direction,)
+    from ...hw.profile import profiles
+
+    if args.edge not in profiles():  # an edge server's address
+        from .edge import cli_remote
+
+        try:
+            return cli_remote(args, target=target, rtt=rtt, bandwidth=bandwidth, trace=trace, dirs=dirs)
+        except (ValueError, OSError, RuntimeError) as e:
+            print(f"coinfer edgent: {e}", file=sys.stderr)
+            return 2
     try:
         study = Study(args.model, device=args.device, edge=args.edge, rtt_s=rtt, directions=dirs,
                       progress=not args.quiet)
