@@ -11,7 +11,8 @@ Modelling choices, per model:
 
 - ``alexnet``: BVLC AlexNet with groups=1 (one device), so conv2/4/5 have
   twice the published weights: 62,378,344 parameters against 60,965,224 for
-  the two-tower original.  LRN before each of the first two pools.
+  the two-tower original (:func:`bvlc_alexnet` builds that one, groups=2 on
+  conv2/4/5).  LRN before each of the first two pools.
 - ``nin``: Network-in-Network for ImageNet (Caffe model zoo), 224 input.
 - ``squeezenet``: SqueezeNet 1.0; max pools 3/2 in ceil mode as in Caffe.
 - ``vgg16``: VGG-16 (configuration D).
@@ -107,16 +108,16 @@ class _Net:
         return self.op("softmax", "prob", [x], axis=1)
 
 
-def _alexnet(n: _Net) -> str:
+def _alexnet(n: _Net, towers: int = 1) -> str:
     x = n.conv("conv1", "data", 96, 11, stride=4)
     x = n.op("lrn", "norm1", [x], size=5, alpha=1e-4, beta=0.75, k=1.0)
     x = n.maxpool("pool1", x, 3, 2, ceil=True)
-    x = n.conv("conv2", x, 256, 5, pad=2)
+    x = n.conv("conv2", x, 256, 5, pad=2, groups=towers)
     x = n.op("lrn", "norm2", [x], size=5, alpha=1e-4, beta=0.75, k=1.0)
     x = n.maxpool("pool2", x, 3, 2, ceil=True)
     x = n.conv("conv3", x, 384, 3, pad=1)
-    x = n.conv("conv4", x, 384, 3, pad=1)
-    x = n.conv("conv5", x, 256, 3, pad=1)
+    x = n.conv("conv4", x, 384, 3, pad=1, groups=towers)
+    x = n.conv("conv5", x, 256, 3, pad=1, groups=towers)
     x = n.maxpool("pool5", x, 3, 2, ceil=True)
     x = n.op("flatten", "flatten", [x])
     x = n.fc("fc6", x, 4096)
@@ -282,6 +283,15 @@ def build(name: str, *, batch: int = 1, input_size=None, seed: int = 0,
     net = _Net(name, int(batch), _size(name, input_size), seed, weights)
     out = _BUILDERS[name](net)
     return net.b.build([out])
+
+
+def bvlc_alexnet(*, batch: int = 1, input_size=None, seed: int = 0, weights: bool = True) -> Graph:
+    """BVLC's two-tower AlexNet (conv2, conv4 and conv5 with groups=2, as trained on two GPUs):
+    60,965,224 parameters, the 233 MiB of the Caffe model file; otherwise as ``build("alexnet")``."""
+    if not isinstance(batch, (int, np.integer)) or isinstance(batch, bool) or batch < 1:
+        raise ValueError(f"zoo.bvlc_alexnet: batch must be a positive int, got {batch!r}")
+    net = _Net("bvlc_alexnet", int(batch), _size("alexnet", input_size), seed, weights)
+    return net.b.build([_alexnet(net, towers=2)])
 
 
 def branchy_alexnet(*, batch: int = 1, trained: bool = True, seed: int = 0) -> Graph:

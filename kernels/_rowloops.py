@@ -3,6 +3,10 @@
 Both layouts reshape their tensors so that a region is ``b`` in [b0, b1) and
 ``e`` in [e0, e1) of every ``a``: NCHW buffers as (N, C, H*W) or (N*C, H, W),
 images as (N, H, CB*W*4).  The innermost run is contiguous, so it vectorises.
+
+IEEE: ``max(v, lo)`` and ``min(v, hi)`` keep a NaN ``v`` (the comparison is false
+for NaN, so the value itself is returned), so ReLU, Clip and a fused ReLU after
+Add propagate NaN; no fast-math flag is set.
 """
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, cache=True)
 def clamp_rows(x, out, lo, hi, use_lo, use_hi, b0, b1, e0, e1):
     """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
     for a in range(x.shape[0]):
@@ -31,7 +35,7 @@ def clamp_rows(x, out, lo, hi, use_lo, use_hi, b0, b1, e0, e1):
                     orow[i] = xr[i]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, cache=True)
 def add_rows(x, y, out, relu, b0, b1, e0, e1):
     """out = x + y (then max(., 0) if relu) over the region."""
     for a in range(x.shape[0]):

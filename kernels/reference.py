@@ -5,6 +5,12 @@ float64.  Names and arguments match the kernel sets (``coinfer.kernels.buffer``
 and ``coinfer.kernels.image``) minus ``out``/``rows``/``channels``.  Semantics
 are ONNX's (opset 13+) as onnxruntime implements them, in NCHW layout.
 
+NaN and infinities follow IEEE, one rule for the reference and both kernel
+sets: every output is computed from the inputs it depends on, so a NaN reaches
+exactly the outputs whose window, window sum or axis holds it; max pooling
+propagates NaN (``np.max``; onnxruntime's MaxPool skips it), its padding is
+-inf; zero padding of conv is multiplied like any input.
+
 Pooling output size, per spatial axis with input ``n``, padding ``(pb, pe)``,
 kernel ``k`` and stride ``s``::
 
@@ -60,6 +66,18 @@ def _f64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _quiet(fn):
+    """Run ``fn`` without numpy's warnings for NaN and inf (the reference computes with them on purpose)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def pool_output_size(n: int, k: int, s: int, pb: int, pe: int, ceil_mode: bool) -> int:
     """Output length of a pooling window sliding over one axis (ONNX / onnxruntime rule)."""
     out = _window_output(n, k, s, pb, pe, ceil_mode)
@@ -68,6 +86,7 @@ def pool_output_size(n: int, k: int, s: int, pb: int, pe: int, ceil_mode: bool) 
     return out
 
 
+@_quiet
 def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=False):
     """ONNX Conv: x (N, C, H, W), w (OC, C/groups, KH, KW) -> (N, OC, OH, OW)."""
     x, w = _f64(x), _f64(w)
@@ -114,6 +133,7 @@ def _pool_windows(x, k, s, p, o, fill):
     return sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
 
 
+@_quiet
 def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False):
     """ONNX MaxPool; padded cells never win."""
     x = _f64(x)
@@ -130,6 +150,7 @@ def _axis_counts(n, k, s, pb, pe, o, include_pad):
     return np.minimum(end, n) - np.maximum(start, 0)
 
 
+@_quiet
 def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_include_pad=False):
     """ONNX AveragePool.
 
@@ -145,11 +166,13 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_incl
     return total / (ch[:, None] * cw[None, :])
 
 
+@_quiet
 def global_avg_pool(x):
     """ONNX GlobalAveragePool: (N, C, H, W) -> (N, C, 1, 1)."""
     return _f64(x).mean(axis=(2, 3), keepdims=True)
 
 
+@_quiet
 def fully_connected(x, w, bias=None, *, relu=False):
     """Gemm with transB: x (N, K), w (M, K) -> (N, M)."""
     y = _f64(x) @ _f64(w).T
@@ -158,15 +181,18 @@ def fully_connected(x, w, bias=None, *, relu=False):
     return np.maximum(y, 0.0) if relu else y
 
 
+@_quiet
 def relu(x):
     return np.maximum(_f64(x), 0.0)
 
 
+@_quiet
 def clip(x, *, min=-np.inf, max=np.inf):  # noqa: A002 - ONNX's names
-    """ONNX Clip: min(max(x, min), max), so every value is ``max`` when min > max."""
+    """ONNX Clip: min(max(x, min), max), so every value is ``max`` when min > max (NaN stays NaN)."""
     return np.minimum(np.maximum(_f64(x), float(min)), float(max))
 
 
+@_quiet
 def add(a, b, *, relu=False):
     y = _f64(a) + _f64(b)
     return np.maximum(y, 0.0) if relu else y
@@ -176,22 +202,27 @@ def concat(xs, axis=1):
     return np.concatenate([_f64(x) for x in xs], axis=axis)
 
 
+@_quiet
 def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0):
     """ONNX LRN across channels: the window for channel c is
-    [c - floor((size-1)/2), c + ceil((size-1)/2)], clipped to the tensor."""
+    [c - floor((size-1)/2), c + ceil((size-1)/2)], clipped to the tensor.
+
+    Each window's squares are summed directly, so a NaN or inf reaches only the
+    channels whose window holds it.
+    """
     x = _f64(x)
     c = x.shape[1]
-    lo, hi = (size - 1) // 2, -(-(size - 1) // 2)
+    lo, hi = (size - 1) // 2, size // 2
     sq = x * x
-    # Prefix sums over channels: the window sum is a difference of two prefixes.
-    cum = np.concatenate([np.zeros_like(sq[:, :1]), np.cumsum(sq, axis=1)], axis=1)
-    idx = np.arange(c)
-    a = np.clip(idx - lo, 0, c)
-    b = np.clip(idx + hi + 1, 0, c)
-    square_sum = cum[:, b] - cum[:, a]
+    square_sum = np.zeros_like(x)
+    for d in range(-lo, hi + 1):  # channel c takes channel c + d
+        a, b = max(0, -d), min(c, c - d)
+        if a < b:
+            square_sum[:, a:b] += sq[:, a + d:b + d]
     return x / (k + alpha / size * square_sum) ** beta
 
 
+@_quiet
 def softmax(x, axis=1):
     """ONNX Softmax (opset 13): normalise along one axis."""
     x = _f64(x)
@@ -199,32 +230,46 @@ def softmax(x, axis=1):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _linear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) weights of half-pixel linear interpolation, coordinates clamped to the edge."""
+def _linear_taps(n_in: int, n_out: int):
+    """Half-pixel linear interpolation along one axis: (first index, second index, weight of the second)."""
     pos = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
     pos = np.clip(pos, 0.0, n_in - 1)
     i0 = np.floor(pos).astype(np.int64)
     i1 = np.minimum(i0 + 1, n_in - 1)
-    f = pos - i0
-    m = np.zeros((n_out, n_in))
-    rows = np.arange(n_out)
-    np.add.at(m, (rows, i0), 1.0 - f)
-    np.add.at(m, (rows, i1), f)
-    return m
+    return i0, i1, pos - i0
 
 
-def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """(n_out, n_in) box-filter weights: output cell i covers input [i*n_in/n_out, (i+1)*n_in/n_out)."""
+def _area_taps(n_in: int, n_out: int):
+    """Box filter along one axis: per output cell, the input cells it covers and their weights.
+
+    Output cell i covers input [i*n_in/n_out, (i+1)*n_in/n_out); edge cells are
+    weighted by the fraction covered.
+    """
     scale = n_in / n_out
-    lo = np.arange(n_out)[:, None] * scale
-    hi = lo + scale
-    j = np.arange(n_in)[None, :]
-    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0.0, None)
-    return overlap / scale
+    taps = []
+    for i in range(n_out):
+        lo, hi = i * scale, (i + 1) * scale
+        j = np.arange(int(np.floor(lo)), min(int(np.ceil(hi)), n_in))
+        w = (np.minimum(hi, j + 1) - np.maximum(lo, j)) / scale
+        keep = w > 0
+        taps.append((j[keep], w[keep]))
+    return taps
 
 
+def _resize_axis(x, axis, n_out, mode):
+    """Resize ``x`` along ``axis``; each output reads only its own taps (so NaN and inf stay local)."""
+    x = np.moveaxis(x, axis, -1)
+    if mode == "bilinear":
+        i0, i1, f = _linear_taps(x.shape[-1], n_out)
+        y = x[..., i0] * (1.0 - f) + x[..., i1] * f
+    else:
+        y = np.stack([(x[..., j] * w).sum(axis=-1) for j, w in _area_taps(x.shape[-1], n_out)], axis=-1)
+    return np.moveaxis(y, -1, axis)
+
+
+@_quiet
 def resize(x, size, *, mode="bilinear"):
-    """Resize (N, C, H, W) to ``size=(out_h, out_w)``.
+    """Resize (N, C, H, W) to ``size=(out_h, out_w)``, separably (H, then W).
 
     ``bilinear``: ONNX Resize mode=linear, coordinate_transformation_mode=half_pixel,
     no antialias.  ``area``: each output cell is the mean of the input area it
@@ -232,11 +277,6 @@ def resize(x, size, *, mode="bilinear"):
     """
     x = _f64(x)
     oh, ow = _pair(size)
-    h, w = x.shape[2], x.shape[3]
-    if mode == "bilinear":
-        mh, mw = _linear_matrix(h, oh), _linear_matrix(w, ow)
-    elif mode == "area":
-        mh, mw = _area_matrix(h, oh), _area_matrix(w, ow)
-    else:
+    if mode not in ("bilinear", "area"):
         raise ValueError(f"resize: mode must be 'bilinear' or 'area', got {mode!r}")
-    return np.einsum("ih,nchw,jw->ncij", mh, x, mw, optimize=True)
+    return _resize_axis(_resize_axis(x, 2, oh, mode), 3, ow, mode)

@@ -48,3 +48,10 @@ def run_node(op: str, inputs: list, *, consts=None, opset: int = 19, **attrs) ->
     )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
     return run_model(model, {nm: np.asarray(a, np.float32) for nm, a in zip(names, inputs)})
+
+
+def resize_linear(x: np.ndarray, size) -> np.ndarray:
+    """ONNX Resize mode=linear, half_pixel, of NCHW ``x`` to (N, C, *size)."""
+    sizes = np.array([x.shape[0], x.shape[1], *size], np.int64)
+    return run_node("Resize", [x], consts={"roi": None, "scales": None, "sizes": sizes}, mode="linear",
+                    coordinate_transformation_mode="half_pixel")

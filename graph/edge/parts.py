@@ -16,17 +16,35 @@ only the exit and the range.  For a cut these are exactly the crossings of
 """
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from ...kernels import buffer as buffer_kernels
-from .. import interpret
+from ..coexec.lower import call as lower_call
 from ..edgent.exits import check_exits, submodel_ops
+from ..ops import SPECS
 from .shaping import sleep_until
 
-__all__ = ["n_exits", "exit_ops", "range_io", "edge_range", "run_range", "warm_range", "RangeTime"]
+__all__ = ["n_exits", "exit_ops", "range_io", "edge_range", "run_range", "warm_range", "RangeTime",
+           "buffer_weights"]
+
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # graph -> {op name: buffer weights}
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def buffer_weights(graph) -> dict:
+    """Every op's weights prepared once for the buffer kernels (conv filters packed for the
+    tiles, :mod:`coinfer.graph.ops`), kept while the graph lives; ops then run without
+    packing their filters on every call."""
+    with _WEIGHTS_LOCK:
+        w = _WEIGHTS.get(graph)
+        if w is None:
+            w = {op.name: SPECS[op.type].kernels["buffer"].prepare(graph, op) for op in graph.ops}
+            _WEIGHTS[graph] = w
+        return w
 
 
 def n_exits(graph) -> int:
@@ -88,12 +106,15 @@ class RangeTime:
 
 def _steps(graph, names, env, times):
     steps = []
+    weights = buffer_weights(graph)
     for name in names:
         op = graph.op(name)
 
         def step(op=op):
             t = time.perf_counter()
-            env[op.output] = interpret.run_op(graph, op, [env[t] for t in op.inputs], buffer_kernels)
+            out = np.empty(graph.shape(op.output), np.float32)
+            lower_call(graph, op, "buffer", weights[op.name], [env[t] for t in op.inputs], out)
+            env[op.output] = out
             times.append((t, time.perf_counter()))
 
         steps.append((name, step, {}, {}, graph.tensors[op.output].nbytes))

@@ -128,6 +128,12 @@ def _cmd_edge_server(args) -> int:
     return serve(args)
 
 
+def _cmd_cloud_vs_device(args) -> int:
+    from .cloud_vs_device import cli_main
+
+    return cli_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -163,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_edge_server(sub)
     sub.choices["edge-server"].set_defaults(func=_cmd_edge_server)
+    from .cloud_vs_device import add_parser as add_cloud_vs_device
+
+    add_cloud_vs_device(sub)
+    sub.choices["cloud-vs-device"].set_defaults(func=_cmd_cloud_vs_device)
     for cmd in sub.choices.values():  # every subcommand takes --debug after its name too
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the traceback of an error")

@@ -1,9 +1,13 @@
 """The kernel study: benchmark layers, their onnxruntime peer, and a timer.
 
 The 14 conv layers come from AlexNet, NIN, SqueezeNet 1.0 and VGG-16 (the
-models of Guo 2018 plus VGG), then AlexNet's pool1, fc6 and fc8.  Each layer is
-timed on coinfer's kernels and on onnxruntime with one thread, interleaved in
-one process, so the ratio is measured under the same machine state.
+models of Guo 2018 plus VGG), then AlexNet's pool1, fc6 and fc8, then one or
+more layers of every other op (:data:`OP_LAYERS`): max and average pooling,
+global average pooling, MobileNet v1's depthwise convs (stride 1 and 2),
+AlexNet's LRN, softmax over 1000 logits, and ReLU, Clip (ReLU6), Add and
+Concat.  Each layer is timed on coinfer's kernels and on onnxruntime with one
+thread, interleaved in one process, so the ratio is measured under the same
+machine state.
 
 What limits a figure is read against :func:`peak`: the FMA peak of one core for
 the instruction set the kernels were compiled for (``coinfer.kernels.isa()``),
@@ -25,7 +29,7 @@ from ...kernels import layout, target
 @dataclass(frozen=True)
 class Layer:
     name: str
-    kind: str  # "conv" | "maxpool" | "fc"
+    kind: str  # "conv" | "maxpool" | "fc", or one of OP_KINDS
     c: int = 0
     h: int = 0
     w: int = 0
@@ -39,14 +43,18 @@ class Layer:
     def out_shape(self) -> tuple:
         if self.kind == "fc":
             return (1, self.fc_out)
+        if self.kind in OP_KINDS:
+            return _op_out_shape(self)
         ho = (self.h + 2 * self.pad - self.r) // self.stride + 1
         wo = (self.w + 2 * self.pad - self.r) // self.stride + 1
         return (1, self.k, ho, wo)
 
     def flops(self) -> float:
-        """2*MACs for conv and FC; one op per window element for pooling."""
+        """2*MACs for conv and FC; one op per window element for pooling; see :func:`_op_flops`."""
         if self.kind == "fc":
             return 2.0 * self.fc_in * self.fc_out
+        if self.kind in OP_KINDS:
+            return _op_flops(self)
         _, k, ho, wo = self.out_shape()
         if self.kind == "conv":
             return 2.0 * k * ho * wo * self.c * self.r * self.r
@@ -55,6 +63,8 @@ class Layer:
     def describe(self) -> str:
         if self.kind == "fc":
             return f"{self.fc_in}->{self.fc_out}"
+        if self.kind in OP_KINDS:
+            return _op_describe(self)
         return f"{self.c}x{self.h}x{self.w} k{self.k} {self.r}x{self.r}/{self.stride} p{self.pad}"
 
 
@@ -84,10 +94,171 @@ LAYERS: list[Layer] = [
 
 CONV_LAYERS = [lay for lay in LAYERS if lay.kind == "conv"]
 
+# --- the other ops: pools, depthwise conv, LRN, softmax and the element-wise ops ---------------
+
+#: Layer kinds beyond conv, max pool and FC, each timed like the rest against onnxruntime.
+OP_KINDS = ("avgpool", "globalavgpool", "depthwise", "lrn", "softmax", "relu", "clip", "add", "concat")
+
+OP_LAYERS: list[Layer] = [
+    Layer("vgg16.pool1", "maxpool", 64, 224, 224, 64, 2, 2, 0),
+    Layer("resnet18.pool1", "maxpool", 64, 112, 112, 64, 3, 2, 1),
+    # Inception-v3's mixed-block pool branch: 3x3/1, pad 1 (excluded from the divisor).
+    Layer("inception3.mixed5b.avgpool", "avgpool", 192, 35, 35, 192, 3, 1, 1),
+    Layer("squeezenet.pool10", "globalavgpool", 1000, 13, 13, 1000),
+    Layer("mobilenet_v1.pool", "globalavgpool", 1024, 7, 7, 1024),
+    Layer("mobilenet_v1.conv2_dw", "depthwise", 32, 112, 112, 32, 3, 1, 1),
+    Layer("mobilenet_v1.conv3_dw", "depthwise", 64, 112, 112, 64, 3, 2, 1),
+    Layer("mobilenet_v1.conv8_dw", "depthwise", 512, 14, 14, 512, 3, 1, 1),
+    Layer("mobilenet_v1.conv13_dw", "depthwise", 512, 14, 14, 512, 3, 2, 1),
+    Layer("alexnet.norm1", "lrn", 96, 55, 55, 96, 5),  # r: the LRN size
+    Layer("alexnet.prob", "softmax", fc_out=1000),
+    Layer("vgg16.relu1_1", "relu", 64, 224, 224, 64),
+    Layer("mobilenet_v1.conv2_dw_relu6", "clip", 32, 112, 112, 32),
+    Layer("resnet18.layer1_0_add", "add", 64, 56, 56, 64),
+    Layer("squeezenet.fire2_concat", "concat", 64, 55, 55, 128),  # two inputs of c channels
+]
+LAYERS += OP_LAYERS
+
+
+def _op_out_shape(lay: Layer) -> tuple:
+    if lay.kind in ("avgpool", "depthwise"):
+        ho = (lay.h + 2 * lay.pad - lay.r) // lay.stride + 1
+        wo = (lay.w + 2 * lay.pad - lay.r) // lay.stride + 1
+        return (1, lay.k, ho, wo)
+    if lay.kind == "globalavgpool":
+        return (1, lay.c, 1, 1)
+    if lay.kind == "softmax":
+        return (1, lay.fc_out)
+    if lay.kind == "concat":
+        return (1, 2 * lay.c, lay.h, lay.w)
+    return (1, lay.c, lay.h, lay.w)
+
+
+def _op_flops(lay: Layer) -> float:
+    """Work counted per op: 2*MACs (depthwise); one op per window element (pools); per element
+    2*size + 3 (LRN), 4 (softmax: max, subtract-exp, sum, scale), 1 (element-wise, concat)."""
+    n = float(np.prod(_op_out_shape(lay)))
+    if lay.kind == "depthwise":
+        return 2.0 * n * lay.r * lay.r
+    if lay.kind == "avgpool":
+        return n * lay.r * lay.r
+    if lay.kind == "globalavgpool":
+        return float(lay.c * lay.h * lay.w)
+    if lay.kind == "lrn":
+        return n * (2 * lay.r + 3)
+    if lay.kind == "softmax":
+        return 4.0 * n
+    return n
+
+
+def _op_describe(lay: Layer) -> str:
+    if lay.kind == "softmax":
+        return f"{lay.fc_out} logits"
+    if lay.kind in ("avgpool", "depthwise"):
+        return f"{lay.c}x{lay.h}x{lay.w} {lay.r}x{lay.r}/{lay.stride} p{lay.pad}"
+    if lay.kind == "lrn":
+        return f"{lay.c}x{lay.h}x{lay.w} size {lay.r}"
+    if lay.kind == "concat":
+        return f"2 x {lay.c}x{lay.h}x{lay.w}"
+    return f"{lay.c}x{lay.h}x{lay.w}"
+
+
+def _op_inputs(lay: Layer, rng) -> dict:
+    if lay.kind == "softmax":
+        return {"x": 4 * rng.standard_normal((1, lay.fc_out), dtype=np.float32)}
+    x = rng.standard_normal((1, lay.c, lay.h, lay.w), dtype=np.float32)
+    if lay.kind in ("add", "concat"):
+        return {"x": x, "x2": rng.standard_normal(x.shape, dtype=np.float32)}
+    if lay.kind == "depthwise":
+        w = rng.standard_normal((lay.k, 1, lay.r, lay.r), dtype=np.float32) * np.float32(1.0 / lay.r)
+        return {"x": x, "w": w, "b": rng.standard_normal(lay.k, dtype=np.float32) * np.float32(0.1)}
+    return {"x": x}
+
+
+def _op_node(lay: Layer, inputs: dict):
+    """(ONNX node, initializers, opset) of an OP_LAYERS layer."""
+    from onnx import helper, numpy_helper
+
+    names = ["x", "x2"] if "x2" in inputs else ["x"]
+    if lay.kind == "avgpool":
+        return helper.make_node("AveragePool", names, ["y"], kernel_shape=[lay.r, lay.r],
+                                strides=[lay.stride] * 2, pads=[lay.pad] * 4), [], 17
+    if lay.kind == "globalavgpool":
+        return helper.make_node("GlobalAveragePool", names, ["y"]), [], 17
+    if lay.kind == "depthwise":
+        inits = [numpy_helper.from_array(inputs["w"], "w"), numpy_helper.from_array(inputs["b"], "b")]
+        return helper.make_node("Conv", ["x", "w", "b"], ["y"], kernel_shape=[lay.r, lay.r],
+                                strides=[lay.stride] * 2, pads=[lay.pad] * 4, group=lay.c), inits, 17
+    if lay.kind == "lrn":
+        return helper.make_node("LRN", names, ["y"], size=lay.r, alpha=1e-4, beta=0.75, bias=1.0), [], 17
+    if lay.kind == "softmax":
+        return helper.make_node("Softmax", names, ["y"], axis=1), [], 17
+    if lay.kind == "relu":
+        return helper.make_node("Relu", names, ["y"]), [], 17
+    if lay.kind == "clip":
+        inits = [numpy_helper.from_array(np.float32(0.0), "lo"), numpy_helper.from_array(np.float32(6.0), "hi")]
+        return helper.make_node("Clip", ["x", "lo", "hi"], ["y"]), inits, 17
+    if lay.kind == "add":
+        return helper.make_node("Add", names, ["y"]), [], 17
+    return helper.make_node("Concat", names, ["y"], axis=1), [], 17
+
+
+def _op_buffer_runner(lay: Layer, inputs: dict):
+    x = inputs["x"]
+    out = np.empty(lay.out_shape(), np.float32)
+    if lay.kind == "avgpool":
+        return lambda: kb.avg_pool2d(x, lay.r, stride=lay.stride, padding=lay.pad, out=out)
+    if lay.kind == "globalavgpool":
+        return lambda: kb.global_avg_pool(x, out=out)
+    if lay.kind == "depthwise":
+        w, b = inputs["w"], inputs["b"]
+        return lambda: kb.conv2d(x, w, b, stride=lay.stride, padding=lay.pad, groups=lay.c, out=out)
+    if lay.kind == "lrn":
+        return lambda: kb.lrn(x, size=lay.r, alpha=1e-4, beta=0.75, k=1.0, out=out)
+    if lay.kind == "softmax":
+        return lambda: kb.softmax(x, axis=1, out=out)
+    if lay.kind == "relu":
+        return lambda: kb.relu(x, out=out)
+    if lay.kind == "clip":
+        return lambda: kb.clip(x, min=0.0, max=6.0, out=out)
+    x2 = inputs["x2"]
+    if lay.kind == "add":
+        return lambda: kb.add(x, x2, out=out)
+    return lambda: kb.concat([x, x2], axis=1, out=out)
+
+
+def _op_image_runner(lay: Layer, inputs: dict):
+    x = inputs["x"]
+    if lay.kind == "softmax":
+        xi = layout.to_image(x.reshape(1, lay.fc_out, 1, 1))
+        out = np.zeros(xi.shape, np.float32)
+        return lambda: ki.softmax(xi, lay.fc_out, out)
+    xi = layout.to_image(x)
+    out = np.zeros(layout.image_shape(lay.out_shape()), np.float32)
+    if lay.kind == "avgpool":
+        return lambda: ki.avg_pool2d(xi, lay.r, stride=lay.stride, padding=lay.pad, out=out)
+    if lay.kind == "globalavgpool":
+        return lambda: ki.global_avg_pool(xi, out=out)
+    if lay.kind == "depthwise":
+        wi, b = layout.depthwise_to_image(inputs["w"]), inputs["b"]
+        return lambda: ki.conv2d(xi, wi, b, stride=lay.stride, padding=lay.pad, groups=lay.c, out=out)
+    if lay.kind == "lrn":
+        return lambda: ki.lrn(xi, lay.c, size=lay.r, alpha=1e-4, beta=0.75, k=1.0, out=out)
+    if lay.kind == "relu":
+        return lambda: ki.relu(xi, out=out)
+    if lay.kind == "clip":
+        return lambda: ki.clip(xi, min=0.0, max=6.0, out=out)
+    xi2 = layout.to_image(inputs["x2"])
+    if lay.kind == "add":
+        return lambda: ki.add(xi, xi2, out=out)
+    return lambda: ki.concat([xi, xi2], [lay.c, lay.c], out)
+
 
 def make_inputs(layer: Layer, seed: int = 0) -> dict:
     """Float32 inputs in buffer layout, batch 1: x, and w/b where the layer has them."""
     rng = np.random.default_rng(seed)
+    if layer.kind in OP_KINDS:
+        return _op_inputs(layer, rng)
     if layer.kind == "fc":
         return {
             "x": rng.standard_normal((1, layer.fc_in), dtype=np.float32),
@@ -110,6 +281,15 @@ def _onnx_model(layer: Layer, inputs: dict):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, list(inputs["x"].shape))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(layer.out_shape()))
     inits = []
+    if layer.kind in OP_KINDS:
+        node, inits, opset = _op_node(layer, inputs)
+        ins = [x] + ([helper.make_tensor_value_info("x2", TensorProto.FLOAT, list(inputs["x2"].shape))]
+                     if "x2" in inputs else [])
+        model = helper.make_model(helper.make_graph([node], layer.name, ins, [y], initializer=inits),
+                                  opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
     if layer.kind == "conv":
         inits = [numpy_helper.from_array(inputs["w"], "w"), numpy_helper.from_array(inputs["b"], "b")]
         node = helper.make_node(
@@ -142,7 +322,7 @@ def ort_runner(layer: Layer, inputs: dict):
     sess = ort.InferenceSession(
         _onnx_model(layer, inputs).SerializeToString(), opts, providers=["CPUExecutionProvider"]
     )
-    feed = {"x": inputs["x"]}
+    feed = {name: inputs[name] for name in ("x", "x2") if name in inputs}
     return lambda: sess.run(None, feed)[0]
 
 
@@ -160,6 +340,8 @@ def ours_runner(layer: Layer, inputs: dict, layout: str = "buffer"):
 
 
 def _buffer_runner(layer, inputs):
+    if layer.kind in OP_KINDS:
+        return _op_buffer_runner(layer, inputs)
     x = inputs["x"]
     out = np.empty(layer.out_shape(), np.float32)
     if layer.kind == "conv":
@@ -172,6 +354,8 @@ def _buffer_runner(layer, inputs):
 
 
 def _image_runner(layer, inputs):
+    if layer.kind in OP_KINDS:
+        return _op_image_runner(layer, inputs)
     if layer.kind == "fc":
         n, k = inputs["x"].shape
         x_img = layout.to_image(inputs["x"].reshape(n, k, 1, 1))
@@ -270,6 +454,9 @@ def call_every_kernel() -> None:
     kb.softmax(r(2, 10))
     ki.softmax(layout.to_image(r(2, 10, 1, 1)), 10)
     kb.resize(x, (12, 20))
+    kb.resize(x, (4, 10), mode="area")
+    ki.softmax(xi, 8, axis=3)  # softmax off the channels (the loop the buffer softmax runs)
+    ki.conv2d(xi, layout.depthwise_to_image(r(16, 1, 3, 3)), groups=8, out_channels=16, padding=1)
 
 
 def cold_compile_seconds(env: dict | None = None) -> float:

@@ -161,8 +161,7 @@ def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, rel
     cg = c // groups
     hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
     if cg == 1 and groups == c:
-        planes = _buffer("planes", sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
-        conv_depthwise(x, w, b, out, planes, *geometry, *region, relu)
+        conv_depthwise(x, w, b, out, geometry, region, relu)
         return
     one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
     planes = _buffer("planes", 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)

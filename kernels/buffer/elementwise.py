@@ -12,9 +12,9 @@ serves every rank and region:
 
 Concat copies, for each input, the block of it that falls inside the output
 region into its place in the output, through 4-D views in which each block's
-rows are contiguous runs.  Infinite clip bounds never reach a kernel
-(fastmath assumes finite values): a missing bound is a flag instead, and
-min >= max is a fill with max.
+rows are contiguous runs.  Clip is ``min(max(x, min), max)``, so every value
+is max when min >= max (ONNX) and a NaN stays NaN; a missing (infinite) bound
+is skipped.  NaN propagates through every op here (the reference's rule).
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from .._rowloops import clamp_rows as _clamp
 __all__ = ["relu", "clip", "add", "concat"]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, cache=True)
 def _copy_block(src, dst, idx):
     """dst[d + k] = src[s + k] for every 4-D index k < ln, where idx = (s, d, ln) (3 x 4 int64)."""
     # Scalars first: the inner loop then reads no index array, so it vectorises.
@@ -85,12 +85,7 @@ def _clamp_call(op, x, lo, hi, out, rows, channels):
     out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (b0, b1, e0, e1) = _view3(x.shape, reg)
     out3 = out.reshape(shape3)
-    if lo >= hi:
-        # Every value is max (ONNX: min(max(x, min), max)), NaN stays NaN; this also
-        # keeps infinite bounds out of the kernel.
-        xs = x.reshape(shape3)[:, b0:b1, e0:e1]
-        out3[:, b0:b1, e0:e1] = np.where(np.isnan(xs), xs, np.float32(hi))
-        return out
+    # min(max(x, lo), hi): every value is max when min >= max (ONNX), NaN stays NaN.
     use_lo, use_hi = lo > -np.inf, hi < np.inf
     _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0), np.float32(hi if use_hi else 0.0),
            bool(use_lo), bool(use_hi), b0, b1, e0, e1)
@@ -107,7 +102,7 @@ def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
 
 
 def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None) -> np.ndarray:  # noqa: A002
-    """ONNX Clip: min(max(x, min), max) elementwise (so all ``max`` when min > max).
+    """ONNX Clip: min(max(x, min), max) elementwise (so all ``max`` when min > max; NaN stays NaN).
 
     ``out`` may be ``x`` itself; ``rows`` / ``channels`` as for :func:`relu`.
     ReLU6 is ``clip(x, min=0, max=6)``.

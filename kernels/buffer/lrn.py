@@ -2,53 +2,18 @@
 
 For channel c the window is [c - floor((size-1)/2), c + ceil((size-1)/2)],
 clipped to the tensor, and ``y = x / (k + alpha/size * sum(x^2 over window))^beta``.
-The window sum slides along the channels, one running row of W sums per
-(n, h), kept in float64 so adding and removing squares does not drift.
+Each output sums its window's squares directly (``coinfer.kernels._lrn``), so
+NaN and inf reach only the channels whose window holds them, and channel
+regions reproduce the whole output bit for bit.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .. import _lrn
 from .. import args as _args
 
 __all__ = ["lrn"]
-
-
-@njit(nogil=True, fastmath=True, cache=True)
-def _lrn(x, out, size, alpha, beta, k, r0, r1, c0, c1):
-    nb, nc, _, w = x.shape
-    lo = (size - 1) // 2
-    hi = size // 2
-    scale = alpha / size
-    acc = np.empty(w, np.float64)
-    for n in range(nb):
-        for h in range(r0, r1):
-            # Window sum for channel c0.
-            for i in range(w):
-                acc[i] = 0.0
-            for c in range(max(c0 - lo, 0), min(c0 + hi + 1, nc)):
-                xrow = x[n, c, h]
-                for i in range(w):
-                    acc[i] += xrow[i] * xrow[i]
-            for c in range(c0, c1):
-                xrow = x[n, c, h]
-                orow = out[n, c, h]
-                for i in range(w):
-                    orow[i] = xrow[i] * (k + scale * acc[i]) ** (-beta)
-                enter = c + 1 + hi
-                leave = c - lo
-                if enter < nc:
-                    xr = x[n, enter, h]
-                    for i in range(w):
-                        acc[i] += xr[i] * xr[i]
-                if leave >= 0:
-                    xr = x[n, leave, h]
-                    for i in range(w):
-                        acc[i] -= xr[i] * xr[i]
-                    # Guard the running sum against rounding below zero.
-                    for i in range(w):
-                        acc[i] = max(acc[i], 0.0)
 
 
 def _number(op, name, v, positive=False) -> float:
@@ -78,5 +43,6 @@ def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None, channel
     c0, c1 = _args.region(op, "channels", channels, shape[1])
     # out may not overlap x: the window reads neighbouring channels.
     out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, shape[2], 0, shape[1]), (x,), names=("x",))
-    _lrn(x, out, int(size), alpha, beta, k, r0, r1, c0, c1)
+    if r0 < r1 and c0 < c1:
+        _lrn.lrn_planes(x, out, int(size), alpha, beta, k, (r0, r1, c0, c1))
     return out

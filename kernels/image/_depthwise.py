@@ -1,108 +1,117 @@
-"""Jitted depthwise conv2d kernel on image tensors: one call computes one output region.
+"""Depthwise conv2d on image tensors (one input channel per group, any channel multiplier).
 
-Same region contract as ``_conv_tiles``: output rows ``[r0, r1)`` by channel
-blocks ``[b0, b1)``, from an input image already padded by the caller.  Each
-channel has its own filter, so there is no reduction over channels; the
-kernel works on whole output rows of one channel block.
+The filter is ``(OCB, KH, KW, 4)`` from ``layout.depthwise_to_image`` of the ONNX
+weights ``(OC, 1, KH, KW)``: output channel m, filter lane m % 4 of block m // 4,
+reads input channel ``m // multiplier`` with ``multiplier = OC / C``.  The true
+channel counts come from ``groups`` (C) and ``out_channels`` (OC, else the
+length of ``bias``, else C); without ``groups`` the multiplier is 1.
+
+The loops are ``coinfer.kernels._depthwise`` on texel planes.  With a
+multiplier above 1 an output texel's lanes read different input channels, so
+the input rows the region needs are first gathered into an image whose
+channel m is input channel ``m // multiplier`` (a copy, in numpy).  Padding
+lanes of the last output block are exact zeros.
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-_LOWEST = np.float32(np.finfo(np.float32).min)
+from .. import _depthwise
+from .. import args as _args
+from . import _common
+
+__all__ = ["conv2d"]
+
+_OP = "conv2d"
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def _fold_taps(acc, src, s0, sstep, wrow, w0, wstep, taps, n):
-    """acc[q] += sum_j src[s0 + j*sstep + q] * wrow[w0 + j*wstep + q] for q < n, j < taps.
+def _channels(x, w, bias, groups, out_channels):
+    """Checked (C or None, OC, multiplier) of a depthwise conv with filter ``w``."""
+    cb, ocb = x.shape[2], w.shape[0]
+    c = None if groups is None else _common.channels_of(_OP, "groups", groups, cb)
+    if out_channels is None and isinstance(bias, np.ndarray) and bias.ndim == 1:
+        out_channels = bias.shape[0]
+    if c is None or (out_channels is None and ocb == cb):
+        if ocb != cb:
+            raise ValueError(
+                f"{_OP}: depthwise filter must have {cb} channel blocks like x, got shape {w.shape} "
+                "(a channel multiplier needs groups=C and out_channels)"
+            )
+        oc = _common.channels_of(_OP, "out_channels", out_channels, ocb, c if c is not None else 4 * cb)
+        if c is not None and oc != c:
+            raise ValueError(f"{_OP}: depthwise out_channels {oc} must equal groups {c} times the channel "
+                             f"multiplier (1 for a filter of {ocb} blocks like x)")
+        return c, oc, 1
+    if out_channels is None:
+        raise TypeError(f"{_OP}: out_channels is required for a depthwise filter of {ocb} blocks on "
+                        f"{c} input channels (a channel multiplier)")
+    oc = _common.integer(_OP, "out_channels", out_channels)
+    if oc % c:
+        raise ValueError(f"{_OP}: depthwise out_channels {oc} must equal groups {c} times the channel multiplier")
+    if ocb != -(-oc // 4):
+        raise ValueError(
+            f"{_OP}: depthwise filter must have {-(-oc // 4)} channel blocks for {oc} output channels, "
+            f"got shape {w.shape}"
+        )
+    return c, oc, oc // c
 
-    The taps of one kernel row over a row of texels, three per pass so that
-    each pass loads and stores the accumulator row once.
+
+def _gathered(x, c, mult, ocb, rows):
+    """Input rows [lo, hi) as an image of ``ocb`` blocks whose channel m is x's channel m // mult."""
+    lo, hi = rows
+    nb, _, cb, wd, _ = x.shape
+    lanes = x[:, lo:hi].transpose(0, 1, 3, 2, 4).reshape(nb, hi - lo, wd, cb * 4)
+    src = np.arange(ocb * 4) // mult
+    g = np.where(src < c, lanes[..., np.minimum(src, c - 1)], np.float32(0.0))
+    return np.ascontiguousarray(g.reshape(nb, hi - lo, wd, ocb, 4).transpose(0, 1, 3, 2, 4), np.float32)
+
+
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, relu=False, out=None,
+           rows=None, channels=None, out_channels=None) -> np.ndarray:
+    """Depthwise ONNX Conv of an image x (N, H, CB, W, 4) with a filter (OCB, KH, KW, 4).
+
+    ``groups`` is the true input channel count C (optional when OC = C);
+    ``out_channels`` the true OC = multiplier * C.  Regions and the other
+    arguments as in ``image.conv2d``.
     """
-    j = 0
-    while j + 3 <= taps:
-        a = s0 + j * sstep
-        b = w0 + j * wstep
-        for q in range(n):
-            acc[q] += (src[np.uint64(a + q)] * wrow[np.uint64(b + q)]
-                       + src[np.uint64(a + sstep + q)] * wrow[np.uint64(b + wstep + q)]
-                       + src[np.uint64(a + 2 * sstep + q)] * wrow[np.uint64(b + 2 * wstep + q)])
-        j += 3
-    while j < taps:
-        a = s0 + j * sstep
-        b = w0 + j * wstep
-        for q in range(n):
-            acc[q] += src[np.uint64(a + q)] * wrow[np.uint64(b + q)]
-        j += 1
+    from .conv import conv_output_size  # conv imports this module
 
-
-@njit(nogil=True, fastmath=True, cache=True)
-def depthwise_region(x, w, bias, out, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, relu):
-    """Depthwise conv (one filter per channel) of the same region; w is (CB, KH, KW, 4).
-
-    Works on whole output rows of one channel block: each tap adds a run of
-    input texels times the tap's filter texel, repeated along the row (built
-    once per block, like the bias), into a row accumulator.  With a column
-    stride > 1 each input row is first split by column phase (column ``c``
-    to phase ``c % sw``, slot ``c // sw``) so that a tap's texels are again
-    one run.
-    """
-    nb, xh, cb, xw, _ = x.shape
-    _, kh, kw, _ = w.shape
-    ow = out.shape[3]
-    ow4 = ow * 4
-    taps = kh * kw
-    xf = x.reshape(x.size)
-    wf = w.reshape(w.size)
-    of = out.reshape(out.size)
-    lo = np.float32(0.0) if relu else _LOWEST
-    slots = (xw + sw - 1) // sw  # texels per phase
-    phased = np.empty(sw * slots * 4, np.float32)
-    wrow = np.empty(taps * ow4, np.float32)
-    acc = np.empty(ow4, np.float32)
-    brow = np.empty(ow4, np.float32)
-    for b in range(b0, b1):
-        for tp in range(taps):
-            for q in range(ow4):
-                wrow[tp * ow4 + q] = wf[(b * taps + tp) * 4 + (q & 3)]
-        for q in range(ow4):
-            brow[q] = bias[4 * b + (q & 3)]
-        for n in range(nb):
-            for oh in range(r0, r1):
-                for q in range(ow4):
-                    acc[q] = 0.0
-                for i in range(kh):
-                    ih = row0 + (oh - r0) * sh + i * dh
-                    row = ((n * xh + ih) * cb + b) * xw * 4
-                    if sw > 1:
-                        for ph in range(sw):
-                            for m in range((xw - ph + sw - 1) // sw):
-                                src = np.uint64(row + 4 * (m * sw + ph))
-                                d = np.uint64((ph * slots + m) * 4)
-                                v0 = xf[src]
-                                v1 = xf[src + 1]
-                                v2 = xf[src + 2]
-                                v3 = xf[src + 3]
-                                phased[d] = v0
-                                phased[d + 1] = v1
-                                phased[d + 2] = v2
-                                phased[d + 3] = v3
-                    if sw == 1:
-                        _fold_taps(acc, xf, row, dw * 4, wrow, i * kw * ow4, ow4, kw, ow4)
-                    else:
-                        for j in range(kw):
-                            col = j * dw
-                            start = ((col % sw) * slots + col // sw) * 4
-                            _fold_taps(acc, phased, start, 0, wrow, (i * kw + j) * ow4, 0, 1, ow4)
-                orow = (((n * out.shape[1] + oh) * out.shape[2] + b) * ow) * 4
-                for q in range(ow4):
-                    of[np.uint64(orow + q)] = max(acc[q] + brow[q], lo)
-    # Padding lanes of the last block are exact zeros.
-    last = (oc - 1) // 4
-    if oc % 4 and b0 <= last < b1:
-        for n in range(nb):
-            for oh in range(r0, r1):
-                for col in range(ow):
-                    for k in range(oc - 4 * last, 4):
-                        out[n, oh, last, col, k] = 0.0
+    x = _common.image(_OP, "x", x)
+    w = _args.array(_OP, "w", w, 4)
+    if w.shape[-1] != 4 or min(w.shape) < 1:
+        raise ValueError(f"{_OP}: w must end in a texel axis of 4 and have no empty axis, got {w.shape}")
+    c, oc, mult = _channels(x, w, bias, groups, out_channels)
+    ocb = w.shape[0]
+    bias_p = _common.bias_vector(_OP, bias, oc, ocb)
+    relu = _common.flag(_OP, "relu", relu)
+    sh, sw = _args.pair(_OP, "stride", stride)
+    dh, dw = _args.pair(_OP, "dilation", dilation)
+    pt, pl, pb, pr = _args.padding4(_OP, padding)
+    kh, kw = w.shape[1], w.shape[2]
+    nb, h, cb, wd, _ = x.shape
+    oh = conv_output_size(h, kh, sh, dh, pt, pb)
+    ow = conv_output_size(wd, kw, sw, dw, pl, pr)
+    if oh < 1 or ow < 1:
+        raise ValueError(
+            f"{_OP}: kernel {(kh, kw)} with dilation {(dh, dw)} does not fit input "
+            f"{(h, wd)} with padding {(pt, pl, pb, pr)}"
+        )
+    r0, r1 = _args.region(_OP, "rows", rows, oh)
+    b0, b1 = _common.block_region(_OP, channels, ocb, oc)
+    shape = (nb, oh, ocb, ow, 4)
+    out = _args.output(_OP, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb), (x,), names=("x",))
+    if r0 == r1 or b0 == b1:
+        return out
+    if mult > 1:
+        lo = max(0, r0 * sh - pt)
+        hi = min(h, (r1 - 1) * sh - pt + dh * (kh - 1) + 1)
+        if hi <= lo:  # the region reads only padding
+            lo, hi = 0, 1
+        x, pt, h = _gathered(x, c, mult, ocb, (lo, hi)), pt + lo, hi - lo
+    planes = (nb, (h * x.shape[2] * wd * 4, wd * 4, x.shape[2] * wd * 4),
+              (oh * ocb * ow * 4, ow * 4, ocb * ow * 4), h, wd, oh, ow)
+    _depthwise.depthwise(x, w, bias_p, out, 4, 1, planes, (kh, kw), (sh, sw), (dh, dw), (pt, pl), relu,
+                         (r0, r1, b0, b1))
+    if oc % 4 and b1 == ocb:  # padding lanes are exact zeros
+        out[:, r0:r1, ocb - 1, :, oc % 4:] = 0.0
+    return out

@@ -20,9 +20,9 @@ import numpy as np
 
 from .. import args as _args
 from . import _common
+from . import _depthwise, _grouped
 from ..buffer._conv_simd import aligned_empty
 from ._conv_tiles import GROUP, conv_region, pack_filter
-from ._depthwise import depthwise_region
 
 __all__ = ["conv2d", "conv_output_size", "prepack_filter", "PackedFilter"]
 
@@ -133,6 +133,12 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     """
     op = "conv2d"
     x = _common.image(op, "x", x)
+    kw_ = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, relu=relu, out=out,
+               rows=rows, channels=channels, out_channels=out_channels)
+    if isinstance(w, np.ndarray) and w.ndim == 4:  # depthwise, any channel multiplier
+        return _depthwise.conv2d(x, w, bias, **kw_)
+    if isinstance(w, np.ndarray) and w.ndim == 5 and groups not in (None, 1):  # grouped
+        return _grouped.conv2d(x, w, bias, **kw_)
     w, depthwise, ocb, oc_default = _filter(op, x, w, groups)
     if out_channels is None and bias is not None and isinstance(bias, np.ndarray) and bias.ndim == 1:
         out_channels = bias.shape[0]
@@ -161,9 +167,6 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     if r0 == r1 or b0 == b1:
         return out
     xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)
-    if depthwise:
-        depthwise_region(xin, w, bias_p, out, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, int(relu))
-        return out
     packed = w if isinstance(w, PackedFilter) else prepack_filter(w)
     groups = packed.data.shape[0]
     bias16 = aligned_empty(groups * GROUP)

@@ -15,7 +15,8 @@ zeroes them explicitly, so it needs the true channel count then.
 Concat joins images along channels: ``channels`` gives each input's true
 channel count, and an input that starts inside a texel is repacked lane by
 lane, so the output has ``ceil(sum/4)`` blocks with zero padding lanes.
-Infinite clip bounds never reach a kernel (fastmath assumes finite values).
+A missing (infinite) clip bound is a flag rather than a comparison.  NaN
+propagates through every op here (the reference's rule).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from . import _common
 __all__ = ["relu", "clip", "add", "concat"]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
+@njit(nogil=True, cache=True)
 def _copy_channels(x, out, s0, d0, cnt, r0, r1):
     """out channels [d0, d0+cnt) = x channels [s0, s0+cnt) on rows [r0, r1); other lanes untouched.
 
@@ -59,11 +60,6 @@ def _copy_channels(x, out, s0, d0, cnt, r0, r1):
                 k = d & 3
                 for i in range(w):
                     ot[i, k] = xt[i, sl]
-
-
-def _same_out(op, out, shape, *inputs):
-    """New whole output, or the checked ``out``, which may be an input itself (used by softmax too)."""
-    return _args.output(op, out, shape, True, inputs, in_place=True)
 
 
 def _region(op, shape, rows, channels):
@@ -120,7 +116,7 @@ def _true_channels(op, c, channels, cb, b1, keeps_zero):
 
 
 def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=None) -> np.ndarray:  # noqa: A002
-    """ONNX Clip on an image: min(max(x, min), max) (so all ``max`` when min >= max).
+    """ONNX Clip on an image: min(max(x, min), max) (so all ``max`` when min >= max; NaN stays NaN).
 
     ReLU6 is ``clip(x, min=0, max=6)``.  ``out`` may be ``x`` itself; ``rows`` /
     ``channels`` as for :func:`relu`.  Padding lanes stay zero: when 0 lies
@@ -143,15 +139,10 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     if v0 >= v1 or e0 >= e1:
         return out
     out3 = out.reshape(shape3)
-    if lo >= hi:
-        # Every value is max (ONNX: min(max(x, min), max)), NaN stays NaN; this also
-        # keeps infinite bounds out of the kernel.
-        xs = x.reshape(shape3)[:, v0:v1, e0:e1]
-        out3[:, v0:v1, e0:e1] = np.where(np.isnan(xs), xs, np.float32(hi))
-    else:
-        use_lo, use_hi = lo > -np.inf, hi < np.inf
-        _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
-               np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
+    # min(max(x, lo), hi): every value is max when min >= max (ONNX), NaN stays NaN.
+    use_lo, use_hi = lo > -np.inf, hi < np.inf
+    _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
+           np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
     if not keeps_zero and nc is not None and nc % 4 and b1 == cb:
         out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
     return out
@@ -176,15 +167,18 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
     return out
 
 
-def concat(xs, channels, out=None, *, rows=None, out_region=None) -> np.ndarray:
-    """Join images (N, H, CB_i, W, 4) along channels -> (N, H, ceil(sum/4), W, 4).
+def concat(xs, channels, out=None, *, axis=1, rows=None, out_region=None) -> np.ndarray:
+    """Join images (N, H, CB_i, W, 4) along NCHW ``axis`` (negative counts from the end of 4).
 
     ``channels`` lists the true channel count of every input (each must fit its
-    blocks).  ``rows=(r0, r1)`` and ``out_region=(c0, c1)`` (output channels,
-    multiples of 4 except that c1 may be the total channel count) compute only
-    that region of the output, which may span several inputs; other cells of
-    ``out`` are untouched, and a new output is zero outside the region.
-    Padding lanes of the output are zero.
+    blocks).  Along channels (axis 1) the output has ``ceil(sum/4)`` blocks and an
+    input that starts inside a texel is repacked lane by lane; along N, H or W
+    (axis 0, 2, 3) every input has the same channels and the other sizes, and
+    whole texels are copied.  ``rows=(r0, r1)`` and ``out_region=(c0, c1)``
+    (output channels, multiples of 4 except that c1 may be the total channel
+    count) compute only that region of the output, which may span several
+    inputs; other cells of ``out`` are untouched, and a new output is zero
+    outside the region.  Padding lanes of the output are zero.
     """
     op = "concat"
     if not isinstance(xs, (list, tuple)) or len(xs) == 0:
@@ -196,6 +190,13 @@ def concat(xs, channels, out=None, *, rows=None, out_region=None) -> np.ndarray:
         )
     counts = [_common.channels_of(op, f"channels[{i}]", c, x.shape[2])
               for i, (c, x) in enumerate(zip(channels, xs))]
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -4 <= axis < 4:
+        raise ValueError(f"{op}: axis must be in [-4, 3] (an axis of the NCHW tensors), got {axis}")
+    axis = int(axis) % 4
+    if axis != 1:
+        return _concat_spatial(op, xs, counts, axis, out, rows, out_region)
     n, h, _, w, _ = xs[0].shape
     for i, x in enumerate(xs):
         if (x.shape[0], x.shape[1], x.shape[3]) != (n, h, w):
@@ -219,4 +220,46 @@ def concat(xs, channels, out=None, *, rows=None, out_region=None) -> np.ndarray:
         start += c
     if total % 4 and c1 == total:
         out[:, r0:r1, blocks - 1, :, total % 4:] = 0.0
+    return out
+
+
+def _concat_spatial(op, xs, counts, axis, out, rows, out_region):
+    """Concat along N (0), H (2) or W (3): whole texels of equal-channel images."""
+    dim = {0: 0, 2: 1, 3: 3}[axis]  # the image axis joined
+    base = xs[0].shape
+    for i, (x, c) in enumerate(zip(xs, counts)):
+        if c != counts[0]:
+            raise ValueError(
+                f"{op}: along axis {axis} every input needs the channels of xs[0] ({counts[0]}), "
+                f"got channels[{i}]={c}"
+            )
+        if any(x.shape[d] != base[d] for d in range(4) if d != dim):
+            raise ValueError(
+                f"{op}: xs[{i}] shape {x.shape} does not match xs[0] {base} off the joined axis {axis}"
+            )
+    shape = list(base)
+    shape[dim] = sum(x.shape[dim] for x in xs)
+    shape = tuple(shape)
+    nc, cb = counts[0], base[2]
+    r0, r1 = _args.region(op, "rows", rows, shape[1])
+    c0, c1 = _args.region(op, "out_region", out_region, nc, multiple=4)
+    b0, b1 = c0 // 4, (c1 + 3) // 4
+    out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, shape[1], 0, nc), xs,
+                       names=[f"xs[{i}]" for i in range(len(xs))])
+    if r0 >= r1 or b0 >= b1:
+        return out
+    off = 0
+    for x in xs:
+        k = x.shape[dim]
+        if axis == 0:
+            out[off:off + k, r0:r1, b0:b1] = x[:, r0:r1, b0:b1]
+        elif axis == 2:
+            lo, hi = max(r0, off), min(r1, off + k)
+            if lo < hi:
+                out[:, lo:hi, b0:b1] = x[:, lo - off:hi - off, b0:b1]
+        else:
+            out[:, r0:r1, b0:b1, off:off + k] = x[:, r0:r1, b0:b1]
+        off += k
+    if nc % 4 and b1 == cb:  # padding lanes are exact zeros
+        out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
     return out

@@ -1,28 +1,37 @@
-"""Softmax over channels on image tensors (ONNX Softmax along axis 1).
+"""Softmax along any axis on image tensors (ONNX Softmax, opset 13).
 
-Each pixel (n, h, w) is normalised over its ``c`` true channels, which lie in
-lanes ``c % 4`` of blocks ``c // 4``; a channel-only image (N, 1, CB, 1, 4)
-holds logits.  The maximum is subtracted before exponentiating; padding lanes
-are written as zeros.
+The image ``(N, H, CB, W, 4)`` holds an NCHW tensor with ``c`` true channels
+(a 2-D (N, K) tensor is held as (N, K, 1, 1)); ``axis`` is an axis of that
+NCHW tensor.  Along channels (axis 1) each pixel is normalised over the c
+true channels, which lie in lanes ``c % 4`` of blocks ``c // 4``; along N, H
+or W the texels are normalised lane by lane with ``coinfer.kernels._softmax``.
+Padding lanes are written as zeros.  Numerically stable; a NaN or inf along
+the axis makes that softmax NaN, as in the reference.
+
+``rows=(r0, r1)`` / ``channels=(c0, c1)`` (multiples of 4, c1 may be c)
+compute one region of the output on axes other than the softmax axis;
+other cells of ``out`` are untouched.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from .. import _softmax
+from .. import args as _args
 from . import _common
-from .elementwise import _same_out
 
 __all__ = ["softmax"]
 
 
-@njit(nogil=True, fastmath=True, cache=True)
-def _softmax(x, out, nc):
+@njit(nogil=True, cache=True)
+def _channel_softmax(x, out, nc, r0, r1):
+    """Rows [r0, r1): every pixel normalised over its ``nc`` channels; padding lanes set to 0."""
     nb, h, cb, w, _ = x.shape
     m = np.empty(w, np.float32)
     s = np.empty(w, np.float32)
     for n in range(nb):
-        for ih in range(h):
+        for ih in range(r0, r1):
             xr = x[n, ih]
             yr = out[n, ih]
             for i in range(w):
@@ -30,7 +39,8 @@ def _softmax(x, out, nc):
                 s[i] = 0.0
             for c in range(1, nc):
                 for i in range(w):
-                    m[i] = max(m[i], xr[c >> 2, i, c & 3])
+                    v = xr[c >> 2, i, c & 3]
+                    m[i] = v if (v > m[i] or v != v) else m[i]
             for c in range(nc):
                 for i in range(w):
                     e = np.exp(xr[c >> 2, i, c & 3] - m[i])
@@ -46,14 +56,46 @@ def _softmax(x, out, nc):
                     yr[c >> 2, i, c & 3] = 0.0
 
 
-def softmax(x, c, out=None) -> np.ndarray:
-    """Softmax over the ``c`` true channels of an image x (N, H, CB, W, 4), per pixel.
+def _axis(op, axis) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, (bool, np.bool_)):
+        raise TypeError(f"{op}: axis must be an int, got {axis!r}")
+    if not -4 <= axis < 4:
+        raise ValueError(f"{op}: axis must be in [-4, 3] (an axis of the NCHW tensor the image holds), got {axis}")
+    return int(axis) % 4
 
-    ``out`` may be ``x`` itself.
+
+def softmax(x, c, out=None, *, axis=1, rows=None, channels=None) -> np.ndarray:
+    """Softmax of an image x (N, H, CB, W, 4) with ``c`` true channels along NCHW ``axis``.
+
+    ``out`` may be ``x`` itself.  Regions as in the module doc.
     """
     op = "softmax"
     x = _common.image(op, "x", x)
     nc = _common.channels_of(op, "c", c, x.shape[2])
-    out = _same_out(op, out, x.shape, x)
-    _softmax(x, out, nc)
+    axis = _axis(op, axis)
+    nb, h, cb, w, _ = x.shape
+    if rows is not None and axis == 2:
+        raise ValueError(f"{op}: rows cannot split the softmax axis 2 (H); compute whole rows")
+    if channels is not None and axis == 1:
+        raise ValueError(f"{op}: channels cannot split the softmax axis 1; compute all channels")
+    r0, r1 = _args.region(op, "rows", rows, h)
+    b0, b1 = _common.block_region(op, channels, cb, nc)
+    out = _args.output(op, out, x.shape, (r0, r1, b0, b1) == (0, h, 0, cb), (x,), in_place=True)
+    if r0 >= r1 or b0 >= b1:
+        return out
+    if axis == 1:
+        _channel_softmax(x, out, nc, r0, r1)
+        return out
+    w4 = w * 4
+    if axis == 0:
+        calls = [((1, 1, 1, nb, h * cb * w4), ((0, 1), (0, 1), ((ih * cb + b0) * w4, (ih * cb + b1) * w4)))
+                 for ih in range(r0, r1)]
+    elif axis == 2:
+        calls = [((nb, 1, 1, h, cb * w4), ((0, 1), (0, 1), (b0 * w4, b1 * w4)))]
+    else:
+        calls = [((nb, h, cb, w, 4), ((r0, r1), (b0, b1), (0, 4)))]
+    for view, box in calls:
+        _softmax.softmax(x, out, view, box)
+    if nc % 4 and b1 == cb:  # padding lanes are exact zeros
+        out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
     return out

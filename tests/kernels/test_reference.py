@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from coinfer.kernels import reference as ref
+from tests.onnx_peer import resize_linear as ort_resize_linear
 from tests.onnx_peer import run_node
 from tests.tolerance import assert_close
 
@@ -13,13 +14,6 @@ from tests.tolerance import assert_close
 def ort_run(op: str, inputs: list, **attrs) -> np.ndarray:
     """Run one ONNX node (opset 19) in onnxruntime on float32 inputs; return its output."""
     return run_node(op, inputs, **attrs)
-
-
-def ort_resize_linear(x: np.ndarray, size) -> np.ndarray:
-    """ONNX Resize mode=linear, half_pixel, to (N, C, *size)."""
-    sizes = np.array([x.shape[0], x.shape[1], *size], np.int64)
-    return run_node("Resize", [x], consts={"roi": None, "scales": None, "sizes": sizes}, mode="linear",
-                    coordinate_transformation_mode="half_pixel")
 
 
 def rand(rng, *shape):

@@ -1,5 +1,7 @@
-"""Buffer resize (bilinear, area) against the float64 reference and onnxruntime."""
+"""resize (buffer kernel set): the float64 reference, onnxruntime, bad input, NaN and inf."""
 from __future__ import annotations
+
+import random
 
 import numpy as np
 import pytest
@@ -7,15 +9,15 @@ from hypothesis import given, settings, strategies as st
 
 from coinfer.kernels import buffer as B
 from coinfer.kernels import reference as R
-from tests.kernels.test_reference import ort_resize_linear  # skips its caller without onnxruntime
+from tests.kernels.helpers import BX, assert_ieee, rand, sprinkle
+from tests.onnx_peer import resize_linear
 from tests.tolerance import assert_close
 
+
 nchw = st.tuples(st.integers(1, 2), st.integers(1, 5), st.integers(1, 17), st.integers(1, 17))
+
+
 sizes = st.tuples(st.integers(1, 19), st.integers(1, 19))
-
-
-def rand(seed, *shape):
-    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "area"])
@@ -57,4 +59,37 @@ def test_resize_area_integer_factor_is_block_mean():
 @given(shape=nchw, size=sizes, seed=st.integers(0, 2**16))
 def test_resize_bilinear_matches_onnxruntime(shape, size, seed):
     x = rand(seed, *shape)
-    assert_close(B.resize(x, size), ort_resize_linear(x, size), "Resize linear half_pixel")
+    assert_close(B.resize(x, size), resize_linear(x, size), "Resize linear half_pixel")
+
+
+def _resize_in_place():
+    x = BX.copy()
+    B.resize(x, (6, 7), out=x)
+
+
+BUFFER_BAD = [
+    ("resize x 3-D", lambda: B.resize(BX[0], (3, 3)), ValueError, r"resize: x must be 4-D"),
+    ("resize x empty", lambda: B.resize(BX[:0], (3, 3)), ValueError, r"resize: x .*empty"),
+    ("resize out wrong shape", lambda: B.resize(BX, (3, 3), out=np.zeros((2, 5, 3, 4), np.float32)), ValueError, r"resize: out must have shape \(2, 5, 3, 3\)"),
+    ("resize out overlaps x", lambda: _resize_in_place(), ValueError, r"resize: out must not overlap x"),
+    ("resize mode unknown", lambda: B.resize(BX, (3, 3), mode="nearest"), ValueError, r"resize: mode must be one of"),
+    ("resize size zero", lambda: B.resize(BX, (0, 3)), ValueError, r"resize: size must be >= 1"),
+    ("resize size triple", lambda: B.resize(BX, (3, 3, 3)), TypeError, r"resize: size must be an int or a pair"),
+]
+
+
+@pytest.mark.parametrize("call, exc, message", [c[1:] for c in BUFFER_BAD], ids=[c[0] for c in BUFFER_BAD])
+def test_buffer_bad_input(call, exc, message):
+    with pytest.raises(exc, match=message):
+        call()
+
+
+# === NaN and infinities ===
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "area"])
+@given(shape=nchw, size=sizes, seed=st.integers(0, 2**16))
+def test_resize_nan_and_inf_match_reference(mode, shape, size, seed):
+    """Each output reads only its taps, so NaN and inf stay local (a weight-0 tap still multiplies)."""
+    x = sprinkle(rand(seed, *shape), seed, frac=0.05)
+    assert_ieee(B.resize(x, size, mode=mode), R.resize(x, size, mode=mode), mode)
