@@ -1,13 +1,18 @@
 """Placement: every op instance runs on every processor and layout that can hold it, and every
-strategy places the instances the GPU's image kernels lack on a processor that has them.
+strategy places an instance the GPU's image kernels decline on a processor that has it.
 
-One small graph per op instance (each op type, and the variants the image kernels do not
-support: grouped conv, depthwise with a channel multiplier, softmax and concat off the
+One small graph per op instance (each op type, and the variants the image kernels once
+lacked: grouped conv, depthwise with a channel multiplier, softmax and concat off the
 channel axis), with the op between two convs.  The op is then placed every way a chain
 may hold it (cpu, gpu on images, gpu on buffers, split by height or channels on either
 layout) while its neighbours run on the GPU's images, and every strategy plans the graph;
-each run must match the float64 reference.
+each run must match the float64 reference.  Today the image kernels support every
+instance; the fallback path is exercised by making the op table's image predicate
+decline the op (:func:`declined`), with an image call that fails if anyone makes it.
 """
+import contextlib
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -17,6 +22,7 @@ from coinfer.graph.coexec.executor import Executor
 from coinfer.graph.coexec.lower import prepare
 from coinfer.graph.coexec.plan import Chain, Plan
 from coinfer.graph.coexec.strategies import STRATEGIES, make_plan, plan_mulayer, plan_single
+from coinfer.graph.costs.measured import MeasuredCosts
 from coinfer.graph.costs.source import TableCosts
 from coinfer.graph.ir import OP_TYPES, GraphBuilder
 from coinfer.hw import SoC
@@ -97,9 +103,28 @@ INSTANCES = {
     "dropout": _add_op("dropout"),
     "reshape": _add_op("reshape", shape=(0, -1)),
 }
-#: The instances the image kernels lack today (the op table's predicate).
-NO_IMAGE = {"conv depthwise x2", "conv depthwise x3", "conv groups 2", "conv groups 4 strided", "softmax H",
-            "softmax W", "concat H", "concat W"}
+#: Instances whose image kernels the tests decline, to exercise the fallback path.
+DECLINED = ("conv depthwise x2", "conv groups 4 strided", "softmax H", "concat W", "lrn")
+
+
+@contextlib.contextmanager
+def declined(op_type: str):
+    """The op table's image kernels of ``op_type`` decline the op named "op" (and fail if called)."""
+    spec = ops.SPECS[op_type]
+    image = spec.kernels["image"]
+
+    def call(graph, op, *a, **k):
+        if op.name == "op":
+            raise AssertionError("an image kernel the op table declines was called")
+        return image.call(graph, op, *a, **k)
+
+    patched = dataclasses.replace(image, call=call,
+                                  supports=lambda graph, op: op.name != "op" and image.supports(graph, op))
+    ops.SPECS[op_type] = dataclasses.replace(spec, kernels={**spec.kernels, "image": patched})
+    try:
+        yield
+    finally:
+        ops.SPECS[op_type] = spec
 
 
 def test_every_op_type_has_an_instance():
@@ -112,15 +137,10 @@ def soc():
         yield s
 
 
-_CACHE: dict = {}
-
-
 def _case(label):
-    if label not in _CACHE:
-        g = _graph(label, INSTANCES[label])
-        x = np.random.default_rng(1).standard_normal((1, 4, H, H), dtype=np.float32)
-        _CACHE[label] = (g, x, interpret.run(g, x), prepare(g))
-    return _CACHE[label]
+    g = _graph(label, INSTANCES[label])
+    x = np.random.default_rng(1).standard_normal((1, 4, H, H), dtype=np.float32)
+    return g, x, interpret.run(g, x), prepare(g)
 
 
 def _placements(view, name):
@@ -133,14 +153,13 @@ def _placements(view, name):
     return out
 
 
-@pytest.mark.parametrize("label", sorted(INSTANCES))
-def test_op_runs_on_every_processor_and_layout(soc, label):
+def _check_placements(soc, label, on_image: bool):
     g, x, ref, prep = _case(label)
     view = prep.view
-    assert view.op("op").on_image == (label not in NO_IMAGE) == ops.supports(g, g.op("op"), "image")
+    assert view.op("op").on_image == on_image == ops.supports(g, g.op("op"), "image")
     places = _placements(view, "op")
     assert ("none", 1.0, "buffer") in places and ("none", 0.0, "buffer") in places
-    assert (("none", 1.0, "image") in places) == view.op("op").on_image
+    assert (("none", 1.0, "image") in places) == on_image
     for dim, ratio, lay in places:
         chains = []
         for op in g.ops:
@@ -150,6 +169,21 @@ def test_op_runs_on_every_processor_and_layout(soc, label):
                 chains.append(Chain((op.name,), "none", 1.0 if view.op(op.name).on_image else 0.0))
         with Executor(g, Plan("placed", chains), soc, prepared=prep) as ex:
             assert_close(ex.run(x), ref, f"{label}: op as {dim} {ratio} on {lay}")
+    if not on_image:
+        image_gpu = [Chain((n.name,), "none", 1.0) for n in g.ops]
+        with pytest.raises(ValueError, match="'op'.*has no image kernel"):
+            Executor(g, Plan("bad", image_gpu), soc, prepared=prep)
+
+
+@pytest.mark.parametrize("label", sorted(INSTANCES))
+def test_op_runs_on_every_processor_and_layout(soc, label):
+    _check_placements(soc, label, on_image=True)
+
+
+@pytest.mark.parametrize("label", DECLINED)
+def test_declined_op_runs_on_every_processor_that_has_it(soc, label):
+    with declined(_graph(label, INSTANCES[label]).op("op").type):
+        _check_placements(soc, label, on_image=False)
 
 
 def _equal_costs(g, prep):
@@ -158,8 +192,7 @@ def _equal_costs(g, prep):
     return TableCosts(full, sync_s=1e-6, transform_per_byte=1e-12)
 
 
-@pytest.mark.parametrize("label", sorted(INSTANCES))
-def test_every_strategy_places_the_op(soc, label):
+def _check_strategies(soc, label):
     g, x, ref, prep = _case(label)
     costs = _equal_costs(g, prep)
     for s in STRATEGIES:
@@ -167,15 +200,24 @@ def test_every_strategy_places_the_op(soc, label):
                                                                                            prepared=prep)
         with Executor(g, plan, soc, prepared=prep) as ex:
             assert_close(ex.run(x), ref, f"{label} under {s}: {plan.describe()}")
+    return g, prep
 
 
-def test_gpu_strategy_names_its_fallbacks():
-    for label in INSTANCES:
-        g, _, _, prep = _case(label)
+@pytest.mark.parametrize("label", sorted(INSTANCES))
+def test_every_strategy_places_the_op(soc, label):
+    g, prep = _check_strategies(soc, label)
+    assert plan_single(g, "gpu", view=prep.view).notes["fallback"] == []
+
+
+@pytest.mark.parametrize("label", DECLINED)
+def test_every_strategy_places_a_declined_op_off_the_images(soc, label):
+    with declined(_graph(label, INSTANCES[label]).op("op").type):
+        g, prep = _check_strategies(soc, label)
         plan = plan_single(g, "gpu", view=prep.view)
-        assert plan.notes["fallback"] == (["op"] if label in NO_IMAGE else [])
-        cpu_ops = [n for c in plan.chains if c.device == "cpu" for n in c.ops]
-        assert cpu_ops == plan.notes["fallback"]
+        assert plan.notes["fallback"] == ["op"]
+        assert [n for c in plan.chains if c.device == "cpu" for n in c.ops] == ["op"]
+        costs = MeasuredCosts(g, soc, prepared=prep, repeats=1, progress=False)  # the profiler skips it
+        assert costs.full["op"]["gpu"] == float("inf") and np.isfinite(costs.full["op"]["gpu_buffer"])
 
 
 def test_concat_along_h_is_never_height_split():
