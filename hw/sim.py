@@ -16,7 +16,7 @@ and a request that finds it busy waits in its FIFO queue.
   ``crossings x RTT/2 + 8 nbytes / B``, the bits integrated over the link's
   bandwidth trace from trace time ``at + env.now`` (as
   :meth:`Link.transfer_time <coinfer.hw.Link.transfer_time>` prices one tensor).
-- :class:`Stage` ``(kind, where, seconds=0.0, nbytes=0, crossings=1, label="")``:
+- :class:`Stage` ``(kind, where, seconds=0.0, nbytes=0, crossings=1, label="", wait=True)``:
   ``kind`` is ``"compute"`` or ``"transfer"``, ``where`` the name of the
   resource in the request's ``resources``.  hw knows nothing of graphs: the
   stages of a plan are computed by graph-level code
@@ -67,7 +67,12 @@ def simpy():
 @dataclass(frozen=True)
 class Stage:
     """One step of a request: compute ``seconds`` on processor ``where``, or move
-    ``nbytes`` (``crossings`` tensors, each paying RTT/2) over link ``where``."""
+    ``nbytes`` (``crossings`` tensors, each paying RTT/2) over link ``where``.
+
+    ``wait=False``: the stage is queued and served like any other, but the
+    request goes on at once without waiting for it (work a server starts on
+    its own while the request's data is still arriving, e.g. a warm-up pass).
+    """
 
     kind: str
     where: str
@@ -75,6 +80,7 @@ class Stage:
     nbytes: int = 0
     crossings: int = 1
     label: str = ""
+    wait: bool = True
 
     def __post_init__(self):
         if self.kind not in STAGE_KINDS:
@@ -219,15 +225,22 @@ def infer(env, request: Request):
     rec = RequestRecord(request.name, env.now)
     for st in request.stages:
         res = request.resources[st.where]
-        asked = env.now
-        with res.resource.request() as req:
-            yield req
-            t0 = env.now
-            d = res.duration(st, t0)
-            if d > 0:
-                yield env.timeout(d)
-            res.busy_s += d
-            res.served += 1
-        rec.stages.append(StageRecord(st, asked, t0, env.now))
+        if st.wait:
+            yield from _hold(env, res, st, rec)
+        else:
+            env.process(_hold(env, res, st, rec))
     rec.end = env.now
     return rec
+
+
+def _hold(env, res, st: Stage, rec: RequestRecord):
+    asked = env.now
+    with res.resource.request() as req:
+        yield req
+        t0 = env.now
+        d = res.duration(st, t0)
+        if d > 0:
+            yield env.timeout(d)
+        res.busy_s += d
+        res.served += 1
+    rec.stages.append(StageRecord(st, asked, t0, env.now))

@@ -28,9 +28,15 @@ __all__ = ["frame_stages", "LINKS"]
 LINKS = {"device": "uplink", "edge": "downlink"}
 
 
-def frame_stages(placement: Placement, costs, *, framing: int = 0) -> tuple:
+def frame_stages(placement: Placement, costs, *, framing: int = 0, warmup=None) -> tuple:
     """The stages of one frame of ``placement``; ``costs`` a side cost source
-    (``seconds(op, side)``, emulated seconds)."""
+    (``seconds(op, side)``, emulated seconds).
+
+    ``warmup(op)`` (optional): seconds of an untimed pass of ``op`` the edge
+    runs when a request's first byte arrives, while its tensors are still
+    crossing (the edge server does, :func:`coinfer.graph.edge.parts.warm_range`):
+    a stage on the ``edge`` that the frame does not wait for (``wait=False``),
+    queued before the uplink transfer that precedes the edge's part."""
     if framing < 0:
         raise ValueError(f"frame_stages: framing must be >= 0 bytes, got {framing!r}")
     stages: list = []
@@ -68,4 +74,12 @@ def frame_stages(placement: Placement, costs, *, framing: int = 0) -> tuple:
             run.extend([side, s, j, j])
     cross(len(placement.ops))
     close_run()
+    if warmup is not None:
+        edge_ops = [op for op, side in zip(placement.ops, placement.sides) if side == "edge"]
+        first = next((i for i, s in enumerate(stages) if s.kind == "compute" and s.where == "edge"), None)
+        if first is not None:
+            at = first - 1 if first and stages[first - 1].where == "uplink" else first
+            warm = Stage("compute", "edge", seconds=float(sum(warmup(op) for op in edge_ops)),
+                         label="edge warm-up", wait=False)
+            stages.insert(at, warm)
     return tuple(stages)
