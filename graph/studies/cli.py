@@ -90,7 +90,7 @@ def _cmd_run(args) -> int:
 
     try:
         graph = load_model(args.model, input_size=args.input_size)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"coinfer run: {e}", file=sys.stderr)
         return 2
     strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]

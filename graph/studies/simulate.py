@@ -468,11 +468,16 @@ def cli_main(args) -> int:
 
     try:
         simpy()
+    except SimPyMissing as e:
+        print(f"coinfer simulate: {e}", file=sys.stderr)
+        return 2
+    try:
         from ..edgent.dynamic import _ruptures
 
         _ruptures()
-    except (SimPyMissing, ImportError) as e:
-        print(f"coinfer simulate: {e}", file=sys.stderr)
+    except ImportError:
+        print("coinfer simulate: the devices plan with Edgent's dynamic mode, which segments traces with "
+              "ruptures: pip install 'coinfer[sim]'", file=sys.stderr)
         return 2
     try:
         ns = [int(v) for v in args.devices.split(",") if v.strip()]

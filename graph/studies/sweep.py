@@ -444,10 +444,12 @@ def prepare_tables(spec: Spec, progress: bool = True) -> dict:
 
 
 def run_sweep(spec: Spec, executor, out, *, tables: dict | None = None, progress: bool = True,
-              flush_s: float = 5.0) -> dict:
+              flush_s: float = 5.0, timeout: float | None = None) -> dict:
     """Run ``spec``'s points not already in ``out`` through ``executor``; write every row to ``out``.
 
-    ``tables``: {model: {kind: cost table}} (default :func:`prepare_tables`).
+    ``tables``: {model: {kind: cost table}} (default :func:`prepare_tables`);
+    ``timeout``: seconds for the whole sweep (TimeoutError past it; the rows done so
+    far are written).
     Returns ``{"points", "skipped", "ran", "failed": [(point, message)], "rows"}``.
     """
     _fmt(out)
@@ -473,7 +475,7 @@ def run_sweep(spec: Spec, executor, out, *, tables: dict | None = None, progress
 
         futures = {executor.submit(run_point, p, tables[p["model"]], settings): p for p in todo}
         last = time.perf_counter()
-        for fut in cf.as_completed(futures):
+        for fut in cf.as_completed(futures, timeout=timeout):
             p = futures[fut]
             try:
                 row = fut.result()

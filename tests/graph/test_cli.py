@@ -59,3 +59,38 @@ def test_run_bad_input_file(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float64))
     assert main(["run", "squeezenet", "--input-size", "35", "--input", str(tmp_path / "x.npy"), "--quiet"]) == 2
     assert "--input must hold float32" in capsys.readouterr().err
+
+
+# -- a missing extra is named -------------------------------------------------------
+
+def _without(monkeypatch, *modules):
+    """Make ``import m`` fail for each module (and forget coinfer modules that imported it)."""
+    import sys
+
+    import coinfer.graph as cg
+
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)
+    for name in ("onnx", "onnx_export"):
+        monkeypatch.delitem(sys.modules, f"coinfer.graph.{name}", raising=False)
+        monkeypatch.delattr(cg, name, raising=False)
+
+
+@pytest.mark.parametrize("block, args, extra", [
+    (("onnx",), ["run", "model.onnx"], "coinfer[onnx]"),
+    (("onnx",), ["edge-server", "--port", "0", "--model", "model.onnx"], "coinfer[onnx]"),
+    (("simpy",), ["simulate"], "coinfer[sim]"),
+    (("ruptures",), ["simulate"], "coinfer[sim]"),
+    (("dask", "dask.distributed"), ["sweep", "SPEC", "--scheduler", "local-dask", "--out", "r.csv"], "coinfer[dist]"),
+    (("pyarrow", "pyarrow.parquet"), ["sweep", "SPEC", "--out", "r.parquet"], "coinfer[dist]"),
+    (("matplotlib",), ["edgent", "branchy_lenet", "--plot", "PLOTS"], "coinfer[plot]"),
+])
+def test_a_missing_extra_is_named(block, args, extra, tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[axes]\nmodels = ["branchy_lenet"]\nbandwidths = ["1Mbps"]\n')
+    (tmp_path / "model.onnx").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    _without(monkeypatch, *block)
+    args = [str(spec) if a == "SPEC" else str(tmp_path / "plots") if a == "PLOTS" else a for a in args]
+    assert main(args + ([] if args[0] in ("sweep", "edge-server") else ["--quiet"])) == 2
+    assert f"pip install '{extra}'" in capsys.readouterr().err
