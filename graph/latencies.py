@@ -49,7 +49,10 @@ numbers and strings).
 and keeps the plan and its breakdown (CoDL), or the Edgent candidates'
 per-side compute, bytes and crossings (device-edge); later calls are a
 dictionary look-up, or one vectorised decision over the candidates at the
-given bandwidth.  ``bench/test_latency.py`` measures the cost per call.
+given bandwidth.  Objects (a Graph, a Plan, a cost source) are recognised by
+identity: pass the same one again to reuse its plans.  A CoDL answer is the
+same :class:`Latency` object for every call with the same arguments: treat
+it as read-only.  ``bench/test_latency.py`` measures the cost per call.
 :func:`clear_cache` forgets everything.
 """
 from __future__ import annotations
@@ -141,8 +144,12 @@ def clear_cache() -> None:
         d.clear()
 
 
+MAX_HELD = 256  # objects keyed by identity (graphs, profiles, plans, cost sources) before the caches reset
+
+
 def _key(obj):
-    """A cache key for ``obj``: itself if it is a plain value, else its id (kept alive)."""
+    """A cache key for ``obj``: itself if it is a plain value, else its id (kept alive,
+    so the id is not reused while the key is cached)."""
     if obj is None or isinstance(obj, (str, int, float, tuple)):
         return obj
     _HELD[id(obj)] = obj
@@ -373,6 +380,8 @@ def latency(model, soc="host", strategy="codl", *, bandwidth=None, link: Link | 
     """
     from .coexec.plan import Plan
 
+    if len(_HELD) >= MAX_HELD:
+        clear_cache()  # callers passing new objects every call: bounded memory (and no reuse)
     graph = load_graph(model)
     gk = model if isinstance(model, str) else _key(graph)
     profile = _profile(soc)
