@@ -27,8 +27,12 @@ import os
 from collections import defaultdict
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
+
+try:
+    import onnx
+    from onnx import helper, numpy_helper
+except ImportError as e:  # the optional extra [onnx]
+    raise ImportError("reading .onnx files needs the onnx package: pip install 'coinfer[onnx]'") from e
 
 from .ir import Graph, GraphBuilder, fuse_relu
 

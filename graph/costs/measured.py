@@ -275,3 +275,38 @@ class MeasuredCosts:
         """FLOPs per second of a processor over the whole model (muLayer's predictor)."""
         t = sum(v[key] for v in self.full.values() if key in v and np.isfinite(v[key]))
         return self.graph.total_flops() / t if t > 0 else 0.0
+
+    # -- a snapshot, for caches and other processes ----------------------------
+    def to_json(self) -> dict:
+        """The measurements the answers come from, as plain JSON data (no SoC, no arrays).
+
+        :meth:`from_json` gives back a cost source that answers exactly as this one
+        (floats round-trip through JSON unchanged), in any process."""
+        return {"kind": "codl-measured", "version": 1, "graph": self.graph.name,
+                "ops": [op.name for op in self.graph.ops], "repeats": self.repeats,
+                "fits": {op: {p: {d: list(ab) for d, ab in dims.items()} for p, dims in per.items()}
+                         for op, per in self.fits.items()},
+                "full": self.full, "slowdown": self.slowdown, "task_s": self.task_s,
+                "share": {k: list(ab) for k, ab in self._share.items()}, "sync": self._sync}
+
+    @classmethod
+    def from_json(cls, data: dict, graph) -> "MeasuredCosts":
+        """The cost source a :meth:`to_json` snapshot describes, for ``graph`` (whose ops it must
+        name, in order); it measures nothing and holds no SoC."""
+        if not isinstance(data, dict) or data.get("kind") != "codl-measured" or data.get("version") != 1:
+            raise ValueError("MeasuredCosts.from_json: not a version 1 'codl-measured' snapshot")
+        ops = [op.name for op in graph.ops]
+        if data["ops"] != ops:
+            raise ValueError(f"MeasuredCosts.from_json: the snapshot of graph {data['graph']!r} names other ops "
+                             f"than graph {graph.name!r}")
+        new = object.__new__(cls)
+        new.graph, new.soc, new.view, new._weights, new._data = graph, None, None, None, None
+        new.repeats = int(data["repeats"])
+        new.fits = {op: {p: {d: tuple(ab) for d, ab in dims.items()} for p, dims in per.items()}
+                    for op, per in data["fits"].items()}
+        new.full = {op: dict(v) for op, v in data["full"].items()}
+        new.slowdown = {op: dict(v) for op, v in data["slowdown"].items()}
+        new.task_s = dict(data["task_s"])
+        new._share = {k: tuple(ab) for k, ab in data["share"].items()}
+        new._sync = float(data["sync"])
+        return new

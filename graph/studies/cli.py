@@ -134,6 +134,18 @@ def _cmd_cloud_vs_device(args) -> int:
     return cli_main(args)
 
 
+def _cmd_simulate(args) -> int:
+    from .simulate import cli_main
+
+    return cli_main(args)
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import cli_main
+
+    return cli_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
@@ -173,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cloud_vs_device(sub)
     sub.choices["cloud-vs-device"].set_defaults(func=_cmd_cloud_vs_device)
+    from .simulate import add_parser as add_simulate
+    from .sweep import add_parser as add_sweep
+
+    add_simulate(sub)
+    sub.choices["simulate"].set_defaults(func=_cmd_simulate)
+    add_sweep(sub)
+    sub.choices["sweep"].set_defaults(func=_cmd_sweep)
     for cmd in sub.choices.values():  # every subcommand takes --debug after its name too
         cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the traceback of an error")

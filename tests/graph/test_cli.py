@@ -98,3 +98,38 @@ def test_kernels_errors_go_through_the_wrapper(capsys, monkeypatch):
     monkeypatch.setattr(ks, "make_inputs", lambda lay: (_ for _ in ()).throw(ValueError("no inputs")))
     assert main(["kernels", "--layers", "fc8", "--quiet", "--no-ort"]) == 2
     assert "coinfer kernels: no inputs" in capsys.readouterr().err
+
+
+# -- a missing extra is named -------------------------------------------------------
+
+def _without(monkeypatch, *modules):
+    """Make ``import m`` fail for each module (and forget coinfer modules that imported it)."""
+    import sys
+
+    import coinfer.graph as cg
+
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)
+    for name in ("onnx", "onnx_export"):
+        monkeypatch.delitem(sys.modules, f"coinfer.graph.{name}", raising=False)
+        monkeypatch.delattr(cg, name, raising=False)
+
+
+@pytest.mark.parametrize("block, args, extra", [
+    (("onnx",), ["run", "model.onnx"], "coinfer[onnx]"),
+    (("onnx",), ["edge-server", "--port", "0", "--model", "model.onnx"], "coinfer[onnx]"),
+    (("simpy",), ["simulate"], "coinfer[sim]"),
+    (("ruptures",), ["simulate"], "coinfer[sim]"),
+    (("dask", "dask.distributed"), ["sweep", "SPEC", "--scheduler", "local-dask", "--out", "r.csv"], "coinfer[dist]"),
+    (("pyarrow", "pyarrow.parquet"), ["sweep", "SPEC", "--out", "r.parquet"], "coinfer[dist]"),
+    (("matplotlib",), ["edgent", "branchy_lenet", "--plot", "PLOTS"], "coinfer[plot]"),
+])
+def test_a_missing_extra_is_named(block, args, extra, tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[axes]\nmodels = ["branchy_lenet"]\nbandwidths = ["1Mbps"]\n')
+    (tmp_path / "model.onnx").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    _without(monkeypatch, *block)
+    args = [str(spec) if a == "SPEC" else str(tmp_path / "plots") if a == "PLOTS" else a for a in args]
+    assert main(args + ([] if args[0] in ("sweep", "edge-server") else ["--quiet"])) == 2
+    assert f"pip install '{extra}'" in capsys.readouterr().err
