@@ -53,4 +53,4 @@ def test_coexec(benchmark, soc, model):
     RESULTS[model] = results
     benchmark.extra_info["model"] = model
     for r in results:
-        benchmark.extra_info[r.name] = {**r.as_json(), "last_ms": r.last_ms, "times_ms": r.times_ms}
+        benchmark.extra_info[r.name] = r.as_json()

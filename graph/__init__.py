@@ -11,5 +11,10 @@
 - :mod:`.costs`: cost sources (the ``CostSource`` protocol, hand tables,
   measured costs, per-side costs for Edgent) and the one timing harness.
 - :mod:`.studies`: the drivers the CLI and ``bench/`` share (kernels,
-  co-execution, arena workloads, Edgent).
+  co-execution, arena workloads, Edgent, simulation, sweeps).
+- :func:`latency` (:mod:`.latencies`): a model's predicted latency on an SoC
+  under a strategy, and its breakdown, cheap enough to call per simulated request.
 """
+from .latencies import Latency, latency
+
+__all__ = ["Latency", "latency"]

@@ -27,10 +27,21 @@ import os
 from collections import defaultdict
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
+
+try:
+    import onnx
+    from onnx import helper, numpy_helper
+except ImportError as e:  # the optional extra [onnx]
+    raise ImportError("reading .onnx files needs the onnx package: pip install 'coinfer[onnx]'") from e
 
 from .ir import Graph, GraphBuilder, fuse_relu
+
+#: Inputs (by index) each node type takes as constants, with the names errors use.
+CONSTANT_INPUTS = {
+    "Conv": {1: "weights", 2: "bias"}, "Gemm": {1: "B", 2: "C"}, "MatMul": {1: "B"},
+    "Clip": {1: "min", 2: "max"}, "Reshape": {1: "shape"}, "Dropout": {1: "ratio", 2: "training_mode"},
+    "BatchNormalization": {1: "scale", 2: "B", 3: "mean", 4: "var"},
+}
 
 SUPPORTED = (
     "Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Gemm",
@@ -99,30 +110,56 @@ class _Importer:
 
     # -- inputs, names, operands --------------------------------------------
 
+    def _readers(self, tensor: str) -> list:
+        """(node label, op type, input index) of every node that reads ``tensor``."""
+        out = []
+        for i, node in enumerate(self.g.node):
+            for k, t in enumerate(node.input):
+                if t == tensor:
+                    out.append((node.name or f"{node.op_type.lower()}_{i}", node.op_type, k))
+        return out
+
+    def _input_error(self, name: str, problem: str) -> ValueError:
+        """A bad graph input: a node that wants a constant there is named as the culprit,
+        else the input and the nodes that read it."""
+        readers = self._readers(name)
+        for label, op_type, k in readers:
+            what = CONSTANT_INPUTS.get(op_type, {}).get(k)
+            if what is not None:
+                return ValueError(f"onnx node {label!r} ({op_type}): input {k} ({what}) {name!r} must be a "
+                                  f"constant (an initializer or Constant node), got a graph input ({problem})")
+        read = ", ".join(f"node {lb!r} ({ot}) input {k}" for lb, ot, k in readers) or "no node"
+        return ValueError(f"onnx input {name!r}: {problem}; it is read by {read}")
+
     def _inputs(self, batch) -> dict[str, tuple[int, ...]]:
         shapes = {}
         for vi in self.g.input:
             if vi.name in self.consts:
                 continue  # an initializer listed as an input (older exporters)
             tt = vi.type.tensor_type
+            if not vi.type.HasField("tensor_type"):
+                raise self._input_error(vi.name, "expected a float32 tensor, got a non-tensor type")
             if tt.elem_type != onnx.TensorProto.FLOAT:
-                raise ValueError(f"onnx input {vi.name!r}: only float32 inputs are supported, "
-                                 f"got {onnx.TensorProto.DataType.Name(tt.elem_type)}")
+                raise self._input_error(vi.name, "expected a float32 tensor, got element type "
+                                        f"{onnx.TensorProto.DataType.Name(tt.elem_type)}")
             if not tt.HasField("shape"):
-                raise ValueError(f"onnx input {vi.name!r}: the shape is unknown")
+                raise self._input_error(vi.name, "expected a fixed shape, got none")
+            if len(tt.shape.dim) == 0:
+                raise self._input_error(vi.name, "expected an activation of rank 1 or more, got shape () (rank 0)")
             dims = []
             for i, d in enumerate(tt.shape.dim):
                 if i == 0 and batch is not None:
                     dims.append(int(batch))
                 elif d.HasField("dim_value") and d.dim_value > 0:
                     dims.append(int(d.dim_value))
-                elif i == 0:
+                elif i == 0 and not d.HasField("dim_value"):
                     dims.append(1)  # a symbolic batch defaults to 1
                 else:
-                    raise ValueError(f"onnx input {vi.name!r}: dimension {i} is not a fixed size")
+                    given = d.dim_value if d.HasField("dim_value") else repr(d.dim_param or "?")
+                    raise self._input_error(vi.name, f"dimension {i} must be a fixed size >= 1, got {given}")
             shapes[vi.name] = tuple(dims)
         if not shapes:
-            raise ValueError("onnx.load: the model has no non-constant input")
+            raise ValueError("onnx.load: the model has no non-constant input (every graph input is an initializer)")
         return shapes
 
     def _name(self, node, i: int) -> str:
@@ -148,16 +185,50 @@ class _Importer:
                              f"earlier node nor a graph input")
         return t
 
-    def const(self, node, name: str, idx: int, what: str, required: bool = True):
+    def const(self, node, name: str, idx: int, what: str, required: bool = True, dtypes=("float32",)):
+        """Input ``idx`` of ``node``, which must be a constant of one of ``dtypes`` (float32, the
+        activations' type, unless said otherwise)."""
         t = node.input[idx] if idx < len(node.input) else ""
         if not t:
             if required:
                 raise ValueError(f"{self._who(node, name)}: missing input {idx} ({what})")
             return None
         if t not in self.consts:
-            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be an "
-                             f"initializer or Constant, and none is given")
-        return self.consts[t]
+            made = ("a graph input" if t in self.b.inputs else "computed by a node" if t in self.b.shapes
+                    else "no tensor of that name")
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be a constant "
+                             f"(an initializer or Constant node), got {made}")
+        c = self.consts[t]
+        if np.asarray(c).dtype.name not in dtypes:
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) {t!r} must be "
+                             f"{' or '.join(dtypes)}, got {np.asarray(c).dtype.name}")
+        return c
+
+    def scalar(self, node, name: str, idx: int, what: str, dtypes=("float32",)):
+        """A constant input that must hold one value (rank 0, or one element), as a Python scalar."""
+        c = self.const(node, name, idx, what, required=False, dtypes=dtypes)
+        if c is None:
+            return None
+        c = np.asarray(c)
+        if c.size != 1:
+            raise ValueError(f"{self._who(node, name)}: input {idx} ({what}) must be a scalar, "
+                             f"got shape {c.shape}")
+        return c.reshape(()).item()
+
+    def axis(self, node, name: str, attrs, rank: int, default=None, *, extra: int = 0) -> int:
+        """Attribute ``axis`` in [-rank, rank - 1 + extra], made non-negative."""
+        who = self._who(node, name)
+        if "axis" not in attrs:
+            if default is None:
+                raise ValueError(f"{who}: missing attribute axis (an int in [{-rank}, {rank - 1 + extra}])")
+            return default
+        a = attrs["axis"]
+        if not isinstance(a, int):
+            raise ValueError(f"{who}: attribute axis must be an int, got {a!r}")
+        if not -rank <= a <= rank - 1 + extra:
+            raise ValueError(f"{who}: attribute axis must be in [{-rank}, {rank - 1 + extra}] for a rank-{rank} "
+                             f"input, got {a}")
+        return a + rank if a < 0 else a
 
     def sole_user(self, node, op_type: str):
         """The node of type ``op_type`` that alone reads ``node``'s output, if any."""
@@ -177,24 +248,37 @@ class _Importer:
 
     # -- run ------------------------------------------------------------------
 
+    def _node(self, i: int, node) -> None:
+        name = self._name(node, i)
+        if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
+            raise ValueError(
+                f"{self._who(node, name)}: unsupported op type"
+                f"{' in domain ' + repr(node.domain) if node.domain else ''}; "
+                f"supported: {', '.join(SUPPORTED)}"
+            )
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
+        getattr(self, "_" + node.op_type)(node, name, attrs)
+
     def run(self, fuse: bool) -> Graph:
+        # Constants first (Constant nodes, Identity of a constant): a node may fold in a
+        # later one (a BatchNormalization into its Conv) whose parameters they make.
         for i, node in enumerate(self.g.node):
-            if i in self.skip:
-                continue
-            name = self._name(node, i)
-            if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
-                raise ValueError(
-                    f"{self._who(node, name)}: unsupported op type"
-                    f"{' in domain ' + repr(node.domain) if node.domain else ''}; "
-                    f"supported: {', '.join(SUPPORTED)}"
-                )
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-            attrs = {k: v.decode() if isinstance(v, bytes) else v for k, v in attrs.items()}
-            getattr(self, "_" + node.op_type)(node, name, attrs)
+            if node.domain in ("", "ai.onnx") and (
+                    node.op_type == "Constant"
+                    or (node.op_type == "Identity" and node.input and node.input[0] in self.consts)):
+                self._node(i, node)
+                self.skip.add(i)
+        for i, node in enumerate(self.g.node):
+            if i not in self.skip:
+                self._node(i, node)
         outputs = []
         for o in self.g.output:
             t = self.alias.get(o.name, o.name)
-            if t not in self.b.shapes or t in self.b.inputs:
+            if t in self.b.inputs:
+                raise ValueError(f"onnx output {o.name!r} is the graph input {t!r} itself; expected an "
+                                 f"output computed by a node")
+            if t not in self.b.shapes:
                 raise ValueError(f"onnx output {o.name!r} is not computed by any supported node")
             outputs.append(t)
         g = self.b.build(outputs)
@@ -211,7 +295,8 @@ class _Importer:
         if mode == "VALID":
             return (0, 0, 0, 0)
         if mode not in ("SAME_UPPER", "SAME_LOWER"):
-            raise ValueError(f"{who}: unknown auto_pad {mode!r}")
+            raise ValueError(f"{who}: attribute auto_pad must be NOTSET, VALID, SAME_UPPER or SAME_LOWER, "
+                             f"got {mode!r}")
         stride = _ints(attrs.get("strides"), 2, 1, who, "strides")
         begin, end = [], []
         for n, k, s, d in zip(x_shape[2:], kernel, stride, dilation):
@@ -226,13 +311,18 @@ class _Importer:
         x = self.act(node, name, 0)
         w = self.const(node, name, 1, "weights").astype(np.float32)
         if w.ndim != 4 or len(self.b.shape(x)) != 4:
-            raise ValueError(f"{who}: only 2-D convolution is supported, got weights {w.shape}")
+            raise ValueError(f"{who}: only 2-D convolution is supported: expected a 4-D input and 4-D weights "
+                             f"(O, C/group, KH, KW), got input {self.b.shape(x)} and weights {w.shape}")
         b = self.const(node, name, 2, "bias", required=False)
         b = None if b is None else b.astype(np.float32)
+        if b is not None and b.shape != (w.shape[0],):
+            raise ValueError(f"{who}: input 2 (bias) must have shape ({w.shape[0]},) (one value per output "
+                             f"channel), got {b.shape}")
         kernel = _ints(attrs.get("kernel_shape"), 2, 0, who, "kernel_shape") \
             if "kernel_shape" in attrs else w.shape[2:]
         if tuple(kernel) != w.shape[2:]:
-            raise ValueError(f"{who}: kernel_shape {list(kernel)} does not match weights {w.shape}")
+            raise ValueError(f"{who}: attribute kernel_shape must match the weights' {list(w.shape[2:])}, "
+                             f"got {list(kernel)}")
         dilation = _ints(attrs.get("dilations"), 2, 1, who, "dilations")
         pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, dilation)
         out = node.output[0]
@@ -250,15 +340,18 @@ class _Importer:
         who = self._who(node, name)
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         if attrs.get("training_mode", 0):
-            raise ValueError(f"{who}: training_mode BatchNormalization is not supported")
+            raise ValueError(f"{who}: attribute training_mode must be 0 (inference), got {attrs['training_mode']}")
         if len([o for o in node.output if o]) > 1:
-            raise ValueError(f"{who}: only the inference form (one output) is supported")
+            raise ValueError(f"{who}: expected one output (the inference form), got "
+                             f"{len([o for o in node.output if o])}")
         gamma, beta, mean, var = (
             self.const(node, name, i, what).astype(np.float64).reshape(-1)
             for i, what in enumerate(("scale", "B", "mean", "var"), 1)
         )
-        if not all(a.shape == (w.shape[0],) for a in (gamma, beta, mean, var)):
-            raise ValueError(f"{who}: parameters must have {w.shape[0]} channels")
+        for what, a in zip(("scale", "B", "mean", "var"), (gamma, beta, mean, var)):
+            if a.shape != (w.shape[0],):
+                raise ValueError(f"{who}: input {what} must have {w.shape[0]} values (the Conv's output "
+                                 f"channels), got {a.shape[0]}")
         scale = gamma / np.sqrt(var + float(attrs.get("epsilon", 1e-5)))
         w2 = (w.astype(np.float64) * scale[:, None, None, None]).astype(np.float32)
         b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
@@ -266,21 +359,25 @@ class _Importer:
         return w2, b2, node.output[0]
 
     def _BatchNormalization(self, node, name, attrs):
-        raise ValueError(f"{self._who(node, name)}: only supported right after a Conv whose "
-                         f"output it alone consumes (it is folded into that Conv)")
+        src = node.input[0] if node.input else ""
+        raise ValueError(f"{self._who(node, name)}: expected right after a Conv whose output it alone reads "
+                         f"(it is folded into that Conv), got input 0 {src!r} from elsewhere")
 
     def _pool(self, node, name, attrs, type, **extra):
         who = self._who(node, name)
         x = self.act(node, name, 0)
         if len(self.b.shape(x)) != 4:
-            raise ValueError(f"{who}: only 2-D pooling is supported, input shape {self.b.shape(x)}")
+            raise ValueError(f"{who}: only 2-D pooling is supported: expected a 4-D input, got shape "
+                             f"{self.b.shape(x)}")
         if len([o for o in node.output if o]) > 1:
-            raise ValueError(f"{who}: the Indices output is not supported")
+            raise ValueError(f"{who}: output 1 (Indices) is not supported: expected one output, got "
+                             f"{len([o for o in node.output if o])}")
         if "kernel_shape" not in attrs:
             raise ValueError(f"{who}: missing attribute kernel_shape")
         kernel = _ints(attrs["kernel_shape"], 2, 0, who, "kernel_shape")
-        if _ints(attrs.get("dilations"), 2, 1, who, "dilations") != (1, 1):
-            raise ValueError(f"{who}: dilated pooling is not supported")
+        dil = _ints(attrs.get("dilations"), 2, 1, who, "dilations")
+        if dil != (1, 1):
+            raise ValueError(f"{who}: dilated pooling is not supported: expected dilations [1, 1], got {list(dil)}")
         pads = self._spatial(node, name, attrs, self.b.shape(x), kernel, (1, 1))
         self.emit(node, name, type, [x], node.output[0], kernel=kernel,
                   stride=_ints(attrs.get("strides"), 2, 1, who, "strides"), padding=pads,
@@ -309,10 +406,10 @@ class _Importer:
         who = self._who(node, name)
         x = self.act(node, name, 0)
         if attrs.get("transA", 0):
-            raise ValueError(f"{who}: transA=1 is not supported")
+            raise ValueError(f"{who}: attribute transA must be 0 (transA=1 is not supported), got {attrs['transA']}")
         bmat = self.const(node, name, 1, "B").astype(np.float64)
         if bmat.ndim != 2:
-            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+            raise ValueError(f"{who}: input 1 (B) must be 2-D, got shape {bmat.shape}")
         w = bmat if attrs.get("transB", 0) else bmat.T
         w = (float(attrs.get("alpha", 1.0)) * w).astype(np.float32)
         c = self.const(node, name, 2, "C", required=False)
@@ -326,14 +423,14 @@ class _Importer:
         x = self.act(node, name, 0)
         bmat = self.const(node, name, 1, "B")
         if bmat.ndim != 2:
-            raise ValueError(f"{who}: B must be 2-D, got {bmat.shape}")
+            raise ValueError(f"{who}: input 1 (B) must be 2-D, got shape {bmat.shape}")
         w = np.ascontiguousarray(bmat.T, dtype=np.float32)
         out, b = node.output[0], None
         add = self.sole_user(node, "Add")
         if add is not None:
             idx, anode = add
             other = [t for t in anode.input if t != node.output[0]]
-            if len(other) == 1 and other[0] in self.consts:
+            if len(other) == 1 and other[0] in self.consts and np.asarray(self.consts[other[0]]).dtype == np.float32:
                 b = self._bias(anode, self._name(anode, idx), self.consts[other[0]], w.shape[0])
                 out = anode.output[0]
                 self.skip.add(idx)
@@ -353,10 +450,16 @@ class _Importer:
         x = self.act(node, name, 0)
         lo, hi = attrs.get("min", -math.inf), attrs.get("max", math.inf)
         if self.opset >= 11:
-            c = self.const(node, name, 1, "min", required=False)
-            lo = -math.inf if c is None else float(np.asarray(c).reshape(()))
-            c = self.const(node, name, 2, "max", required=False)
-            hi = math.inf if c is None else float(np.asarray(c).reshape(()))
+            c = self.scalar(node, name, 1, "min")
+            lo = -math.inf if c is None else c
+            c = self.scalar(node, name, 2, "max")
+            hi = math.inf if c is None else c
+        for what, v in (("min", lo), ("max", hi)):
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{self._who(node, name)}: {what} must be a number, got {v!r}")
+            if math.isnan(v):
+                raise ValueError(f"{self._who(node, name)}: {what} must be a number, got NaN")
+        # min > max is allowed: ONNX then sets every element to max.
         self.emit(node, name, "clip", [x], node.output[0], min=float(lo), max=float(hi))
 
     def _LRN(self, node, name, attrs):
@@ -369,7 +472,7 @@ class _Importer:
     def _Softmax(self, node, name, attrs):
         x = self.act(node, name, 0)
         shape = self.b.shape(x)
-        axis = int(attrs.get("axis", -1 if self.opset >= 13 else 1)) % len(shape)
+        axis = self.axis(node, name, attrs, len(shape), -1 if self.opset >= 13 else 1) % len(shape)
         if self.opset < 13 and math.prod(shape[axis + 1:]) != 1:
             raise ValueError(
                 f"{self._who(node, name)}: opset {self.opset} Softmax normalises over all axes "
@@ -379,22 +482,22 @@ class _Importer:
 
     def _Concat(self, node, name, attrs):
         xs = [self.act(node, name, i) for i in range(len(node.input))]
-        if "axis" not in attrs:
-            raise ValueError(f"{self._who(node, name)}: missing attribute axis")
-        axis = int(attrs["axis"]) % len(self.b.shape(xs[0]))
+        axis = self.axis(node, name, attrs, len(self.b.shape(xs[0])))
         self.emit(node, name, "concat", xs, node.output[0], axis=axis)
 
     def _Flatten(self, node, name, attrs):
         x = self.act(node, name, 0)
-        if int(attrs.get("axis", 1)) % len(self.b.shape(x)) != 1:
-            raise ValueError(f"{self._who(node, name)}: only axis=1 is supported, "
-                             f"got {attrs.get('axis')}")
+        rank = len(self.b.shape(x))
+        axis = self.axis(node, name, attrs, rank, 1, extra=1)
+        if axis != 1:
+            raise ValueError(f"{self._who(node, name)}: only axis 1 (keep the batch) is supported, "
+                             f"got axis {attrs.get('axis')} on a rank-{rank} input")
         self.emit(node, name, "flatten", [x], node.output[0])
 
     def _Reshape(self, node, name, attrs):
         who = self._who(node, name)
         x = self.act(node, name, 0)
-        target = [int(v) for v in np.asarray(self.const(node, name, 1, "shape")).reshape(-1)]
+        target = [int(v) for v in np.asarray(self.const(node, name, 1, "shape", dtypes=("int64",))).reshape(-1)]
         if len(target) != 2:
             raise ValueError(f"{who}: only reshapes to 2-D are supported, got shape {target}")
         if attrs.get("allowzero", 0) and 0 in target:
@@ -410,8 +513,19 @@ class _Importer:
         self.emit(node, name, "reshape", [x], node.output[0], shape=shape)
 
     def _Dropout(self, node, name, attrs):
-        if len(node.output) > 1 and node.output[1] and self.users.get(node.output[1]):
-            raise ValueError(f"{self._who(node, name)}: the mask output is not supported")
+        who = self._who(node, name)
+        if len(node.output) > 1 and node.output[1]:
+            mask = node.output[1]
+            used = [self._readers(mask)[0][0]] if self.users.get(mask) else []
+            if used or mask in self.graph_outputs:
+                where = f"read by node {used[0]!r}" if used else "a graph output"
+                raise ValueError(f"{who}: output 1 (mask) {mask!r} is {where}; the mask of a dropout is not "
+                                 f"computed at inference (expected it unused)")
+        if self.opset >= 12 and len(node.input) > 2 and node.input[2]:
+            mode = self.scalar(node, name, 2, "training_mode", dtypes=("bool",))
+            if bool(mode):
+                raise ValueError(f"{who}: input 2 (training_mode) is True; inference with training-mode dropout "
+                                 f"is random (expected False or no training_mode)")
         self.emit(node, name, "dropout", [self.act(node, name, 0)], node.output[0])
 
     def _Identity(self, node, name, attrs):
@@ -425,12 +539,11 @@ class _Importer:
         for key in ("value", "value_float", "value_floats", "value_int", "value_ints"):
             if key in attrs:
                 v = attrs[key]
-                self.consts[node.output[0]] = (
-                    numpy_helper.to_array(v) if key == "value" else np.asarray(v)
-                )
+                kind = np.float32 if key.startswith("value_float") else np.int64
+                self.consts[node.output[0]] = numpy_helper.to_array(v) if key == "value" else np.asarray(v, kind)
                 return
-        raise ValueError(f"{self._who(node, name)}: only value/value_float(s)/value_int(s) "
-                         f"constants are supported")
+        raise ValueError(f"{self._who(node, name)}: expected attribute value, value_float(s) or value_int(s), "
+                         f"got {sorted(attrs) or 'none'}")
 
 
 def load(model, *, batch: int | None = None, fuse: bool = True) -> Graph:

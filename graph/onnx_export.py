@@ -30,8 +30,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+try:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+except ImportError as e:  # the optional extra [onnx]
+    raise ImportError("writing .onnx files needs the onnx package: pip install 'coinfer[onnx]'") from e
 
 __all__ = ["to_model", "save", "OPSET"]
 

@@ -22,7 +22,8 @@ avgpool         as maxpool, plus count_include_pad [False]
 globalavgpool   (N, C, H, W) -> (N, C, 1, 1)
 fc              relu [False]; input must be 2-D (N, K)
 relu            -
-clip            min [-inf], max [inf]; ReLU6 is ``clip`` with min 0, max 6
+clip            min [-inf], max [inf]; min(max(x, min), max), so all max when
+                min > max (ONNX); ReLU6 is ``clip`` with min 0, max 6
 lrn             size [5], alpha [1e-4], beta [0.75], k [1.0] (ONNX/Caffe LRN)
 softmax         axis [1]
 concat          axis [1]
@@ -44,9 +45,11 @@ window, then scale, power and divide); softmax counts 3 per element (exp, sum,
 divide); concat, flatten, reshape and dropout count zero.  Bytes per op are
 input + output + weight bytes (float32).
 
-Image kernels today: conv with groups 1 or depthwise with multiplier 1,
-softmax over channels only, concat on channels only, every other op whole.
-Buffer kernels support every instance.
+Both kernel sets support every instance of every op today (image: grouped
+conv, depthwise with any channel multiplier, softmax and concat on any axis).
+The ``supports`` predicate stays the one place a layout may decline an
+instance: the planners, the profiler and the executor then keep it off that
+layout (the CPU takes it, as MACE's device placer does).
 """
 from __future__ import annotations
 
@@ -327,11 +330,6 @@ def _conv_window(graph, op) -> Window:
     return Window(a["stride"][0], a["padding"][0], op.params["w"].shape[2], a["dilation"][0])
 
 
-def _conv_on_image(graph, op) -> bool:
-    """Image conv takes a filter image (groups 1) or a depthwise filter (multiplier 1)."""
-    return op.attrs["groups"] == 1 or _conv_depthwise(graph, op)
-
-
 def _conv_buffer_weights(graph, op) -> dict:
     """OIHW weights packed once for the buffer conv tiles (depthwise convs take them as given)."""
     w = op.params["w"]
@@ -340,14 +338,21 @@ def _conv_buffer_weights(graph, op) -> dict:
     return {"w": w, "b": op.params.get("b")}
 
 
+def _conv_one_per_channel(graph, op) -> bool:
+    """Depthwise with any channel multiplier: one input channel per group (groups == C_in)."""
+    return op.attrs["groups"] > 1 and op.attrs["groups"] == graph.shape(op.inputs[0])[1]
+
+
 def _conv_image_weights(graph, op) -> dict:
+    """A filter image packed once (groups 1), a depthwise filter (OCB, KH, KW, 4) (any channel
+    multiplier), or a grouped filter image (OCB, KH, KW, C/groups, 4)."""
     w = op.params["w"]
     if op.attrs["groups"] == 1:
         wi = ki.prepack_filter(layout.filter_to_image(w))  # packed once per model
-    elif _conv_depthwise(graph, op):
+    elif _conv_one_per_channel(graph, op):
         wi = layout.depthwise_to_image(w)
     else:
-        wi = None  # no image kernel: calling it raises
+        wi = layout.filter_to_image(w)
     return {"w": wi, "b": op.params.get("b")}
 
 
@@ -359,11 +364,8 @@ def _conv_buffer(graph, op, p, ins, out, reg) -> None:
 
 def _conv_image(graph, op, p, ins, out, reg) -> None:
     a = op.attrs
-    if p["w"] is None:
-        raise ValueError(f"op {op.name!r}: grouped conv with groups={a['groups']} has no image kernel "
-                         "(image kernels take groups 1 or depthwise)")
     ki.conv2d(ins[0], p["w"], p["b"], stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
-              relu=a["relu"], out=out, out_channels=_channels(graph, op), **reg)
+              groups=a["groups"], relu=a["relu"], out=out, out_channels=_channels(graph, op), **reg)
 
 
 def _conv_reference(graph, op, xs, k):
@@ -506,9 +508,10 @@ def _clip_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     w_ = who(op)
     lo = _float(w_, "min", op.attrs.get("min", -math.inf))
     hi = _float(w_, "max", op.attrs.get("max", math.inf))
-    if not lo <= hi:
-        raise ValueError(f"{w_}: min must be <= max, got min={lo}, max={hi}")
-    return {"min": lo, "max": hi}, shapes[0]
+    for name, v in (("min", lo), ("max", hi)):
+        if math.isnan(v):
+            raise ValueError(f"{w_}: {name} must be a number, got NaN")
+    return {"min": lo, "max": hi}, shapes[0]  # min > max: every element becomes max (ONNX)
 
 
 def _clip_buffer(graph, op, p, ins, out, reg) -> None:
@@ -587,16 +590,9 @@ def _softmax_buffer(graph, op, p, ins, out, reg) -> None:
     kb.softmax(ins[0], axis=op.attrs["axis"], out=out)
 
 
-def _on_channels(graph, op) -> bool:
-    """The image kernel works over channels (axis 1) only."""
-    return op.attrs["axis"] == 1
-
-
 def _softmax_image(graph, op, p, ins, out, reg) -> None:
-    a = op.attrs
-    if a["axis"] != 1:
-        raise ValueError(f"op {op.name!r}: image softmax runs over channels (axis 1), got axis {a['axis']}")
-    ki.softmax(ins[0], _channels(graph, op), out=out)
+    """Any axis; a 2-D (N, K) tensor is the image of (N, K, 1, 1), so its axes keep their numbers."""
+    ki.softmax(ins[0], _channels(graph, op), out=out, axis=op.attrs["axis"])
 
 
 # ---------------------------------------------------------------------------
@@ -615,15 +611,18 @@ def _concat_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"axis": axis}, tuple(out)
 
 
+def _concat_splits(graph, op) -> frozenset:
+    """Output row r reads row r of every input, unless the inputs are joined along H."""
+    return frozenset() if op.attrs["axis"] == 2 else _split_on("H")(graph, op)
+
+
 def _concat_buffer(graph, op, p, ins, out, reg) -> None:
     kb.concat(ins, axis=op.attrs["axis"], out=out, **reg)
 
 
 def _concat_image(graph, op, p, ins, out, reg) -> None:
-    a = op.attrs
-    if a["axis"] != 1:
-        raise ValueError(f"op {op.name!r}: image concat joins channels (axis 1), got axis {a['axis']}")
-    ki.concat(ins, [graph.shape(i)[1] for i in op.inputs], out, rows=reg.get("rows"),
+    """Any axis; a 2-D (N, K) tensor is the image of (N, K, 1, 1), so its axes keep their numbers."""
+    ki.concat(ins, [graph.shape(i)[1] for i in op.inputs], out, axis=op.attrs["axis"], rows=reg.get("rows"),
               out_region=reg.get("channels"))
 
 
@@ -691,7 +690,7 @@ _RESHAPE_KERNELS = {"buffer": LayoutKernels(_reshape_buffer), "image": LayoutKer
 SPECS: dict[str, OpSpec] = {s.type: s for s in (
     OpSpec("conv", 1, _conv_infer, _conv_flops, _conv_reference,
            {"buffer": LayoutKernels(_conv_buffer, prepare=_conv_buffer_weights),
-            "image": LayoutKernels(_conv_image, supports=_conv_on_image, prepare=_conv_image_weights)},
+            "image": LayoutKernels(_conv_image, prepare=_conv_image_weights)},
            split_dims=_conv_splits, window=_conv_window, flags=("relu",)),
     OpSpec("maxpool", 1, _pool_infer, _pool_flops, _maxpool_reference, _same_call(_maxpool_call),
            split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True),
@@ -714,12 +713,12 @@ SPECS: dict[str, OpSpec] = {s.type: s for s in (
            split_dims=_split_on("H", "OC")),
     OpSpec("softmax", 1, _softmax_infer, lambda graph, op: 3 * _n_out(graph, op),
            lambda graph, op, xs, k: k.softmax(xs[0], axis=op.attrs["axis"]),
-           {"buffer": LayoutKernels(_softmax_buffer), "image": LayoutKernels(_softmax_image, supports=_on_channels)},
+           {"buffer": LayoutKernels(_softmax_buffer), "image": LayoutKernels(_softmax_image)},
            region="whole"),
     OpSpec("concat", None, _concat_infer, _no_flops,
            lambda graph, op, xs, k: k.concat(list(xs), axis=op.attrs["axis"]),
-           {"buffer": LayoutKernels(_concat_buffer), "image": LayoutKernels(_concat_image, supports=_on_channels)},
-           split_dims=_split_on("H")),
+           {"buffer": LayoutKernels(_concat_buffer), "image": LayoutKernels(_concat_image)},
+           split_dims=_concat_splits),
     OpSpec("add", 2, _add_infer, _per_output, lambda graph, op, xs, k: k.add(xs[0], xs[1], relu=op.attrs["relu"]),
            _same_call(_add_call), split_dims=_split_on("H", "OC"), flags=("relu",)),
     OpSpec("flatten", 1, _flatten_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),

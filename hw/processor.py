@@ -173,7 +173,9 @@ def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
     rec = trace.record(
         pool.name, k, task.kind, task.op, start - t0, end - t0, deps=sorted(set(dep_ids)),
         region=tile.region, bytes=tile.nbytes, submitted=tile.submitted - t0, modelled=modelled,
-        error=None if failure is None else failure[1], layout=pool.layout if task.kind == "compute" else None,
+        error=None if failure is None else failure[1],
+        layout=task.meta.get("layout", pool.layout) if task.kind == "compute" else None,
+        op_class=task.meta.get("op_class") if task.kind == "compute" else None,
     )
     task._finish(tile.index, result, rec, failure)
 
@@ -324,7 +326,8 @@ class Processor:
     # -- work ---------------------------------------------------------------
     def run(self, op: str, fn, *args, rows=None, channels=None, split: str | None = None,
             tiles: int | None = None, after=(), kind: str = "compute", nbytes: int = 0,
-            thread: int | None = None, timeout: float | None = None, **kwargs) -> Task:
+            thread: int | None = None, timeout: float | None = None, meta: dict | None = None,
+            **kwargs) -> Task:
         """Run ``fn(*args, rows=..., channels=..., **kwargs)`` over a region, in tiles.
 
         The region is split along ``split`` (``"rows"`` or ``"channels"``;
@@ -334,7 +337,9 @@ class Processor:
         a region not split is passed whole.  With no region, one tile runs on
         ``thread`` (default 0).  An empty region runs nothing: the handle
         completes when ``after`` does and stands for it as a dependency.
-        ``nbytes`` is shared among tiles in proportion to their size.
+        ``nbytes`` is shared among tiles in proportion to their size.  ``meta``
+        (``{"layout": ..., "op_class": ...}``) is recorded with each tile, as a
+        command list's sixth item is (see :meth:`run_list`).
         """
         owner = f"{self.name}: op '{op}'"
         region = {}
@@ -361,7 +366,7 @@ class Processor:
             pieces = [{**region, split: t} for t in split_range(r0, r1, n, multiple)]
         total = sum(_extent(p, split) for p in pieces) or 1
         tile_bytes = [int(nbytes) * _extent(p, split) // total for p in pieces]
-        return self._submit(op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout)
+        return self._submit(op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout, meta)
 
     def submit(self, fn, *args, tiles=None, op: str | None = None, after=(), kind: str = "compute",
                nbytes: int = 0, thread: int | None = None, timeout: float | None = None, **kwargs) -> Task:
@@ -413,7 +418,7 @@ class Processor:
             self._queues[int(thread)].put(tile)
         return task
 
-    def _submit(self, op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout) -> Task:
+    def _submit(self, op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout, meta=None) -> Task:
         if not isinstance(op, str):
             raise TypeError(f"{self.name}: op must be a str, got {type(op).__name__}")
         if kind not in KINDS:
@@ -426,6 +431,8 @@ class Processor:
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"{self.name}: op '{op}': timeout must be >= 0 seconds, got {timeout!r}")
         task = Task(self._pool, op, kind, len(pieces), deps)
+        if meta:
+            task.meta = dict(meta)
         now = time.perf_counter()
         first = 0 if thread is None else int(thread)
         if pieces:

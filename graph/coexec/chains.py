@@ -3,36 +3,53 @@
 From each op, grow a chain of following ops split on the head's dimension,
 trying ratios within rho_head +/- delta (delta = 0.3); keep adding ops while the
 predicted gain over running those ops one by one stays >= 0; record the best
-chain found and continue after it.  Work goes to the GPU (on images) only for
-ops whose image kernels support them (:attr:`OpView.on_image`).  One extension: a head whose best plan is a
-single processor is also tried as a chain seed with its best split, since a
-chain can amortise sharing that the op alone would not pay for; and a found
-chain's ratio is re-tuned over the whole range (:func:`refine`).  ``chains=False`` gives the per-op plan
-("codl-nochain"): every op is co-executed on its own best (dimension, ratio).
+chain found and continue after it.  Chains are priced left to right, each with
+where the chains before it left their outputs (:func:`~.costmodel.plan_cost`).
+
+Extensions:
+
+- Every option is tried with the GPU on images and on buffers
+  (``Chain.layout``): CoDL's first principle is that each processor works in
+  the layout that is fastest for it, and here that is measured, not assumed
+  (the cost source prices ``gpu`` and ``gpu_buffer`` work).  Work goes to the
+  GPU on images only for ops whose image kernels support them
+  (:attr:`OpView.on_image`); on buffers a height-split chain holds one op.
+- A head whose best plan is a single processor is also tried as a chain seed
+  with its best split, since a chain can amortise sharing that the op alone
+  would not pay for; and a found chain's ratio is re-tuned over the whole range
+  (:func:`refine`).
+
+``chains=False`` gives the per-op plan ("codl-nochain"): every op is
+co-executed on its own best (dimension, ratio, layout).
 """
 from __future__ import annotations
 
+from ...kernels import LAYOUTS
 from ..costs.source import CostSource
-from .costmodel import chain_cost
+from .costmodel import chain_cost, outputs_of
+from .costmodel import plan_cost as plan_cost  # noqa: PLC0414 - re-exported for the planners
 from .plan import Chain
 from .view import GraphView
 
 RATIOS = tuple(round(0.1 * i, 1) for i in range(11))
 
 
-def valid(view: GraphView, ops: list[str], dim: str, ratio: float | None = None) -> bool:
-    """Can these consecutive ops form one chain split on ``dim`` with GPU share ``ratio``?
+def valid(view: GraphView, ops: list[str], dim: str, ratio: float | None = None, layout: str = "image") -> bool:
+    """Can these consecutive ops form one chain split on ``dim`` with GPU share ``ratio``,
+    the GPU working in ``layout``?
 
-    A split (``H``/``OC``) or ``ratio`` > 0 gives the GPU work on images, which
-    needs every op's image kernels; ``dim="none"`` without a ratio asks only
-    whether the ops may run together (on the CPU they always may).
+    A split (``H``/``OC``) or ``ratio`` > 0 gives the GPU work; on images that
+    needs every op's image kernels; on buffers a height split holds one op.
+    ``dim="none"`` without a ratio asks only whether the ops may run together
+    (on the CPU they always may).
     """
-    if (dim != "none" or (ratio is not None and ratio > 0)) and not all(view.op(n).on_image for n in ops):
+    gpu_works = dim != "none" or (ratio is not None and ratio > 0)
+    if layout == "image" and gpu_works and not all(view.op(n).on_image for n in ops):
         return False
     if dim == "none":
         return True
     if dim == "H":
-        return all("H" in view.op(n).splits for n in ops)
+        return all("H" in view.op(n).splits for n in ops) and (layout == "image" or len(ops) == 1)
     head = view.op(ops[0])
     if "OC" not in head.splits:
         return False
@@ -60,68 +77,93 @@ def _candidates(dim: str, ratio: float, delta: float):
     return out
 
 
-def _single_options(view: GraphView, name: str, costs: CostSource):
-    """(cost, Chain) of every way to run one op alone."""
-    op = view.op(name)
+def _all_options(splits):
+    """Every (dim, ratio) of one op or chain that may split on ``splits``."""
     options = [("none", 0.0), ("none", 1.0)]
     for d in ("H", "OC"):
-        if d in op.splits:
+        if d in splits:
             options += [(d, r) for r in RATIOS[1:-1]]
+    return options
+
+
+def _priced(view, members, options, layouts, costs, canon):
+    """(cost, Chain) of each valid option for ``members``, in every layout."""
     for d, r in options:
-        if not valid(view, [name], d, r):
-            continue
-        ch = Chain((name,), d, r)
-        yield chain_cost(view, ch, costs).total, ch
+        for lay in layouts:
+            if valid(view, members, d, r, lay):
+                ch = Chain(tuple(members), d, r, lay)
+                yield chain_cost(view, ch, costs, canon).total, ch
 
 
-def best_single(view: GraphView, name: str, costs: CostSource):
-    """Lowest predicted (cost, Chain) for one op over every dimension and ratio."""
+def _single_options(view: GraphView, name: str, costs: CostSource, layouts=LAYOUTS, canon=None):
+    """(cost, Chain) of every way to run one op alone."""
+    return _priced(view, [name], _all_options(view.op(name).splits), layouts, costs, canon)
+
+
+def _lowest(pairs):
     best = None
-    for c, ch in _single_options(view, name, costs):
+    for c, ch in pairs:
         if best is None or c < best[0] - 1e-12:
             best = (c, ch)
     return best
 
 
-def best_split(view: GraphView, name: str, costs: CostSource):
+def best_single(view: GraphView, name: str, costs: CostSource, *, layouts=LAYOUTS, canon=None):
+    """Lowest predicted (cost, Chain) for one op over every dimension, ratio and layout."""
+    return _lowest(_single_options(view, name, costs, layouts, canon))
+
+
+def best_split(view: GraphView, name: str, costs: CostSource, *, layouts=LAYOUTS, canon=None):
     """Lowest predicted (cost, Chain) among the op's co-executed options, or None."""
-    best = None
-    for c, ch in _single_options(view, name, costs):
-        if ch.split and (best is None or c < best[0] - 1e-12):
-            best = (c, ch)
-    return best
+    return _lowest((c, ch) for c, ch in _single_options(view, name, costs, layouts, canon) if ch.split)
 
 
 def search(view: GraphView, costs: CostSource, *, chains: bool = True, delta: float = 0.3,
-           max_len: int = 24) -> list[Chain]:
-    """Chains covering every op of ``view`` in order."""
+           max_len: int = 24, layouts=LAYOUTS, dims=("H", "OC")) -> list[Chain]:
+    """Chains covering every op of ``view`` in order.
+
+    ``layouts``: the GPU layouts a chain may take; ``dims``: the dimensions
+    it may split on (``("OC",)`` gives an OC-only plan).
+    """
     names = [op.name for op in view.ops]
-    singles = [best_single(view, n, costs) for n in names]
-    if not chains:
-        return [s[1] for s in singles]
+    canon: dict = {}
+    singles = [_lowest(_restricted(view, n, costs, layouts, dims, canon)) for n in names]
     out: list[Chain] = []
     i = 0
     while i < len(names):
-        best_chain, best_gain = singles[i][1], 0.0
-        # Seeds: the head's best plan (CoDL's rho_head) and, when that keeps the
-        # head on one processor, also its best split, whose sharing a chain may
-        # amortise although the op alone would not pay for it.
-        seeds = [singles[i][1]]
-        if not singles[i][1].split:
-            alt = best_split(view, names[i], costs)
-            if alt is not None:
-                seeds.append(alt[1])
-        for head in seeds:
-            chain, gain = _grow(view, costs, names, singles, i, head, delta, max_len)
-            if gain > best_gain + 1e-12:
-                best_chain, best_gain = chain, gain
-        out.append(refine(view, best_chain, costs))
+        singles[i] = _lowest(_restricted(view, names[i], costs, layouts, dims, canon))
+        if not chains:
+            best_chain = singles[i][1]
+        else:
+            best_chain, best_gain = singles[i][1], 0.0
+            # Seeds: the head's best plan (CoDL's rho_head) and, when that keeps the
+            # head on one processor, also its best split, whose sharing a chain may
+            # amortise although the op alone would not pay for it.
+            seeds = [singles[i][1]]
+            if not singles[i][1].split:
+                alt = _lowest((c, ch) for c, ch in _restricted(view, names[i], costs, layouts, dims, canon)
+                              if ch.split)
+                if alt is not None:
+                    seeds.append(alt[1])
+            for head in seeds:
+                chain, gain = _grow(view, costs, names, singles, i, head, delta, max_len, layouts, dims, canon)
+                if gain > best_gain + 1e-12:
+                    best_chain, best_gain = chain, gain
+            best_chain = refine(view, best_chain, costs, layouts=layouts, dims=dims, canon=canon)
+        out.append(best_chain)
+        canon.update(outputs_of(view, best_chain))
         i += len(best_chain.ops)
     return out
 
 
-def refine(view: GraphView, chain: Chain, costs: CostSource) -> Chain:
-    """Re-tune a found chain's dimension and ratio over the whole range.
+def _restricted(view, name, costs, layouts, dims, canon):
+    options = [(d, r) for d, r in _all_options(view.op(name).splits) if d == "none" or d in dims]
+    return _priced(view, [name], options, layouts, costs, canon)
+
+
+def refine(view: GraphView, chain: Chain, costs: CostSource, *, layouts=LAYOUTS, dims=("H", "OC"),
+           canon=None) -> Chain:
+    """Re-tune a found chain's dimension, ratio and layout over the whole range.
 
     Algorithm 1 only tries ratios near the head's own best ratio; once the
     chain's members are fixed, the ratio that balances the whole chain (halo
@@ -129,33 +171,21 @@ def refine(view: GraphView, chain: Chain, costs: CostSource) -> Chain:
     """
     if len(chain.ops) < 2:
         return chain
-    members = list(chain.ops)
-    best = (chain_cost(view, chain, costs).total, chain)
-    options = [("none", 0.0), ("none", 1.0)] + [(d, r) for d in ("H", "OC") for r in RATIOS[1:-1]]
-    for d, r in options:
-        if valid(view, members, d, r):
-            ch = Chain(chain.ops, d, r)
-            c = chain_cost(view, ch, costs).total
-            if c < best[0] - 1e-12:
-                best = (c, ch)
-    return best[1]
+    best = (chain_cost(view, chain, costs, canon).total, chain)
+    options = [(d, r) for d, r in _all_options(("H", "OC")) if d == "none" or d in dims]
+    found = _lowest(_priced(view, list(chain.ops), options, layouts, costs, canon))
+    return found[1] if found is not None and found[0] < best[0] - 1e-12 else best[1]
 
 
-def _grow(view, costs, names, singles, i, head, delta, max_len):
+def _grow(view, costs, names, singles, i, head, delta, max_len, layouts, dims, canon):
     """Grow a chain from op ``i`` with head plan ``head``; (best chain, its gain)."""
     best_chain, best_gain = singles[i][1], 0.0
     base = singles[i][0]
+    options = [(d, r) for d, r in _candidates(head.dim, head.ratio, delta) if d == "none" or d in dims]
     for j in range(i + 1, min(len(names), i + max_len)):
         base += singles[j][0]
         members = names[i:j + 1]
-        best_c = None
-        for d, r in _candidates(head.dim, head.ratio, delta):
-            if not valid(view, members, d, r):
-                continue
-            ch = Chain(tuple(members), d, r)
-            c = chain_cost(view, ch, costs).total
-            if best_c is None or c < best_c[0]:
-                best_c = (c, ch)
+        best_c = _lowest(_priced(view, members, options, layouts, costs, canon))
         if best_c is None:
             break
         gain = base - best_c[0]
@@ -164,7 +194,3 @@ def _grow(view, costs, names, singles, i, head, delta, max_len):
         if gain >= best_gain:
             best_gain, best_chain = gain, best_c[1]
     return best_chain, best_gain
-
-
-def plan_cost(view: GraphView, plan_chains: list[Chain], costs: CostSource) -> float:
-    return sum(chain_cost(view, c, costs).total for c in plan_chains)

@@ -1,17 +1,20 @@
 """The executor: runs a :class:`~coinfer.graph.coexec.plan.Plan` on an :class:`~coinfer.hw.SoC`.
 
-Two modes, chosen by the plan:
+Each chain of the plan names the layout the GPU works in (``Chain.layout``):
 
-- **image-canonical** (``gpu``, ``codl``, ``codl-nochain``): the GPU owns the
-  canonical copy of every activation, as an image in the arena.  For each chain
-  the GPU queue transforms the CPU's input regions image->buffer, the CPU syncs
-  on that, maps its input, computes its share on buffers, unmaps its output
-  share; the GPU computes its share on images, syncs on the CPU, and
-  transforms the CPU's share back to image (CoDL's sharing protocol).  Only a
-  chain's ends pay for sharing.
-- **buffer-shared** (``cpu``, ``mulayer``): every activation is one NCHW buffer
-  both processors use; splitting still costs a map, an unmap and two syncs per
-  op, but no transforms (muLayer's design).
+- ``image`` (``gpu``, ``codl``, ``codl-nochain``): the GPU computes its share on
+  images; the GPU queue transforms the CPU's input regions image->buffer, the
+  CPU syncs on that, maps its input, computes its share on buffers, unmaps its
+  output share; the GPU syncs on the CPU and transforms the CPU's share back
+  to image (CoDL's sharing protocol).  Only a chain's ends pay for sharing.
+- ``buffer`` (``cpu``, ``mulayer``, and the chains CoDL finds faster on
+  buffers): both processors work on one NCHW buffer; splitting still costs a
+  map, an unmap and two syncs, but no transforms (muLayer's design).
+
+The canonical copy of a tensor is in the layout of the chain that made it; a
+chain that needs it in the other layout gets it transformed by the GPU queue
+at its start.  :mod:`.program` compiles a plan into this protocol, deriving
+every sync from what each task reads and writes.
 
 Every step is a task on a processor thread, submitted ahead with its
 dependencies and recorded in ``soc.trace``.  A plan is compiled once into a
@@ -25,10 +28,11 @@ import time
 import numpy as np
 
 from ...hw import Arena
-from ..ops import as4d, image_shape
+from ..ops import image_shape, who
 from . import lower
 from .plan import Plan
-from .regions import chain_regions, empty
+from .program import Compiler, image_tensors
+from .regions import chain_regions
 
 
 class Executor:
@@ -37,16 +41,15 @@ class Executor:
     ``prepared`` is :func:`coinfer.graph.coexec.lower.prepare` of ``graph`` (its
     view and weights per layout), shared with the planner and other executors;
     without it the executor prepares its own.  Activations live in one
-    :class:`~coinfer.hw.Arena` planned over chain lifetimes (an image and a
-    buffer copy per tensor in image-canonical mode).  ``timeout`` bounds every
-    wait, so a stuck run fails instead of hanging.
+    :class:`~coinfer.hw.Arena` planned over chain lifetimes: a buffer per
+    tensor, and an image for those an image chain makes or reads.  ``timeout``
+    bounds every wait, so a stuck run fails instead of hanging.
     """
 
     def __init__(self, graph, plan: Plan, soc, *, prepared: lower.Prepared | None = None,
                  timeout: float = 120.0):
         self.graph, self.plan, self.soc = graph, plan, soc
         self.timeout = float(timeout)
-        self.mode = "buffer" if plan.shared_layout == "buffer" else "image"
         names = [n for c in plan.chains for n in c.ops]
         if sorted(names) != sorted(op.name for op in graph.ops) or len(set(names)) != len(names):
             raise ValueError(f"Executor: plan {plan.strategy!r} must cover every op of graph "
@@ -54,50 +57,49 @@ class Executor:
         order = {op.name: i for i, op in enumerate(graph.ops)}
         if [order[n] for n in names] != sorted(order[n] for n in names):
             raise ValueError(f"Executor: plan {plan.strategy!r} must list ops in topological order")
-        if self.mode == "buffer":
-            for c in plan.chains:
-                if c.split and len(c.ops) > 1:
-                    raise ValueError(f"Executor: plan {plan.strategy!r} shares buffers, so a split chain must "
-                                     f"hold one op (both processors would write its halo rows); got {c.ops}")
-        layouts = ("buffer",) if self.mode == "buffer" else ("buffer", "image")
+        for c in plan.chains:
+            if c.layout == "buffer" and c.dim == "H" and len(c.ops) > 1:
+                raise ValueError(f"Executor: plan {plan.strategy!r} has a height-split chain on shared buffers, "
+                                 f"which must hold one op (both processors would write its halo rows); "
+                                 f"got {c.ops}")
+        layouts = ("buffer", "image") if any(c.layout == "image" for c in plan.chains) else ("buffer",)
         if prepared is None:
             prepared = lower.prepare(graph, layouts)
         prepared.check(graph, layouts, "Executor")
         self.view, self.weights = prepared.view, prepared.weights
-        if self.mode == "image":
-            for c in plan.chains:
+        for c in plan.chains:
+            if c.layout == "image" and (c.ratio > 0 or c.dim != "none"):
                 for n in c.ops:
-                    if not self.view.op(n).on_image and (c.ratio > 0 or c.dim != "none"):
+                    if not self.view.op(n).on_image:
                         op = graph.op(n)
-                        raise ValueError(f"Executor: op {n!r} ({op.type}) has no image kernel for "
-                                         f"{op.attrs}; plan it on the cpu")
-        self._alloc()
+                        raise ValueError(f"Executor: {who(op)} has no image kernel for {op.attrs}; plan it on "
+                                         f"the cpu or on a buffer chain")
+        self.regions = [chain_regions(self.view, c) for c in plan.chains]
+        self._alloc(image_tensors(self.view, plan, self.regions))
         self._build()
 
     # -- memory -------------------------------------------------------------
-    def _alloc(self) -> None:
+    def _alloc(self, with_image: set) -> None:
         g = self.graph
         life = g.lifetimes({n: i for i, c in enumerate(self.plan.chains) for n in c.ops})
         entries, keys = [], []
         for t, (a, b) in life.items():
             shape = g.shape(t)
-            n = int(np.prod(shape))
-            entries.append((4 * n, a, b))
-            keys.append(("buf", t))
-            if self.mode == "image":
+            entries.append((4 * int(np.prod(shape)), a, b))
+            keys.append(("buffer", t))
+            if t in with_image:
                 entries.append((4 * int(np.prod(image_shape(shape))), a, b))
-                keys.append(("img", t))
+                keys.append(("image", t))
         self.arena = Arena(entries)
         self.buf, self.img = {}, {}
         for i, (kind, t) in enumerate(keys):
             shape = g.shape(t)
-            if kind == "buf":
+            if kind == "buffer":
                 self.buf[t] = self.arena.view(i, shape)
             else:
                 self.img[t] = self.arena.view(i, image_shape(shape))
-        if self.mode == "image":
-            for t in self.img:  # padding lanes are zero from the start
-                self.img[t][...] = 0.0
+        for t in self.img:  # padding lanes are zero from the start
+            self.img[t][...] = 0.0
 
     def close(self) -> None:
         self.arena.close()
@@ -132,43 +134,35 @@ class Executor:
         return out
 
     def _build(self) -> None:
-        """Record the plan's tasks once as a program of SoC calls; run() replays it."""
+        """Record the plan's tasks once as a program of SoC calls (:mod:`.program`); run() replays it."""
         self.program: list = []
-        self._g = self._c = None  # last step per processor
-        self._g_dirty = self._c_dirty = False  # results the other processor has not synced on
-        rec = _Recorder(self.program)
-        self._rec = rec
-        if self.mode == "buffer":
-            for chain in self.plan.chains:
-                self._chain_buffer(chain)
-                self.program.append(_YIELD)
-        else:
-            for name in self.graph.inputs:
-                self._g = rec.transform(self.buf[name], to="image", out=self.img[name], op="input",
-                                        on="gpu", after=self._after_g())
-            for chain in self.plan.chains:
-                self._chain_image(chain)
-                self.program.append(_YIELD)
-            for t in self.graph.outputs:
-                self._g = rec.transform(self.img[t], to="buffer", out=as4d(self.buf[t]),
-                                        op="output", on="gpu", after=self._after_g())
-        self._last = [i for i in (self._g, self._c) if i is not None]
-        del self._rec
+        arrays = {**{(t, "buffer"): a for t, a in self.buf.items()}, **{(t, "image"): a for t, a in self.img.items()}}
+        threads = {p: self.soc[p].threads for p in ("cpu", "gpu")}
+        comp = Compiler(self.graph, self.view, self.plan, _Recorder(self.program), arrays, self._step, threads,
+                        self.regions)
+        self._last = comp.compile()
 
     def run(self, x, *, keep_trace: bool = False):
         """Run once; returns the output array (a dict if the graph has several).
 
         The SoC's trace is cleared first unless ``keep_trace``; afterwards it
-        holds this run's tasks.  ``self.last_wall`` is the measured seconds,
-        from handing the input over to having the output.
+        holds this run's tasks, with the caller's own work as ``host`` tasks of
+        kind ``transfer``: copying the input in, and taking the output out
+        once the last task is done.  ``self.last_wall`` is the measured seconds
+        from handing the input over to having the output, which the trace's
+        replay under ``host`` reproduces.
         """
         xs = self._check_input(x)
         soc = self.soc
+        trace = soc.trace
         if not keep_trace:
-            soc.trace.clear()
+            trace.clear()
         t0 = time.perf_counter()
         for name, a in xs.items():
             np.copyto(self.buf[name], a)
+        t1 = time.perf_counter()
+        trace.record("host", 0, "transfer", "input", t0 - trace.t0, t1 - trace.t0, submitted=t0 - trace.t0,
+                     bytes=sum(a.nbytes for a in xs.values()))
         methods = {"transform": soc.transform, "map": soc.map, "unmap": soc.unmap, "sync": soc.sync,
                    "cpu": soc.cpu.run, "gpu": soc.gpu.run,
                    "cpu_list": soc.cpu.run_list, "gpu_list": soc.gpu.run_list}
@@ -189,15 +183,14 @@ class Executor:
         self._tasks = tasks
         self.submit_s = time.perf_counter() - t0
         self._wait()
-        self.last_wall = time.perf_counter() - t0
+        t2 = time.perf_counter()
         outs = {t: self.buf[t].copy() for t in self.graph.outputs}
+        t3 = time.perf_counter()
+        self.last_wall = t3 - t0
+        last = [i for k in self._last for i in tasks[k].ids]
+        trace.record("host", 0, "transfer", "output", t2 - trace.t0, t3 - trace.t0, deps=last,
+                     submitted=t1 - trace.t0, bytes=sum(a.nbytes for a in outs.values()))
         return outs[self.graph.outputs[0]] if len(outs) == 1 else outs
-
-    def _after_g(self):
-        return [self._g] if self._g is not None else []
-
-    def _after_c(self):
-        return [self._c] if self._c is not None else []
 
     def _wait(self) -> None:
         """Wait for the last task of each processor (they finish last), then surface
@@ -213,29 +206,6 @@ class Executor:
                 err = task.exception(timeout=0)
                 if err is not None:
                     raise err
-
-    def _compute(self, proc: str, lay: str, work: dict) -> None:
-        """Queue ``proc``'s compute for ``work`` ({op: region}, empty regions skipped).
-
-        On a one-thread pool the ops go as one command list (one queue entry,
-        one trace record per op); a pool with several threads gets one task per
-        op so it can tile each region across its threads."""
-        steps = [self._step(lay, name, r) for name, r in work.items() if not empty(r)]
-        if not steps:
-            return
-        prev = self._g if proc == "gpu" else self._c
-        after = [prev] if prev is not None else []
-        if self.soc[proc].threads == 1:
-            task = self._rec.run_list(proc, steps, after=after)
-        else:
-            for op_name, fn, kw, _, nbytes, _meta in steps:
-                split = {"split": "rows"} if "rows" in kw else {}
-                task = self._rec.run(proc, op_name, fn, after=after, nbytes=nbytes, **kw, **split)
-                after = [task]
-        if proc == "gpu":
-            self._g = task
-        else:
-            self._c = task
 
     def _step(self, lay: str, name: str, region):
         """(op, fn, kwargs, region, nbytes, meta): one op's region as a kernel call; ``meta``
@@ -263,76 +233,6 @@ class Executor:
         if name not in cache:
             cache[name] = op_class(self.view.op(name))
         return cache[name]
-
-    @staticmethod
-    def _cut(a: np.ndarray, region):
-        r0, r1, c0, c1 = region
-        return a[:, c0:c1, r0:r1, :] if a.ndim == 4 else a[:, c0:c1]
-
-    # -- image-canonical chains ----------------------------------------------
-    def _chain_image(self, chain) -> None:
-        soc, reg = self._rec, chain_regions(self.view, chain)
-        head = chain.ops[0]
-        cpu_on = reg.cpu.active()
-        if cpu_on:
-            for t, r in reg.cpu.needs.items():
-                if t in self.graph.inputs:
-                    continue  # run() copies the input into its buffer before any task starts
-                self._g = soc.transform(
-                    self.img[t], to="buffer", out=as4d(self.buf[t]), rows=(r[0], r[1]),
-                    channels=(r[2], r[3]), op=head, on="gpu", after=self._after_g())
-            if self._g is not None:
-                self._c = soc.sync([self._g], on="cpu", op=head)
-            for t, r in reg.cpu.needs.items():
-                self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
-                                              after=self._after_c())
-            self._compute("cpu", "buffer", reg.cpu.compute)
-            for t, r in reg.cpu.shares.items():
-                if not empty(r):
-                    self._c = soc.unmap(self._cut(self.buf[t], r), op=chain.ops[-1], on="cpu",
-                                                    after=self._after_c())
-        self._compute("gpu", "image", reg.gpu.compute)
-        if cpu_on:
-            self._g = soc.sync([self._c], on="gpu", op=chain.ops[-1])
-            for t, r in reg.cpu.shares.items():
-                if not empty(r):
-                    self._g = soc.transform(
-                        as4d(self.buf[t]), to="image", out=self.img[t], rows=(r[0], r[1]),
-                        channels=(r[2], r[3]), op=chain.ops[-1], on="gpu", after=self._after_g())
-
-    # -- buffer-shared chains -------------------------------------------------
-    def _chain_buffer(self, chain) -> None:
-        """One chain on shared buffers.  A processor that reads what the other wrote
-        since it last synced first syncs on the other's last task before this chain."""
-        soc, reg = self._rec, chain_regions(self.view, chain)
-        head, tail = chain.ops[0], chain.ops[-1]
-        cpu_on, gpu_on = reg.cpu.active(), reg.gpu.active()
-        g_before, c_before = self._g, self._c
-        g_dirty, c_dirty = self._g_dirty, self._c_dirty
-        if cpu_on:
-            if g_dirty:
-                self._c = soc.sync([g_before], on="cpu", op=head)
-                self._g_dirty = False
-            if gpu_on:
-                for t, r in reg.cpu.needs.items():
-                    self._c = soc.map(self._cut(self.buf[t], r), op=head, on="cpu",
-                                                  after=self._after_c())
-            self._compute("cpu", "buffer", reg.cpu.compute)
-            if gpu_on:
-                for t, r in reg.cpu.shares.items():
-                    if not empty(r):
-                        self._c = soc.unmap(self._cut(self.buf[t], r), op=tail, on="cpu",
-                                                        after=self._after_c())
-            self._c_dirty = True
-        if gpu_on:
-            if c_dirty:
-                self._g = soc.sync([c_before], on="gpu", op=head)
-                self._c_dirty = cpu_on
-            self._compute("gpu", "buffer", reg.gpu.compute)
-            self._g_dirty = True
-            if cpu_on:  # the post-sync: the next op reads both shares
-                self._g = soc.sync([self._c], on="gpu", op=tail)
-                self._c_dirty = False
 
 
 _YIELD = object()  # program marker: let the workers have the GIL
@@ -372,3 +272,7 @@ class _Recorder:
 
     def run_list(self, proc, steps, **kw):
         return self._add(proc + "_list", (steps,), kw, "after")
+
+    def chain_end(self):
+        """A chain is recorded: let the workers start on it."""
+        self.program.append(_YIELD)

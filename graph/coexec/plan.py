@@ -11,14 +11,22 @@ consecutive ops (in topological order) split on one dimension with one ratio:
 - ``dim="OC"``: the GPU computes the first ``ratio`` of output channels (rounded
   to a texel, 4 channels), the CPU the rest.
 
+A chain's ``layout`` is the one its GPU share works in: ``image`` (MACE's
+texels, CoDL's GPU) or ``buffer`` (NCHW, muLayer's GPU; both processors then
+share one buffer).  It is also the layout of the canonical copy of what the
+chain makes (see :mod:`.executor`).  On buffers a height-split chain holds one
+op (both processors would write its halo rows).
+
 A chain of one op is CoDL's per-op co-execution with sharing at every op
 ("codl-nochain"); longer chains share only at their ends ("codl").
-Strategies that keep one layout on both processors (``cpu``, ``mulayer``) say so
-in ``Plan.shared_layout``.
+Strategies that keep buffers on both processors throughout (``cpu``,
+``mulayer``) pass ``shared_layout="buffer"``, which sets every chain's layout.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from ...kernels import LAYOUTS
 
 
 @dataclass(frozen=True)
@@ -26,8 +34,11 @@ class Chain:
     ops: tuple[str, ...]
     dim: str = "none"  # "none" | "H" | "OC"
     ratio: float = 1.0  # GPU share
+    layout: str = "image"  # the GPU's layout in this chain
 
     def __post_init__(self):
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"Chain: layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.dim not in ("none", "H", "OC"):
             raise ValueError(f"Chain: dim must be 'none', 'H' or 'OC', got {self.dim!r}")
         if not 0.0 <= self.ratio <= 1.0:
@@ -49,13 +60,39 @@ class Chain:
         return "both"
 
 
+def merge_unsplit(chains) -> list:
+    """``chains`` with each run of adjacent unsplit chains on one processor and layout made
+    one chain: the same placement, shared only at the run's ends."""
+    out: list = []
+    for c in chains:
+        p = out[-1] if out else None
+        if p is not None and not p.split and not c.split and (p.ratio, p.layout) == (c.ratio, c.layout):
+            out[-1] = Chain(p.ops + c.ops, "none", p.ratio, p.layout)
+        else:
+            out.append(c)
+    return out
+
+
 @dataclass
 class Plan:
     strategy: str
     chains: list[Chain]
-    shared_layout: str | None = None  # "buffer" for cpu-only and mulayer plans
+    shared_layout: str | None = None  # "buffer": every chain on buffers (cpu-only, mulayer)
     predicted_s: float | None = None
     notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.shared_layout not in (None, "buffer"):
+            raise ValueError(f"Plan: shared_layout must be None or 'buffer', got {self.shared_layout!r}")
+        if self.shared_layout == "buffer":
+            self.chains = [c if c.layout == "buffer" else replace(c, layout="buffer") for c in self.chains]
+        elif self.chains and all(c.layout == "buffer" for c in self.chains):
+            self.shared_layout = "buffer"
+
+    @property
+    def layouts(self) -> frozenset:
+        """The layouts the plan's GPU shares work in."""
+        return frozenset(c.layout for c in self.chains)
 
     @property
     def n_chains(self) -> int:
@@ -70,5 +107,5 @@ class Plan:
     def describe(self) -> str:
         lines = [f"plan {self.strategy}: {len(self.chains)} chains, {self.n_splits} split ops"]
         for c in self.chains:
-            lines.append(f"  {c.device:>4} {c.dim:>4} {c.ratio:.2f}  " + " -> ".join(c.ops))
+            lines.append(f"  {c.device:>4} {c.dim:>4} {c.ratio:.2f} {c.layout:<6}  " + " -> ".join(c.ops))
         return "\n".join(lines)

@@ -2,23 +2,27 @@
 
 - ``cpu`` / ``gpu``: every op on one processor (the CPU on buffers with no
   sharing at all; the GPU on images, except ops its image kernels do not
-  support, which fall back to the CPU as MACE falls back for ops a GPU lacks).
+  support, which fall back to the CPU as MACE's device placer falls back for
+  ops a GPU lacks; ``notes["fallback"]`` lists them).
 - ``mulayer``: muLayer (EuroSys 2019) as CoDL describes it: every splittable op
   divided on output channels, buffers on both processors, the ratio from a
   FLOPs-linear latency predictor (each processor's FLOPs/s over the model).
-- ``codl-nochain``: each op on its own best (dimension, ratio), sharing at every
-  op.
-- ``codl``: the same with CoDL's greedy operator chains.  The whole-model
-  single-processor plans are candidates too, and co-execution must beat the
-  best of them by ``margin`` (10%) of predicted time: predictions of
-  co-executed work carry more error (dispatch and interpreter-lock waits the
-  per-op timings do not see), so a model that gains little from co-execution
-  (CoDL's MobileNet finding) runs on its best processor.  Given an SoC to
-  verify on (``verify_on``), the co-executed plan, the plans of chain searches
-  with a narrower and a wider ratio window, and both single-processor plans are
-  each run a few times there and the fastest is kept: a plan is only as good
-  as its measured time, profiles are noisy, and CoDL itself loses to one
-  processor on MobileNet.
+- ``codl-nochain``: each op on its own best (dimension, ratio, GPU layout),
+  sharing at every op.
+- ``codl``: CoDL's greedy operator chains, the GPU's layout (image or buffer)
+  chosen per chain from the costs.  Its candidates are every plan it could
+  produce (:func:`codl_candidates`): chain searches with three ratio windows,
+  the no-chain plan, the OC-only plan on buffers with the cost model's ratios,
+  muLayer's plan, and each single processor.  Predictions of co-executed work
+  carry more error (dispatch and interpreter-lock waits the per-op timings do
+  not see), so they count ``margin`` (10%) worse against single-processor plans.
+  When the best candidate is predicted at least :data:`DECIDE_MARGIN` (15%)
+  faster than the next one, it is chosen by prediction; otherwise, given an
+  SoC (``verify_on``), every candidate predicted within :data:`MEASURE_WINDOW`
+  of the best, and every single-processor plan, is run there, interleaved, and
+  the fastest median is kept (a co-executed plan only if it beats every
+  single processor by :data:`MEASURED_MARGIN`, 3%): a plan is only as good as
+  its measured time, and CoDL itself loses to one processor on MobileNet.  ``notes`` say which candidate was chosen and why.
 
 Every planner takes the graph's view (:func:`~.view.view_of`, or the one in
 :func:`~.lower.prepare`) when the caller has it, and builds it otherwise.
@@ -31,17 +35,26 @@ from ..costs.measure import measure_interleaved
 from . import chains as chain_search
 from .executor import Executor
 from .lower import Prepared
-from .plan import Chain, Plan
+from .plan import Chain, Plan, merge_unsplit
 from .view import GraphView, view_of
 
 STRATEGIES = ("cpu", "gpu", "mulayer", "codl-nochain", "codl")
-# Ratio windows of the extra chain searches a measured plan choice tries.
-VERIFY_DELTAS = (0.1, 0.5)
+#: Ratio windows of the chain searches among codl's candidates (the first is the default).
+DELTAS = (0.3, 0.1, 0.5)
+#: A candidate predicted this much faster than every other is chosen without measuring.
+DECIDE_MARGIN = 0.15
+#: Candidates predicted within this factor of the best are measured (and the single processors).
+MEASURE_WINDOW = 1.5
+#: A co-executed candidate must beat the fastest single processor's measured median by this
+#: much: co-execution needs both cores, so it is the first to suffer from other load.
+MEASURED_MARGIN = 0.03
+#: The labels of codl's single-processor candidates.
+SINGLES = ("cpu only", "gpu only", "gpu only on buffers")
 
 
 def plan_single(graph, device: str, *, view: GraphView | None = None) -> Plan:
     """Every op on ``device`` ('cpu' or 'gpu'); on the gpu, runs of ops without an
-    image kernel go to the cpu."""
+    image kernel go to the cpu (``notes["fallback"]`` names them)."""
     names = tuple(op.name for op in graph.ops)
     if device == "cpu":
         return Plan("cpu", [Chain(names, "none", 0.0)], shared_layout="buffer")
@@ -55,7 +68,8 @@ def plan_single(graph, device: str, *, view: GraphView | None = None) -> Plan:
             runs[-1][0].append(n)
         else:
             runs.append([[n], ratio])
-    return Plan("gpu", [Chain(tuple(ops), "none", r) for ops, r in runs])
+    fallback = [n for n in names if not view.op(n).on_image]
+    return Plan("gpu", [Chain(tuple(ops), "none", r) for ops, r in runs], notes={"fallback": fallback})
 
 
 def mulayer_ratio(costs) -> float:
@@ -88,68 +102,101 @@ def as_cost_source(costs, view: GraphView | None = None):
     return PredictedCosts(costs, view) if isinstance(costs, Predictor) else costs
 
 
-def plan_codl(graph, costs, *, chains: bool = True, delta: float = 0.3, margin: float = 0.1,
+def codl_candidates(graph, costs, *, view: GraphView | None = None, delta: float = DELTAS[0],
+                    name: str = "codl") -> list[tuple[str, Plan]]:
+    """(label, plan) of every plan CoDL's search space holds that codl weighs, each
+    with its predicted seconds; runs of unsplit chains on one processor are merged
+    (:func:`~.plan.merge_unsplit`) and duplicates dropped (the simplest label wins)."""
+    view = view if view is not None else view_of(graph)
+    names = tuple(op.name for op in view.ops)
+    # Simplest first: a search that ends in a plan listed already keeps the simpler name.
+    found = [("cpu only", plan_single(graph, "cpu", view=view).chains),
+             ("gpu only", plan_single(graph, "gpu", view=view).chains),
+             ("gpu only on buffers", [Chain(names, "none", 1.0, "buffer")])]
+    if hasattr(costs, "throughput"):
+        found.append(("mulayer plan", plan_mulayer(graph, costs, view=view).chains))
+    found.append(("OC only on buffers", chain_search.search(view, costs, chains=False, layouts=("buffer",),
+                                                            dims=("OC",))))
+    found.append(("no chains", chain_search.search(view, costs, chains=False)))
+    for d in (delta,) + tuple(d for d in DELTAS if d != delta):
+        found.append((f"chains delta={d}", chain_search.search(view, costs, chains=True, delta=d)))
+    out, seen = [], []
+    for label, chains in found:
+        chains = merge_unsplit(chains)
+        if chains in seen:
+            continue
+        seen.append(chains)
+        out.append((label, Plan(name, chains, predicted_s=chain_search.plan_cost(view, chains, costs))))
+    return out
+
+
+def _coexecuted(plan: Plan) -> bool:
+    return any(c.split for c in plan.chains)
+
+
+def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], margin: float = 0.1,
               verify_on=None, x=None, view: GraphView | None = None,
-              prepared: Prepared | None = None) -> Plan:
+              prepared: Prepared | None = None, rounds: int = 5) -> Plan:
     """CoDL's plan of ``graph`` from the cost source ``costs`` (see the module docstring).
 
     ``costs`` may be a fitted latency predictor
     (:class:`~coinfer.graph.costs.predictor.Predictor`): the plan then needs no
     measuring pass on the model (``verify_on`` stays optional).
 
-    ``verify_on``: an :class:`~coinfer.hw.SoC` to run the candidate plans on
-    (``chains=True`` only), with input ``x`` (default: the seeded sample of
-    :func:`sample_input`); ``prepared`` (:func:`~.lower.prepare` of ``graph``)
-    gives the view and the weights those runs share.
+    ``verify_on``: an :class:`~coinfer.hw.SoC` to run close candidates on
+    (``chains=True`` only), ``rounds`` times each, with input ``x`` (default:
+    the seeded sample of :func:`sample_input`); ``prepared``
+    (:func:`~.lower.prepare` of ``graph``) gives the view and the weights those
+    runs share.  ``notes``: ``chosen`` (the candidate's label), ``chosen_by``
+    (``prediction`` or ``measurement``), ``why``, and ``candidates`` (label ->
+    predicted and, if run, measured seconds).
     """
     if prepared is not None:
         view = prepared.view
     view = view if view is not None else view_of(graph)
     costs = as_cost_source(costs, view)
     name = "codl" if chains else "codl-nochain"
-    found = chain_search.search(view, costs, chains=chains, delta=delta)
-    coexec = Plan(name, list(found), predicted_s=chain_search.plan_cost(view, found, costs))
     if not chains:
-        return coexec
-    singles = {dev: _renamed(plan_single(graph, dev, view=view), name, view, costs) for dev in ("cpu", "gpu")}
-    dev = min(("cpu", "gpu"), key=lambda d: singles[d].predicted_s)
-    single = singles[dev]
-    notes = {"coexec_predicted_s": coexec.predicted_s, "single": dev, "single_predicted_s": single.predicted_s}
-    if single.predicted_s * (1.0 - margin) <= coexec.predicted_s:
-        single.notes = {**notes, "chosen_by": "prediction"}
-        return single
-    if verify_on is None:
-        coexec.notes = {**notes, "chosen_by": "prediction"}
-        return coexec
-    # Chain searches with a narrower and a wider ratio window give the other
-    # candidates; all are run and the fastest measured plan is kept.
-    candidates, labels = [coexec], [f"chains delta={delta}"]
-    for d in VERIFY_DELTAS:
-        if d != delta:
-            alt = chain_search.search(view, costs, chains=True, delta=d)
-            if all(alt != c.chains for c in candidates):
-                candidates.append(Plan(name, list(alt), predicted_s=chain_search.plan_cost(view, alt, costs)))
-                labels.append(f"chains delta={d}")
-    # Both single processors are candidates too: their predictions miss the
-    # dispatch gaps between ops, which differ between the two kernel sets.
-    pool = candidates + [singles["cpu"], singles["gpu"]]
-    labels += ["cpu only", "gpu only"]
-    times = measure_plans(graph, verify_on, pool, sample_input(graph) if x is None else x, prepared=prepared)
-    best = min(range(len(times)), key=times.__getitem__)
-    chosen = pool[best]
-    chosen.notes = {**notes, "chosen_by": "measurement", "chosen": labels[best],
-                    "candidates_measured_s": dict(zip(labels, times))}
+        found = chain_search.search(view, costs, chains=False)
+        return Plan(name, list(found), predicted_s=chain_search.plan_cost(view, found, costs),
+                    notes={"chosen": "no chains", "chosen_by": "prediction", "why": "the per-op search"})
+    cands = codl_candidates(graph, costs, view=view, delta=delta, name=name)
+    # Co-executed predictions count `margin` worse against the single-processor plans.
+    weighed = {label: p.predicted_s / (1.0 - margin) if _coexecuted(p) else p.predicted_s for label, p in cands}
+    ranked = sorted(cands, key=lambda lp: weighed[lp[0]])
+    best_label, best = ranked[0]
+    table = {label: {"predicted_s": p.predicted_s} for label, p in cands}
+    lead = weighed[ranked[1][0]] / weighed[best_label] - 1.0 if len(ranked) > 1 else float("inf")
+    if verify_on is None or lead >= DECIDE_MARGIN:
+        why = (f"predicted {100 * lead:.0f}% faster than the next candidate ({ranked[1][0]})"
+               if len(ranked) > 1 else "the only candidate")
+        if verify_on is None and lead < DECIDE_MARGIN:
+            why += "; no SoC to measure on"
+        best.notes = {"chosen": best_label, "chosen_by": "prediction", "why": why, "candidates": table}
+        return best
+    # The single-processor plans are always measured: they need no second core, so they
+    # are what a busy machine leaves, and their predictions miss the dispatch gaps.
+    pool = [(label, p) for label, p in ranked
+            if weighed[label] <= weighed[best_label] * MEASURE_WINDOW or label in SINGLES]
+    times = measure_plans(graph, verify_on, [p for _, p in pool], sample_input(graph) if x is None else x,
+                          prepared=prepared, rounds=rounds)
+    for (label, _), t in zip(pool, times):
+        table[label]["measured_s"] = t
+    k = min(range(len(times)), key=times.__getitem__)
+    runner_up = min((t for i, t in enumerate(times) if i != k), default=None)
+    why = (f"predicted margin {100 * lead:.0f}% < {100 * DECIDE_MARGIN:.0f}%: fastest median of "
+           f"{len(pool)} measured candidates")
+    if runner_up is not None:
+        why += f", {100 * (runner_up / times[k] - 1):.1f}% ahead of the next"
+    single = min((i for i, (lb, _) in enumerate(pool) if lb in SINGLES), key=times.__getitem__, default=None)
+    if single is not None and _coexecuted(pool[k][1]) and times[k] > times[single] * (1.0 - MEASURED_MARGIN):
+        why = (f"predicted margin {100 * lead:.0f}% < {100 * DECIDE_MARGIN:.0f}%: measured; the fastest, "
+               f"{pool[k][0]!r}, co-executes and beats {pool[single][0]!r} by less than "
+               f"{100 * MEASURED_MARGIN:.0f}%")
+        k = single
+    label, chosen = pool[k]
+    chosen.notes = {"chosen": label, "chosen_by": "measurement", "why": why, "candidates": table}
     return chosen
-
-
-def _renamed(plan: Plan, name: str, view: GraphView, costs) -> Plan:
-    """A single-processor plan as a candidate of strategy ``name``, with its predicted time:
-    the cpu plan shares nothing (buffers throughout), so it costs its ops' compute alone."""
-    if plan.shared_layout == "buffer":
-        t = sum(costs.compute(op, "cpu", (0, op.out_rows, 0, op.out_channels)) for op in view.ops)
-    else:
-        t = chain_search.plan_cost(view, plan.chains, costs)
-    return Plan(name, plan.chains, shared_layout=plan.shared_layout, predicted_s=t)
 
 
 def sample_input(graph, seed: int = 0):
@@ -159,7 +206,7 @@ def sample_input(graph, seed: int = 0):
     return next(iter(xs.values())) if len(xs) == 1 else xs
 
 
-def measure_plans(graph, soc, plans, x, *, rounds: int = 3, prepared: Prepared | None = None) -> list:
+def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared | None = None) -> list:
     """Median wall seconds of each plan on ``soc``, runs interleaved round by round
     (one warm-up run each first)."""
     exs = []

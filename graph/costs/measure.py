@@ -73,16 +73,20 @@ def measure(sample: Sample, *, repeats: int = 5, warmup: int = 1) -> Timing:
 
 def measure_interleaved(many: Sequence[Sample], *, rounds: int = 3, warmup: int = 1) -> list[Timing]:
     """One :class:`Timing` per sample: ``warmup`` discarded calls of each, then
-    ``rounds`` rounds that call each once in turn."""
+    ``rounds`` rounds that call each once in turn.  Round ``r`` starts at sample
+    ``r mod len(many)``, so no sample always follows the same other one (what ran
+    just before leaves caches and clocks in its own state)."""
     if rounds < 1 or warmup < 0:
         raise ValueError(f"measure_interleaved: need rounds >= 1 and warmup >= 0, got {rounds}, {warmup}")
     for s in many:
         for _ in range(warmup):
             s()
     kept: list[list[float]] = [[] for _ in many]
-    for _ in range(rounds):
-        for s, ts in zip(many, kept):
-            ts.append(float(s()))
+    n = len(many)
+    for r in range(rounds):
+        for k in range(n):
+            i = (r + k) % n
+            kept[i].append(float(many[i]()))
     return [Timing(tuple(ts)) for ts in kept]
 
 

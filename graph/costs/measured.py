@@ -3,7 +3,8 @@
 :class:`MeasuredCosts` is the planner's cost source for ``codl`` (see
 :mod:`coinfer.graph.coexec.costmodel`).  For every op it times, on each processor's
 own pinned thread and with the same kernels the executor runs, the whole op
-and half of it along each dimension it can be split on, and fits
+and half of it along each dimension it can be split on (and the whole op on
+the GPU's thread with the buffer kernels: ``gpu_buffer``), and fits
 ``t(f) = a + b*f`` in the covered fraction ``f`` of the output; the fixed part
 ``a`` is what makes small shares of small ops not worth splitting.  Each op is
 also timed on both processors at once, and the ratio to its time alone scales
@@ -165,12 +166,18 @@ class MeasuredCosts:
                 th = self._time(proc, lay, op, half)
                 fits[proc][dim] = _fit([(f, th), (1.0, t1)])
         if buffer_on_gpu:
-            whole["gpu_buffer"] = self._time("gpu", "buffer", op, full)
+            # The GPU on buffers runs the CPU's kernels on its own thread: its whole-op time
+            # is measured, and its region fits are the CPU's scaled to it.
+            t1 = self._time("gpu", "buffer", op, full)
+            whole["gpu_buffer"] = t1
+            s = t1 / whole["cpu"] if whole["cpu"] > 0 else 1.0
+            fits["gpu_buffer"] = {d: (a * s, b * s) for d, (a, b) in fits["cpu"].items()}
         if image_ok:
             together = self._time_together(op)
             slow = {p: max(1.0, together[p] / whole[p]) if whole[p] > 0 else 1.0 for p in ("cpu", "gpu")}
         else:
             slow = {"cpu": 1.0, "gpu": 1.0}
+        slow["gpu_buffer"] = slow["cpu"]
         self.slowdown[op.name] = slow
         self.fits[op.name] = fits
         self.full[op.name] = whole
@@ -225,10 +232,14 @@ class MeasuredCosts:
 
     # -- the CostSource protocol ---------------------------------------------
     def compute(self, op, proc, region, concurrent: bool = False) -> float:
+        """Seconds for ``proc`` (``cpu``, ``gpu`` on images, ``gpu_buffer``: the GPU on
+        buffers) to compute ``region`` of ``op``; infinite where it was not measured."""
         f = region_fraction(op, region)
         if f <= 0:
             return 0.0
-        fits = self.fits[op.name][proc]
+        fits = self.fits[op.name].get(proc)
+        if fits is None:
+            return float("inf")
         full_rows = region[0] == 0 and region[1] == op.out_rows
         full_chans = region[2] == 0 and region[3] == op.out_channels
         if full_rows and full_chans:
@@ -242,7 +253,7 @@ class MeasuredCosts:
         t = a + b * f
         if concurrent:
             t *= self.slowdown[op.name][proc]
-        return t + self.task_s[proc]
+        return t + self.task_s["cpu" if proc == "cpu" else "gpu"]
 
     def transform(self, nbytes: int) -> float:
         a, b = self._share["transform"]
@@ -264,3 +275,38 @@ class MeasuredCosts:
         """FLOPs per second of a processor over the whole model (muLayer's predictor)."""
         t = sum(v[key] for v in self.full.values() if key in v and np.isfinite(v[key]))
         return self.graph.total_flops() / t if t > 0 else 0.0
+
+    # -- a snapshot, for caches and other processes ----------------------------
+    def to_json(self) -> dict:
+        """The measurements the answers come from, as plain JSON data (no SoC, no arrays).
+
+        :meth:`from_json` gives back a cost source that answers exactly as this one
+        (floats round-trip through JSON unchanged), in any process."""
+        return {"kind": "codl-measured", "version": 1, "graph": self.graph.name,
+                "ops": [op.name for op in self.graph.ops], "repeats": self.repeats,
+                "fits": {op: {p: {d: list(ab) for d, ab in dims.items()} for p, dims in per.items()}
+                         for op, per in self.fits.items()},
+                "full": self.full, "slowdown": self.slowdown, "task_s": self.task_s,
+                "share": {k: list(ab) for k, ab in self._share.items()}, "sync": self._sync}
+
+    @classmethod
+    def from_json(cls, data: dict, graph) -> "MeasuredCosts":
+        """The cost source a :meth:`to_json` snapshot describes, for ``graph`` (whose ops it must
+        name, in order); it measures nothing and holds no SoC."""
+        if not isinstance(data, dict) or data.get("kind") != "codl-measured" or data.get("version") != 1:
+            raise ValueError("MeasuredCosts.from_json: not a version 1 'codl-measured' snapshot")
+        ops = [op.name for op in graph.ops]
+        if data["ops"] != ops:
+            raise ValueError(f"MeasuredCosts.from_json: the snapshot of graph {data['graph']!r} names other ops "
+                             f"than graph {graph.name!r}")
+        new = object.__new__(cls)
+        new.graph, new.soc, new.view, new._weights, new._data = graph, None, None, None, None
+        new.repeats = int(data["repeats"])
+        new.fits = {op: {p: {d: tuple(ab) for d, ab in dims.items()} for p, dims in per.items()}
+                    for op, per in data["fits"].items()}
+        new.full = {op: dict(v) for op, v in data["full"].items()}
+        new.slowdown = {op: dict(v) for op, v in data["slowdown"].items()}
+        new.task_s = dict(data["task_s"])
+        new._share = {k: tuple(ab) for k, ab in data["share"].items()}
+        new._sync = float(data["sync"])
+        return new

@@ -63,6 +63,17 @@ class MeasuredSideCosts:
 
     def under(self, profile) -> "MeasuredSideCosts":
         """The same measurements scaled by another profile (processor names 'device', 'edge')."""
-        new = object.__new__(MeasuredSideCosts)
-        new.profile, new.host = profile, self.host
+        return MeasuredSideCosts.of_host(self.host, profile)
+
+    @classmethod
+    def of_host(cls, host: dict, profile) -> "MeasuredSideCosts":
+        """Host seconds ``{op: {"device": s, "edge": s}}`` measured before (for example
+        cached, :mod:`.tables`) scaled by ``profile`` (processor names 'device', 'edge')."""
+        for op, row in host.items():
+            for side in SIDES:
+                if not (side in row and row[side] >= 0):
+                    raise ValueError(f"MeasuredSideCosts: op {op!r} needs host seconds >= 0 for side {side!r}, "
+                                     f"got {row}")
+        new = object.__new__(cls)
+        new.profile, new.host = profile, host
         return new

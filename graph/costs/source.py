@@ -17,7 +17,9 @@ from ..coexec.view import OpView
 
 class CostSource(Protocol):
     def compute(self, op: OpView, proc: str, region: Region, concurrent: bool = False) -> float:
-        """Seconds for ``proc`` ('cpu'|'gpu') to compute ``region`` of ``op``'s output;
+        """Seconds for ``proc`` to compute ``region`` of ``op``'s output: ``cpu`` (on
+        buffers), ``gpu`` (on images) or ``gpu_buffer`` (the GPU on buffers; infinite
+        where the source does not know it);
         ``concurrent`` when the other processor is computing at the same time (the
         two share caches and memory bandwidth)."""
 
@@ -34,7 +36,7 @@ class CostSource(Protocol):
 class TableCosts:
     """Hand-written costs: per op and processor a fixed part plus a part linear in
     the output fraction; sharing linear in bytes.  Used in tests and studies."""
-    full: dict  # op name -> {"cpu": seconds, "gpu": seconds}
+    full: dict  # op name -> {"cpu": s, "gpu": s, optionally "gpu_buffer": s}; a missing key costs inf
     fixed: float = 0.0
     transform_per_byte: float = 0.0
     transform_fixed: float = 0.0
@@ -44,7 +46,10 @@ class TableCosts:
 
     def compute(self, op, proc, region, concurrent=False):
         f = region_fraction(op, region)
-        return 0.0 if f == 0 else self.fixed + f * self.full[op.name][proc]
+        if f == 0:
+            return 0.0
+        t = self.full[op.name].get(proc)
+        return float("inf") if t is None else self.fixed + f * t
 
     def transform(self, nbytes):
         return self.transform_fixed + self.transform_per_byte * nbytes if nbytes else 0.0

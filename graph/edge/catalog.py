@@ -129,6 +129,8 @@ class Catalog:
         self.max_models = int(max_models)
         self.names: dict = {n: n for n in list(MODELS) + zoo.names()}  # name -> load spec
         self.hashes: dict = {}  # content hash -> name
+        if onnx_paths:
+            from .. import onnx as _onnx  # noqa: F401 - ImportError naming the extra, at start, not at OPEN
         for p in onnx_paths:
             p = os.fspath(p)
             if not os.path.isfile(p):

@@ -436,7 +436,7 @@ def main(args) -> int:
                        verbose=args.verbose)
     try:
         server = EdgeServer(cfg)
-    except ValueError as e:
+    except (ValueError, ImportError) as e:
         print(f"coinfer edge-server: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()

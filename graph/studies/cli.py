@@ -88,11 +88,7 @@ def _cmd_run(args) -> int:
     from ..coexec.strategies import STRATEGIES
     from .coexec import format_table, load_model, run_strategies
 
-    try:
-        graph = load_model(args.model, input_size=args.input_size)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"coinfer run: {e}", file=sys.stderr)
-        return 2
+    graph = load_model(args.model, input_size=args.input_size)
     strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
     in_name = graph.inputs[0]
     if args.input:
@@ -163,8 +159,21 @@ def _cmd_cloud_vs_device(args) -> int:
     return cli_main(args)
 
 
+def _cmd_simulate(args) -> int:
+    from .simulate import cli_main
+
+    return cli_main(args)
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import cli_main
+
+    return cli_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     k = sub.add_parser("kernels", help="time coinfer's kernels on the benchmark layers against onnxruntime (1 thread)")
     k.add_argument("--layout", choices=["buffer", "image", "both"], default="buffer")
@@ -215,12 +224,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cloud_vs_device(sub)
     sub.choices["cloud-vs-device"].set_defaults(func=_cmd_cloud_vs_device)
+    from .simulate import add_parser as add_simulate
+    from .sweep import add_parser as add_sweep
+
+    add_simulate(sub)
+    sub.choices["simulate"].set_defaults(func=_cmd_simulate)
+    add_sweep(sub)
+    sub.choices["sweep"].set_defaults(func=_cmd_sweep)
+    for cmd in sub.choices.values():  # every subcommand takes --debug after its name too
+        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the traceback of an error")
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    """The cause of a failure on one line: the message, else the exception's type."""
+    msg = " ".join(str(e).split())
+    return msg if msg else type(e).__name__
+
+
 def main(argv=None) -> int:
+    """Run one subcommand; its exit status.
+
+    Bad input (a model that does not load, a plan that cannot be made, a run
+    that fails) prints one line naming the cause on stderr and returns 2;
+    ``--debug`` (before or after the subcommand) lets the traceback through.
+    """
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if getattr(args, "debug", False):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - the one place errors become an exit status
+        print(f"coinfer {args.command}: {_one_line(e)} (run with --debug for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -644,7 +644,8 @@ def cli_main(args) -> int:
         print(f"coinfer cloud-vs-device: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
-        print(f"coinfer cloud-vs-device: {e}: {photo_set.EXTRA_HINT}", file=sys.stderr)
+        hint = "" if "coinfer[" in str(e) else f": {photo_set.EXTRA_HINT}"
+        print(f"coinfer cloud-vs-device: {e}{hint}", file=sys.stderr)
         return 2
     except ValueError as e:
         print(f"coinfer cloud-vs-device: {e}", file=sys.stderr)

@@ -1,13 +1,19 @@
 """The co-execution study (``coinfer run``, ``bench/test_coexec.py``): strategies side by side on one SoC.
 
 For each strategy: plan (from one shared profiling pass, and one prepared
-view and set of weights), execute ``repeat`` times after a warm-up, and report
-the median wall time, the host replay of the last run's trace, the speedup
-over the best single processor, the max abs error against the ``cpu`` output,
-and the plan's chains and splits.
+view and set of weights), execute ``repeat`` times after a warm-up, the
+strategies interleaved round by round so all meet the same machine state, and
+report the median wall time; the median of the host replays of each timed
+run's own trace and the median of the per-run ratios replay/wall (the
+check that the time model reproduces what ran); the speedup over the best
+single processor; the max abs error against the ``cpu`` output; the plan's
+chains, splits and ops that fell back to the CPU; and for ``codl`` which
+candidate plan was chosen and why.
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +21,7 @@ import numpy as np
 from ..coexec.executor import Executor
 from ..coexec.lower import prepare
 from ..coexec.strategies import STRATEGIES, make_plan
-from ..costs.measure import geomean, measure
+from ..costs.measure import geomean, measure_interleaved
 from ..ir import fuse_relu
 from ..progress import Progress
 
@@ -37,7 +43,15 @@ def load_model(spec: str, *, input_size: int | None = None, batch: int = 1):
 
 @dataclass
 class StrategyResult:
-    """One strategy's figures; times in milliseconds."""
+    """One strategy's figures; times in milliseconds.
+
+    ``times_ms[i]`` is run i's wall time and ``replays_ms[i]`` the host replay of
+    that run's own trace; ``replay_ms`` and ``replay_ratio`` are the median of
+    the replays and of the per-run ratios replay/wall.  ``fallback`` lists the
+    ops the plan sends to the CPU because the GPU's image kernels lack them
+    (the ``gpu`` strategy); ``choice`` is how ``codl`` chose its plan
+    (``chosen``, ``chosen_by``, ``why``, ``candidates``).
+    """
 
     name: str
     median_ms: float
@@ -49,6 +63,10 @@ class StrategyResult:
     predicted_ms: float | None = None
     sharing_share: float = 0.0
     times_ms: list = field(default_factory=list)
+    replays_ms: list = field(default_factory=list)
+    replay_ratio: float = float("nan")
+    fallback: list = field(default_factory=list)
+    layouts: tuple = ()
     notes: dict = field(default_factory=dict)
     #: Median over the runs of the replay under the SoC's profile (``replay_ms`` under ``host``).
     emulated_ms: float = float("nan")
@@ -56,15 +74,23 @@ class StrategyResult:
     plan: object = None
 
     @property
-    def last_ms(self) -> float:
-        """Wall time of the last run, whose trace ``replay_ms`` replays."""
-        return self.times_ms[-1]
+    def choice(self) -> dict:
+        keys = ("chosen", "chosen_by", "why", "candidates")
+        return {k: self.notes[k] for k in keys if k in self.notes}
 
     def as_json(self) -> dict:
-        return {"name": self.name, "median_ms": self.median_ms, "replay_ms": self.replay_ms,
-                "max_abs_err": self.max_abs_err, "speedup": self.speedup, "chains": self.n_chains,
-                "splits": self.n_splits, "predicted_ms": self.predicted_ms,
-                "sharing_share": self.sharing_share, "emulated_ms": self.emulated_ms}
+        doc = {"name": self.name, "median_ms": self.median_ms, "replay_ms": self.replay_ms,
+               "replay_ratio": self.replay_ratio, "max_abs_err": self.max_abs_err, "speedup": self.speedup,
+               "chains": self.n_chains, "splits": self.n_splits, "predicted_ms": self.predicted_ms,
+               "sharing_share": self.sharing_share, "times_ms": self.times_ms, "replays_ms": self.replays_ms,
+               "fallback_ops": len(self.fallback), "fallback": self.fallback, "gpu_layouts": list(self.layouts),
+               "emulated_ms": self.emulated_ms, "emulated_runs_ms": self.emulated_runs_ms}
+        choice = self.choice
+        if choice:
+            choice["candidates"] = {k: {f"{m[:-2]}_ms": t * 1e3 for m, t in v.items()}
+                                    for k, v in choice.get("candidates", {}).items()}
+            doc["choice"] = choice
+        return doc
 
 
 def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool = True,
@@ -72,16 +98,20 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
                    verify: bool = True, profile=None):
     """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs).
 
+    Every strategy is planned first (``costs`` defaults to
+    :class:`~coinfer.graph.costs.measured.MeasuredCosts` on ``soc``, made only when
+    a strategy needs it; with ``verify`` the ``codl`` plan choice runs its close
+    candidates on ``soc``).  Then the strategies run interleaved, one run of each
+    per round after a warm-up run each, so that all of them meet the same state of
+    a shared machine.  ``trace_path`` gets a Chrome trace of ``trace_strategy``'s
+    last run (default: the first strategy).
+
     ``profile`` (a name or :class:`~coinfer.hw.profile.CostProfile`; default
     ``host``) is the SoC emulated: plans are made from ``costs`` under it
     (:class:`~coinfer.graph.costs.emulated.EmulatedCosts`: its compute scales and
-    modelled sharing costs), the kernels run on this host, and each run's trace is
-    replayed under it (``emulated_ms``, equal to ``replay_ms`` under ``host``).
-
-    ``costs`` defaults to :class:`~coinfer.graph.costs.measured.MeasuredCosts` on
-    ``soc`` (made only when a strategy needs it); with ``verify`` the ``codl``
-    plan choice runs its candidates on ``soc``.  ``trace_path`` gets a Chrome
-    trace of ``trace_strategy``'s last run (default: the first strategy).
+    modelled sharing costs; no candidate is measured on this host then), the
+    kernels run on this host, and each run's own trace is replayed under it
+    (``emulated_ms``, the median; equal to ``replay_ms`` under ``host``).
     """
     for s in strategies:
         if s not in STRATEGIES:
@@ -103,33 +133,46 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
         plan_costs = EmulatedCosts(costs, prof)
     traced = trace_strategy or strategies[0]
     order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference
-    results, outputs = {}, {}
-    with Progress(len(order), f"run {graph.name}", enabled=progress) as prog:
+    plans, outputs, runs, summaries = {}, {}, {s: [] for s in order}, {}
+    with Progress(len(order), f"plan {graph.name}", enabled=progress) as prog:
         for s in order:
             prog.step(s)
-            plan = make_plan(s, graph, plan_costs, verify_on=soc if verify and prof.name == "host" else None,
-                             prepared=prepared)
-            with Executor(graph, plan, soc, prepared=prepared) as ex:
-                last, emulated = [], []
+            plans[s] = make_plan(s, graph, plan_costs, verify_on=soc if verify and prof.name == "host" else None,
+                                 prepared=prepared)
+    with contextlib.ExitStack() as stack:
+        exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared)) for s in order}
 
-                def once():
-                    last[:] = [ex.run(x)]
-                    emulated.append(soc.trace.replay(prof) * 1e3)
-                    return ex.last_wall
-
-                timing = measure(once, repeats=max(1, repeat), warmup=1)  # warm-up: compiles, touches memory
-                replay = soc.trace.replay("host") * 1e3
-                summ = soc.trace.summary()
+        def sampler(s):
+            def once():
+                outputs[s] = exs[s].run(x)
+                # this run's own trace, replayed on the host and under the emulated SoC
+                host = soc.trace.replay("host")
+                runs[s].append((exs[s].last_wall, host, host if prof.name == "host" else soc.trace.replay(prof)))
+                summaries[s] = soc.trace.summary()
                 if trace_path and s == traced:
                     soc.trace.to_chrome(trace_path)
-            outputs[s] = last[0]
-            times = [t * 1e3 for t in timing.samples]
-            results[s] = StrategyResult(
-                s, float(np.median(times)), replay, 0.0, n_chains=plan.n_chains, n_splits=plan.n_splits,
-                predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
-                sharing_share=summ["sharing_share"], times_ms=times, notes=dict(plan.notes),
-                emulated_ms=replay if prof.name == "host" else float(np.median(emulated[1:] or emulated)),
-                emulated_runs_ms=emulated[1:], plan=plan)
+                return exs[s].last_wall
+            return once
+
+        if progress:
+            print(f"run {graph.name}: {len(order)} strategies x {max(1, repeat)} runs, interleaved",
+                  file=sys.stderr)
+        measure_interleaved([sampler(s) for s in order], rounds=max(1, repeat), warmup=1)
+    results = {}
+    for s in order:
+        kept = runs[s][1:]  # the first run is the warm-up
+        plan = plans[s]
+        times = [w * 1e3 for w, _, _ in kept]
+        replays = [r * 1e3 for _, r, _ in kept]
+        emulated = [em * 1e3 for _, _, em in kept]
+        results[s] = StrategyResult(
+            s, float(np.median(times)), float(np.median(replays)), 0.0, n_chains=plan.n_chains,
+            n_splits=plan.n_splits, predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
+            sharing_share=summaries[s]["sharing_share"], times_ms=times, replays_ms=replays,
+            replay_ratio=float(np.median([r / w for w, r, _ in kept])),
+            fallback=list(plan.notes.get("fallback", [])),
+            layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes),
+            emulated_ms=float(np.median(emulated)), emulated_runs_ms=emulated, plan=plan)
     ref = outputs["cpu"]
     best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
     for s, r in results.items():
@@ -139,20 +182,33 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
 
 
 def format_table(model: str, soc_name: str, results) -> str:
-    """One model's results as the ``coinfer run`` table."""
+    """One model's results as the ``coinfer run`` table, then how codl chose and what fell back."""
     emu = soc_name != "host"
-    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} " + (f"{'emulated ms':>12} " if emu else "")
-            + f"{'speedup':>8} {'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8}")
+    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'replay/wall':>11} "
+            + (f"{'emulated ms':>12} " if emu else "") + f"{'speedup':>8} "
+            f"{'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8} {'fallback':>9} {'gpu on':>13}")
     lines = [f"model {model} on soc {soc_name}", head, "-" * len(head)]
     for r in results:
-        lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} "
-                     + (f"{r.emulated_ms:>12.2f} " if emu else "") + f"{r.speedup:>7.2f}x "
-                     f"{r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} {100 * r.sharing_share:>7.1f}%")
-    lines.append("speedup: best single-processor median / this median; max|err|: against the cpu output; "
-                 "sharing: transform+map+unmap+sync share of busy time"
+        lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} {r.replay_ratio:>11.3f} "
+                     + (f"{r.emulated_ms:>12.2f} " if emu else "")
+                     + f"{r.speedup:>7.2f}x {r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} "
+                     f"{100 * r.sharing_share:>7.1f}% {len(r.fallback):>9d} {'+'.join(r.layouts):>13}")
+    lines.append("speedup: best single-processor median / this median; replay ms: median of the host replays "
+                 "of each run's own trace; replay/wall: median per-run ratio; max|err|: against the cpu output; "
+                 "sharing: transform+map+unmap+sync share of busy time; fallback: ops sent to the cpu for lack "
+                 "of an image kernel; gpu on: the layouts the gpu works in"
                  + (f"; emulated ms: median replay of the runs under the {soc_name} profile, with this host's "
                     "throughput per op class measured once per machine (median ms is this host's wall time)"
                     if emu else ""))
+    for r in results:
+        if r.fallback:
+            lines.append(f"{r.name}: {len(r.fallback)} op(s) fell back to the cpu: {', '.join(r.fallback)}")
+        c = r.choice
+        if "chosen" in c and r.name == "codl":
+            lines.append(f"{r.name}: chose {c['chosen']!r} by {c['chosen_by']}: {c['why']}")
+            measured = {k: v["measured_s"] for k, v in c.get("candidates", {}).items() if "measured_s" in v}
+            if measured:
+                lines.append("  measured: " + ", ".join(f"{k} {1e3 * t:.2f} ms" for k, t in measured.items()))
     return "\n".join(lines)
 
 
@@ -167,12 +223,13 @@ def comparison_lines(by_model: dict) -> list:
     for model, results in by_model.items():
         for r in results:
             lines.append(f"{model:<13} {r.name:<13} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} "
-                         f"{r.replay_ms / r.last_ms:>11.3f} {r.speedup:>7.2f}x {100 * r.sharing_share:>7.1f}% "
+                         f"{r.replay_ratio:>11.3f} {r.speedup:>7.2f}x {100 * r.sharing_share:>7.1f}% "
                          f"{r.n_chains:>7d} {r.n_splits:>7d} {r.max_abs_err:>9.1e}")
     names = [r.name for r in next(iter(by_model.values()))]
     means = {n: geomean(r.speedup for rs in by_model.values() for r in rs if r.name == n) for n in names}
     lines.append("geometric-mean speedup over the models: "
                  + ", ".join(f"{n} {m:.2f}x" for n, m in means.items()))
     lines.append("speedup = best single-processor median / strategy median, measured in this run; "
-                 "replay/wall = host replay of the last run's trace / that run's wall time")
+                 "replay ms = median of the host replays of each run's own trace; "
+                 "replay/wall = median over the runs of replay / wall time")
     return lines

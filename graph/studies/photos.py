@@ -57,7 +57,7 @@ SOURCES = (
 #: Guo's photo groups: group -> (height, width).
 GROUPS = {1: (2160, 3840), 2: (1080, 1920), 3: (540, 960)}
 JPEG_QUALITY = 95
-EXTRA_HINT = "pip install 'coinfer[guo]' (Pillow, scikit-image, scikit-learn, tqdm)"
+EXTRA_HINT = "pip install 'coinfer[guo]' (onnx, Pillow, scikit-image, scikit-learn, tqdm)"
 
 
 class MissingExtra(ImportError):

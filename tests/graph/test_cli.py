@@ -59,3 +59,77 @@ def test_run_bad_input_file(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float64))
     assert main(["run", "squeezenet", "--input-size", "35", "--input", str(tmp_path / "x.npy"), "--quiet"]) == 2
     assert "--input must hold float32" in capsys.readouterr().err
+
+
+def test_run_replays_every_timed_run(capsys):
+    assert main(["run", "squeezenet", "--input-size", "35", "--strategy", "gpu", "--repeat", "3", "--json",
+                 "--quiet"]) == 0
+    (s,) = json.loads(capsys.readouterr().out)["strategies"]
+    assert len(s["replays_ms"]) == len(s["times_ms"]) == 3
+    assert s["replay_ms"] == pytest.approx(float(np.median(s["replays_ms"])))
+    ratios = [r / w for r, w in zip(s["replays_ms"], s["times_ms"])]
+    assert s["replay_ratio"] == pytest.approx(float(np.median(ratios)))
+    assert all(abs(r - 1.0) <= 0.05 for r in ratios)  # under host, replay reproduces each run
+    assert s["fallback_ops"] == 0 and s["gpu_layouts"] == ["image"]
+
+
+def test_run_error_is_one_line_naming_the_op(capsys, monkeypatch):
+    from coinfer.graph.coexec import lower
+
+    real = lower.call
+
+    def broken(graph, op, *a, **k):
+        if op.name == "fire3_expand3x3":
+            raise ValueError("injected fault")
+        return real(graph, op, *a, **k)
+
+    monkeypatch.setattr(lower, "call", broken)
+    assert main(["run", "squeezenet", "--input-size", "35", "--strategy", "cpu", "--repeat", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "fire3_expand3x3" in err and "injected fault" in err
+    with pytest.raises(Exception, match="injected fault"):
+        main(["run", "squeezenet", "--input-size", "35", "--strategy", "cpu", "--repeat", "1", "--quiet",
+              "--debug"])
+
+
+def test_kernels_errors_go_through_the_wrapper(capsys, monkeypatch):
+    from coinfer.graph.studies import kernels as ks
+
+    monkeypatch.setattr(ks, "make_inputs", lambda lay: (_ for _ in ()).throw(ValueError("no inputs")))
+    assert main(["kernels", "--layers", "fc8", "--quiet", "--no-ort"]) == 2
+    assert "coinfer kernels: no inputs" in capsys.readouterr().err
+
+
+# -- a missing extra is named -------------------------------------------------------
+
+def _without(monkeypatch, *modules):
+    """Make ``import m`` fail for each module (and forget coinfer modules that imported it)."""
+    import sys
+
+    import coinfer.graph as cg
+
+    for m in modules:
+        monkeypatch.setitem(sys.modules, m, None)
+    for name in ("onnx", "onnx_export"):
+        monkeypatch.delitem(sys.modules, f"coinfer.graph.{name}", raising=False)
+        monkeypatch.delattr(cg, name, raising=False)
+
+
+@pytest.mark.parametrize("block, args, extra", [
+    (("onnx",), ["run", "model.onnx"], "coinfer[onnx]"),
+    (("onnx",), ["edge-server", "--port", "0", "--model", "model.onnx"], "coinfer[onnx]"),
+    (("simpy",), ["simulate"], "coinfer[sim]"),
+    (("ruptures",), ["simulate"], "coinfer[sim]"),
+    (("dask", "dask.distributed"), ["sweep", "SPEC", "--scheduler", "local-dask", "--out", "r.csv"], "coinfer[dist]"),
+    (("pyarrow", "pyarrow.parquet"), ["sweep", "SPEC", "--out", "r.parquet"], "coinfer[dist]"),
+    (("matplotlib",), ["edgent", "branchy_lenet", "--plot", "PLOTS"], "coinfer[plot]"),
+])
+def test_a_missing_extra_is_named(block, args, extra, tmp_path, monkeypatch, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[axes]\nmodels = ["branchy_lenet"]\nbandwidths = ["1Mbps"]\n')
+    (tmp_path / "model.onnx").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    _without(monkeypatch, *block)
+    args = [str(spec) if a == "SPEC" else str(tmp_path / "plots") if a == "PLOTS" else a for a in args]
+    assert main(args + ([] if args[0] in ("sweep", "edge-server") else ["--quiet"])) == 2
+    assert f"pip install '{extra}'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from coinfer.graph.ir import fuse_relu
 from coinfer.graph.coexec.plan import Chain, Plan
 from coinfer.graph.coexec.strategies import STRATEGIES, make_plan, plan_codl, plan_mulayer, plan_single
 from coinfer.graph.coexec.view import view_of
+from coinfer.kernels import LAYOUTS
 from coinfer.graph.costs.source import TableCosts
 from coinfer.hw import SoC
 from tests.tolerance import assert_close
@@ -68,26 +69,31 @@ def test_split_strategies_match_cpu(name, soc):
 
 
 def random_plan(graph, data) -> Plan:
+    """A random valid plan: chains of random length, dimension and ratio, each with the GPU
+    on images or on buffers (all on buffers for a shared-buffer plan)."""
     view = view_of(graph)
     names = [op.name for op in view.ops]
     shared = data.draw(st.sampled_from([None, "buffer"]))
     chains, i = [], 0
     while i < len(names):
         n = data.draw(st.integers(1, min(5, len(names) - i)))
-        if shared == "buffer" and data.draw(st.booleans()):
-            n = 1  # buffer-shared plans split single ops
         members = names[i:i + n]
-        dims = [d for d in ("H", "OC", "none") if valid(view, members, d) and (d == "none" or n == 1 or not shared)]
-        dim = data.draw(st.sampled_from(dims))
-        ratio = data.draw(st.sampled_from(RATIOS[1:-1] if dim != "none" else (0.0, 1.0)))
-        chains.append(Chain(tuple(members), dim, ratio))
+        options = [(d, r, lay) for d in ("H", "OC", "none") for lay in (("buffer",) if shared else LAYOUTS)
+                   for r in (RATIOS[1:-1] if d != "none" else (0.0, 1.0)) if valid(view, members, d, r, lay)]
+        if not options:  # a long chain no option allows: shorten it
+            n, members = 1, names[i:i + 1]
+            options = [(d, r, lay) for d in ("H", "OC", "none") for lay in (("buffer",) if shared else LAYOUTS)
+                       for r in (RATIOS[1:-1] if d != "none" else (0.0, 1.0)) if valid(view, members, d, r, lay)]
+        dim, ratio, lay = data.draw(st.sampled_from(options))
+        chains.append(Chain(tuple(members), dim, ratio, lay))
         i += n
     return Plan("random", chains, shared_layout=shared)
 
 
-@settings(max_examples=20)
+@settings(max_examples=30)
 @given(data=st.data(), name=st.sampled_from(["squeezenet", "resnet18", "alexnet", "mobilenet_v1"]))
 def test_any_valid_plan_matches_reference(soc, data, name):
+    """Mixed plans too: chains with the GPU on images next to chains with it on buffers."""
     g, x, ref = small(name)
     plan = random_plan(g, data)
     assert_close(run_plan(g, plan, soc, x), ref, f"{name} {plan.describe()}")
@@ -232,9 +238,11 @@ def test_codl_keeps_the_fastest_measured_candidate(soc):
     plan = plan_codl(g, costs, verify_on=soc, x=x)
     notes = plan.notes
     assert notes["chosen_by"] == "measurement"
-    times = notes["candidates_measured_s"]
-    assert {"cpu only", "gpu only", "chains delta=0.3"} <= set(times)
-    assert times[notes["chosen"]] == min(times.values())
+    times = {k: v["measured_s"] for k, v in notes["candidates"].items() if "measured_s" in v}
+    assert "chains delta=0.3" in times and len(times) >= 2
+    # the fastest, or a single processor within 3% of a co-executed fastest
+    assert times[notes["chosen"]] <= min(times.values()) / (1 - 0.03)
+    assert "measured" in notes["why"]
 
 
 def test_codl_stays_on_one_processor_when_the_predicted_gain_is_small(soc):
