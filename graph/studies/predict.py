@@ -115,7 +115,9 @@ def run(samples: int = DEFAULT_SAMPLES, *, soc_name: str = "host", models=MODELS
         progress: bool = True, seed: int = 0, refresh: bool = False, plan_check: bool = True) -> dict:
     """The whole study; returns the ``coinfer predict --json`` document (plus details)."""
     get_profile(soc_name)  # an unknown name fails before any measuring
-    data, path, measured_now = ds_mod.cached(samples, seed=seed, progress=progress, refresh=refresh)
+    # Traced runs feed the whole-model terms (in-model correction, dispatch gaps): none without models.
+    data, path, measured_now = ds_mod.cached(samples, seed=seed, progress=progress, refresh=refresh,
+                                             models=ds_mod.TRACE_MODELS if models else ())
     preds, methods = fit_all(data, seed=seed)
     for m, p in preds.items():
         p.save(hw_host.cache_path(f"predictor-{m}", hw_host.host_id(), ".json", f"n{samples}-s{seed}"))

@@ -10,7 +10,7 @@ from coinfer.graph.coexec.view import view_of
 from coinfer.graph.costs import features as F
 from coinfer.graph.costs import predictor as P
 from coinfer.graph.costs import sampling as S
-from coinfer.graph.costs.dataset import FIELDS, Dataset
+from coinfer.graph.costs.dataset import FIELDS, VERSION, Dataset
 from coinfer.graph.costs.emulated import EmulatedCosts
 from coinfer.graph.ir import fuse_relu
 from coinfer.graph.studies.cli import main
@@ -101,7 +101,7 @@ def test_dataset_csv_round_trip(tmp_path):
     assert len(back.rows) == len(ds.rows)
     a, b = ds.ops("gpu", "alone")[3], back.ops("gpu", "alone")[3]
     assert {k: a.get(k) for k in FIELDS if k in a} == {k: b[k] for k in FIELDS if k in a}
-    p.write_text(text.replace("# version: 1", "# version: 99"))
+    p.write_text(text.replace(f"# version: {VERSION}", "# version: 99"))
     with pytest.raises(ValueError, match="version"):
         Dataset.load(p)
 
@@ -146,8 +146,9 @@ def test_predicted_costs_plan_codl_and_refinement():
     t = costs.compute(conv, "cpu", full)
     assert t > 0 and costs.compute(conv, "gpu_buffer", full) == pytest.approx(t)
     assert costs.transform(1 << 20) > costs.transform(1 << 10) > 0 and costs.sync() > 0
-    costs.observe(conv, "cpu", full, 2 * (t - costs.task_s["cpu"]), weight=1.0)
-    assert costs.compute(conv, "cpu", full) == pytest.approx(2 * t - costs.task_s["cpu"])
+    step = costs.gaps["step"]
+    costs.observe(conv, "cpu", full, 2 * (t - step), weight=1.0)
+    assert costs.compute(conv, "cpu", full) == pytest.approx(2 * t - step)
     plan = plan_codl(g, pred)  # a predictor, no measuring pass
     assert plan.predicted_s > 0 and plan.notes["chosen_by"] == "prediction"
 
