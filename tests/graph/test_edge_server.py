@@ -168,8 +168,11 @@ def test_throughput_is_shaped_and_measured(server):
         c.open("branchy_lenet")
         c.shape(Link(2e6, rtt_s=0.004))
         r = c.run(2, 0, 9, [x_for(LENET)], [(1, 10)])
-        assert r.samples and all(0.5e6 < s < 2.2e6 for s in r.samples)  # loose: the host may preempt us
-        assert 0.5e6 < c.ping(5000) < 2.2e6
+        # The shaper never lets bytes go faster than the link; a loaded host only makes them slower,
+        # so the bound holds whatever else runs (the rate itself is checked on a fake clock in
+        # test_edge_shaping.py).
+        assert r.samples and all(0 < s < 2.2e6 for s in r.samples)
+        assert 0 < c.ping(5000) < 2.2e6
 
 
 # -- refusals: an ERROR frame with its reason, that connection closed, the rest served ------------
