@@ -64,6 +64,7 @@ import numpy as np
 
 from ..hw.link import Link, parse_rate
 from ..hw.profile import CostProfile, get_profile
+from .costs.emulated import EmulatedCosts
 
 __all__ = ["Latency", "latency", "clear_cache", "CODL_STRATEGIES", "EDGE_STRATEGIES", "load_graph"]
 
@@ -189,39 +190,6 @@ def _profile(soc) -> CostProfile:
     return get_profile(soc)
 
 
-class _OnSoC:
-    """A host cost source under a profile: compute and transforms scaled by the
-    processor's ``scale()``, each sharing operation plus the profile's modelled cost
-    (as :meth:`coinfer.hw.trace.Trace.replay` re-times a run)."""
-
-    def __init__(self, costs, profile: CostProfile):
-        self.costs, self.profile = costs, profile
-        self._scale = {"cpu": profile.scale("cpu"), "gpu": profile.scale("gpu")}
-
-    def _s(self, proc: str) -> float:
-        return self._scale["cpu" if proc == "cpu" else "gpu"]
-
-    def compute(self, op, proc, region, concurrent: bool = False) -> float:
-        return self.costs.compute(op, proc, region, concurrent) * self._s(proc)
-
-    def transform(self, nbytes: int) -> float:
-        if not nbytes:
-            return 0.0
-        return self.costs.transform(nbytes) * self._scale["gpu"] + self.profile.cost("transform", nbytes)
-
-    def map(self, nbytes: int) -> float:
-        return self.costs.map(nbytes) + self.profile.cost("map", nbytes) if nbytes else 0.0
-
-    def unmap(self, nbytes: int) -> float:
-        return self.costs.unmap(nbytes) + self.profile.cost("unmap", nbytes) if nbytes else 0.0
-
-    def sync(self) -> float:
-        return self.costs.sync() + self.profile.cost("sync")
-
-    def throughput(self, key: str) -> float:
-        return self.costs.throughput(key) / self._s(key)
-
-
 def _view(gk, graph):
     v = _VIEWS.get(gk)
     if v is None:
@@ -243,7 +211,7 @@ def _codl(gk, graph, profile: CostProfile, strategy, costs, ck) -> "Latency":
 
             costs = codl_costs(graph)
         src = _SOURCES[(gk, ck)] = costs
-    on = _OnSoC(src, profile) if not _is_host(profile) else src
+    on = EmulatedCosts(src, profile) if not _is_host(profile) else src
     view = _view(gk, graph)
     if isinstance(strategy, Plan):
         plan = strategy

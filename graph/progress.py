@@ -40,3 +40,38 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
         return False
+
+
+class _Counter:
+    """The fallback of :func:`bar`: a :class:`Progress` line every few percent."""
+
+    def __init__(self, total: int, label: str, enabled: bool):
+        self.p = Progress(total, label, enabled=enabled)
+        self.total, self.n, self.shown = total, 0, -1
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        pct = int(100 * self.n / max(1, self.total))
+        if pct // 5 != self.shown // 5 or self.n == self.total:
+            self.shown = pct
+            self.p.done = self.n - 1
+            self.p.step(f"{pct}%")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.p.__exit__(*exc)
+
+
+def bar(total: int, label: str, *, enabled: bool = True):
+    """A progress bar on stderr (``with bar(n, "measure") as b: b.update(1)``): tqdm's when
+    it is installed (``pip install 'coinfer[progress]'``), else a :class:`Progress` line."""
+    if enabled:
+        try:
+            from tqdm import tqdm
+
+            return tqdm(total=total, desc=label, file=sys.stderr, unit="op", leave=False)
+        except ImportError:
+            pass
+    return _Counter(total, label, enabled)

@@ -89,8 +89,9 @@ class _Tile:
 class _Pool:
     """The state worker threads share (holds no reference to the Processor)."""
 
-    def __init__(self, name: str, cores: list, trace: Trace, profile):
+    def __init__(self, name: str, cores: list, trace: Trace, profile, layout: str = "buffer"):
         self.name = name
+        self.layout = layout
         self.cores = cores
         self.trace = trace
         self.profile = profile
@@ -173,6 +174,8 @@ def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
         pool.name, k, task.kind, task.op, start - t0, end - t0, deps=sorted(set(dep_ids)),
         region=tile.region, bytes=tile.nbytes, submitted=tile.submitted - t0, modelled=modelled,
         error=None if failure is None else failure[1],
+        layout=task.meta.get("layout", pool.layout) if task.kind == "compute" else None,
+        op_class=task.meta.get("op_class") if task.kind == "compute" else None,
     )
     task._finish(tile.index, result, rec, failure)
 
@@ -182,7 +185,7 @@ def _run_steps(pool: _Pool, k: int, tile: _Tile, dep_ids) -> None:
     task, trace = tile.task, pool.trace
     t0 = trace.t0
     deps, rec, failure = sorted(set(dep_ids)), None, None
-    for op, fn, kwargs, region, nbytes in tile.steps:
+    for op, fn, kwargs, region, nbytes, meta in tile.steps:
         start = time.perf_counter()
         try:
             fn(**kwargs)
@@ -191,7 +194,8 @@ def _run_steps(pool: _Pool, k: int, tile: _Tile, dep_ids) -> None:
         end = time.perf_counter()
         rec = trace.record(pool.name, k, "compute", op, start - t0, end - t0, deps=deps, region=region,
                            bytes=nbytes, submitted=tile.submitted - t0,
-                           error=None if failure is None else failure[1])
+                           error=None if failure is None else failure[1],
+                           layout=meta.get("layout", pool.layout), op_class=meta.get("op_class"))
         deps = [rec]
         if failure is not None:
             break
@@ -251,7 +255,7 @@ class Processor:
         self.threads = int(threads)
         self.requested_cores = self._cores(cores)
         trace = Trace() if trace is None else trace
-        self._pool = _Pool(name, self._usable(self.requested_cores), trace, get_profile(profile))
+        self._pool = _Pool(name, self._usable(self.requested_cores), trace, get_profile(profile), layout)
         self._lock = threading.Lock()
         self._closed = False
         self._queues = [queue.SimpleQueue() for _ in range(self.threads)]
@@ -322,7 +326,8 @@ class Processor:
     # -- work ---------------------------------------------------------------
     def run(self, op: str, fn, *args, rows=None, channels=None, split: str | None = None,
             tiles: int | None = None, after=(), kind: str = "compute", nbytes: int = 0,
-            thread: int | None = None, timeout: float | None = None, **kwargs) -> Task:
+            thread: int | None = None, timeout: float | None = None, meta: dict | None = None,
+            **kwargs) -> Task:
         """Run ``fn(*args, rows=..., channels=..., **kwargs)`` over a region, in tiles.
 
         The region is split along ``split`` (``"rows"`` or ``"channels"``;
@@ -332,7 +337,9 @@ class Processor:
         a region not split is passed whole.  With no region, one tile runs on
         ``thread`` (default 0).  An empty region runs nothing: the handle
         completes when ``after`` does and stands for it as a dependency.
-        ``nbytes`` is shared among tiles in proportion to their size.
+        ``nbytes`` is shared among tiles in proportion to their size.  ``meta``
+        (``{"layout": ..., "op_class": ...}``) is recorded with each tile, as a
+        command list's sixth item is (see :meth:`run_list`).
         """
         owner = f"{self.name}: op '{op}'"
         region = {}
@@ -359,7 +366,7 @@ class Processor:
             pieces = [{**region, split: t} for t in split_range(r0, r1, n, multiple)]
         total = sum(_extent(p, split) for p in pieces) or 1
         tile_bytes = [int(nbytes) * _extent(p, split) // total for p in pieces]
-        return self._submit(op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout)
+        return self._submit(op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout, meta)
 
     def submit(self, fn, *args, tiles=None, op: str | None = None, after=(), kind: str = "compute",
                nbytes: int = 0, thread: int | None = None, timeout: float | None = None, **kwargs) -> Task:
@@ -379,7 +386,10 @@ class Processor:
 
     def run_list(self, steps, *, after=(), thread: int = 0, timeout: float | None = None) -> Task:
         """Queue a command list: ``steps`` is ``[(op, fn, kwargs, region, nbytes), ...]``,
-        run back to back on one thread as one queue entry (``fn(**kwargs)``).
+        run back to back on one thread as one queue entry (``fn(**kwargs)``).  A step
+        may carry a sixth item, ``{"layout": ..., "op_class": ...}``, recorded with it
+        (the kernel set it runs, when not the processor's own, and its op class, by which
+        a profile scales it on replay).
 
         Each step is recorded in the trace as its own compute task, the first
         after ``after`` and each later one after the step before, so the trace
@@ -389,9 +399,11 @@ class Processor:
         """
         items = []
         for st in steps:
-            if not (isinstance(st, tuple) and len(st) == 5 and isinstance(st[0], str) and callable(st[1])):
-                raise TypeError(f"{self.name}: run_list steps must be (op, fn, kwargs, region, nbytes), got {st!r}")
-            items.append((st[0], st[1], dict(st[2]), dict(st[3]), int(st[4])))
+            if not (isinstance(st, tuple) and len(st) in (5, 6) and isinstance(st[0], str) and callable(st[1])
+                    and (len(st) == 5 or isinstance(st[5], dict))):
+                raise TypeError(f"{self.name}: run_list steps must be (op, fn, kwargs, region, nbytes[, meta]), "
+                                f"got {st!r}")
+            items.append((st[0], st[1], dict(st[2]), dict(st[3]), int(st[4]), dict(st[5]) if len(st) == 6 else {}))
         if not items:
             raise ValueError(f"{self.name}: run_list needs at least one step")
         op = items[0][0] if len(items) == 1 else f"{items[0][0]}..{items[-1][0]}"
@@ -406,7 +418,7 @@ class Processor:
             self._queues[int(thread)].put(tile)
         return task
 
-    def _submit(self, op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout) -> Task:
+    def _submit(self, op, kind, fn, args, kwargs, pieces, tile_bytes, after, thread, timeout, meta=None) -> Task:
         if not isinstance(op, str):
             raise TypeError(f"{self.name}: op must be a str, got {type(op).__name__}")
         if kind not in KINDS:
@@ -419,6 +431,8 @@ class Processor:
         if timeout is not None and not timeout >= 0:
             raise ValueError(f"{self.name}: op '{op}': timeout must be >= 0 seconds, got {timeout!r}")
         task = Task(self._pool, op, kind, len(pieces), deps)
+        if meta:
+            task.meta = dict(meta)
         now = time.perf_counter()
         first = 0 if thread is None else int(thread)
         if pieces:

@@ -23,7 +23,8 @@ Profiles (``profiles()``, ``get_profile(name)``):
     0.003 ms constant; pre-sync 0.85 ms and post-sync 0.06 ms, so each of the
     two syncs of a co-executed op costs their mean, 0.455 ms (the pair totals
     CoDL's "about 1 ms" sync).  CPU and GPU computed their halves (231 MFLOP)
-    in 1.89 and 1.95 ms: 122 and 119 GFLOP/s.
+    in 1.89 and 1.95 ms: 122 and 119 GFLOP/s on images; the GPU on buffers runs
+    conv 3.5x slower (``layouts``).
 ``raspberry_pi``
     A Raspberry Pi 3 device (Edgent): device-only AlexNet (about 1.45 GFLOP)
     takes more than 2 s, so 0.7 GFLOP/s on every processor name.  Sharing
@@ -37,15 +38,28 @@ Profiles (``profiles()``, ``get_profile(name)``):
     Guo (IC2E 2018)'s phone and cloud, fitted to its Table III averages: see
     the block at the end of this module (:func:`fit_guo_profile`).
 
-``HOST_GFLOPS`` is the host's single-thread throughput the scales assume; call
-``profile.calibrated(host_gflops)`` with a figure measured on your machine
-(for example coinfer's kernel study) to re-derive every scale.
+**Layouts.**  A profile may make a processor slower when it runs another
+layout's kernels than its own: ``layouts={"gpu": {"buffer": 3.5}}`` (the
+``snapdragon855`` profile) charges the GPU CoDL's measured 3.5x for 3x3 conv
+on buffers rather than images (Adreno), so a muLayer-like plan, whose GPU
+works on buffers, pays it.  The penalty applies to the op classes in
+:data:`LAYOUT_CLASSES` (conv), the kernels CoDL measured it for.
+
+**The host.**  ``HOST_GFLOPS`` is the throughput of the *reference host* the
+device figures are relative to.  Host time is first normalised to that host
+per op class (``host=``, a :class:`~coinfer.hw.calibration.HostSpeed`:
+``profile.calibrated(host_speed())`` or ``profile.on_host()`` uses this
+machine's cached measurement), so an emulated latency does not depend on which
+host ran it; without ``host`` the host is taken to be the reference.
+``profile.calibrated(host_gflops)`` with a number still re-derives every scale
+from one throughput figure.
 """
 from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["Cost", "CostProfile", "profiles", "get_profile", "SHARING_KINDS", "KINDS", "HOST_GFLOPS"]
+__all__ = ["Cost", "CostProfile", "profiles", "get_profile", "SHARING_KINDS", "KINDS", "HOST_GFLOPS",
+           "NATIVE_LAYOUT", "LAYOUT_CLASSES"]
 
 KINDS = ("compute", "transform", "map", "unmap", "sync", "transfer", "load")
 SHARING_KINDS = ("transform", "map", "unmap", "sync")
@@ -55,6 +69,10 @@ SCALED_KINDS = ("compute", "transform")  # work the processor's own kernels do
 # measured on CoDL's reference share: rows [0, 56) of the 3x3 conv <112,112,32,64>
 # (2.9 ms for 231 MFLOP; the image conv2d took 2.7 ms).
 HOST_GFLOPS = 80.0
+#: The layout a processor name's own kernels use (others: buffer).
+NATIVE_LAYOUT = {"gpu": "image"}
+#: Op classes a profile's layout penalty applies to.
+LAYOUT_CLASSES = ("conv",)
 
 
 class Cost:
@@ -89,9 +107,17 @@ class CostProfile:
     :class:`Cost`; kinds not listed cost nothing.
     """
 
-    def __init__(self, name: str, gflops=None, costs=None, host_gflops: float = HOST_GFLOPS):
+    def __init__(self, name: str, gflops=None, costs=None, host_gflops: float = HOST_GFLOPS, *,
+                 layouts=None, host=None):
         self.name = name
         self.host_gflops = float(host_gflops)
+        self.host = host
+        self.layouts = MappingProxyType({p: MappingProxyType(dict(d)) for p, d in (layouts or {}).items()})
+        for p, d in self.layouts.items():
+            for lay, f in d.items():
+                if lay not in ("buffer", "image") or not f > 0:
+                    raise ValueError(f"CostProfile {name}: layouts[{p!r}] must map 'buffer'/'image' to a factor "
+                                     f"> 0, got {dict(d)}")
         self.gflops = MappingProxyType(dict(gflops or {}))
         for k, v in self.gflops.items():
             if v <= 0:
@@ -104,10 +130,20 @@ class CostProfile:
                 raise TypeError(f"CostProfile {name}: costs[{kind!r}] must be a Cost, got {type(c).__name__}")
         self.costs = MappingProxyType(costs)
 
-    def scale(self, processor: str) -> float:
-        """Emulated time / host time for work done by ``processor``'s kernels."""
+    def scale(self, processor: str, layout: str | None = None, op_class: str | None = None) -> float:
+        """Emulated time / host time for work done by ``processor`` with ``layout``'s kernels
+        (default: its own) on an op of ``op_class`` (default ``conv``; see
+        :data:`coinfer.hw.calibration.CLASSES`).  1 for a processor the profile does not scale."""
         g = self.gflops.get(processor, self.gflops.get("default"))
-        return 1.0 if g is None else self.host_gflops / g
+        if g is None:
+            return 1.0
+        lay = layout or NATIVE_LAYOUT.get(processor, "buffer")
+        s = self.host_gflops / g
+        if self.host is not None:
+            s *= self.host.factor(lay, op_class)
+        if (op_class or "conv") in LAYOUT_CLASSES:
+            s *= self.layouts.get(processor, {}).get(lay, 1.0)
+        return s
 
     def cost(self, kind: str, nbytes: int = 0) -> float:
         """Modelled seconds for one task of ``kind`` moving ``nbytes`` (0 for compute)."""
@@ -118,22 +154,50 @@ class CostProfile:
         """True when the profile adds no modelled cost."""
         return all(c == ZERO for c in self.costs.values())
 
-    def calibrated(self, host_gflops: float) -> "CostProfile":
-        """The same device, for a host measured at ``host_gflops``."""
-        if host_gflops <= 0:
-            raise ValueError(f"CostProfile {self.name}: host_gflops must be > 0, got {host_gflops}")
-        return CostProfile(self.name, self.gflops, self.costs, host_gflops)
+    def _copy(self, **kw) -> "CostProfile":
+        a = {"gflops": self.gflops, "costs": self.costs, "host_gflops": self.host_gflops,
+             "layouts": self.layouts, "host": self.host, **kw}
+        return CostProfile(self.name, a["gflops"], a["costs"], a["host_gflops"], layouts=a["layouts"],
+                           host=a["host"])
+
+    def calibrated(self, host) -> "CostProfile":
+        """The same device for another host: ``host`` is the host's throughput in GFLOP/s
+        (a number: every scale re-derived from it) or a
+        :class:`~coinfer.hw.calibration.HostSpeed` (per layout and op class)."""
+        if isinstance(host, (int, float)):
+            if host <= 0:
+                raise ValueError(f"CostProfile {self.name}: host_gflops must be > 0, got {host}")
+            return self._copy(host_gflops=host)
+        if not hasattr(host, "factor"):
+            raise TypeError(f"CostProfile {self.name}: calibrated() takes GFLOP/s or a HostSpeed, got {host!r}")
+        return self._copy(host=host)
+
+    def on_host(self) -> "CostProfile":
+        """This profile calibrated to this machine (:func:`coinfer.hw.calibration.host_speed`,
+        measured once per machine and cached); ``host`` itself stays unscaled."""
+        if not self.gflops:
+            return self
+        from .calibration import host_speed
+
+        return self.calibrated(host_speed())
 
     def with_gflops(self, **gflops) -> "CostProfile":
         """A copy with some processors' throughput set (e.g. ``edge=50.0``)."""
-        return CostProfile(self.name, {**self.gflops, **gflops}, self.costs, self.host_gflops)
+        return self._copy(gflops={**self.gflops, **gflops})
 
     def with_costs(self, **costs) -> "CostProfile":
         """A copy with some kinds' modelled cost set (e.g. ``sync=Cost(1e-3)``)."""
-        return CostProfile(self.name, self.gflops, {**self.costs, **costs}, self.host_gflops)
+        return self._copy(costs={**self.costs, **costs})
+
+    def with_layouts(self, **layouts) -> "CostProfile":
+        """A copy with some processors' layout factors set (e.g. ``gpu={"buffer": 3.5}``)."""
+        return self._copy(layouts={**self.layouts, **layouts})
 
     def __repr__(self) -> str:
-        return f"CostProfile({self.name!r}, gflops={dict(self.gflops)}, costs={dict(self.costs)}, host_gflops={self.host_gflops})"
+        extra = f", layouts={ {p: dict(d) for p, d in self.layouts.items()} }" if self.layouts else ""
+        extra += f", host={self.host!r}" if self.host is not None else ""
+        return (f"CostProfile({self.name!r}, gflops={dict(self.gflops)}, costs={dict(self.costs)}, "
+                f"host_gflops={self.host_gflops}{extra})")
 
 
 _SHARE_BYTES = 56 * 112 * 32 * 4  # CoDL's shared input half of <112,112,32,64>
@@ -158,6 +222,7 @@ _PROFILES = {
         "snapdragon855",
         {"cpu": _HALF_FLOP / 1.89e-3 / 1e9, "gpu": _HALF_FLOP / 1.95e-3 / 1e9},
         _SD855_COSTS,
+        layouts={"gpu": {"buffer": 3.5}},  # CoDL: Adreno's 3x3 conv is 3.5x faster on image than buffer
     ),
     "raspberry_pi": CostProfile("raspberry_pi", {"default": 0.7}, _PI_COSTS),
     "desktop_edge": CostProfile("desktop_edge", {"default": 150.0}),

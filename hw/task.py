@@ -51,6 +51,7 @@ class Task:
         self.op = op
         self.kind = kind
         self.deps = deps
+        self.meta: dict = {}  # recorded with the task: {"layout": ..., "op_class": ...}
         self._lock = threading.Lock()
         self._pending = max(ntiles, 1)
         self._results = [None] * ntiles

@@ -11,8 +11,9 @@ submitted it, plus its **dispatch gap**: how long it measurably waited beyond
 both (queue hand-off, thread wake-up).  Submission times stay as measured:
 the caller's Python runs on the host whatever the profile.  Its duration is
 the measured duration, minus the modelled wait the run realised, times the
-processor's scale for compute and transform work, plus the profile's modelled
-cost for its kind.  Under the profile the run used, replay reproduces the
+processor's scale for compute and transform work (``profile.scale(processor,
+layout, op_class)``: the kernel layout and op class the task records), plus
+the profile's modelled cost for its kind.  Under the profile the run used, replay reproduces the
 measured timeline; under another profile it re-times the same graph.
 ``replay(profile, gaps=False)`` drops submission times and gaps: an ideal
 runtime with no host overhead.
@@ -47,6 +48,8 @@ class TaskRecord:
     submitted: float | None = None
     modelled: float = 0.0
     error: str | None = None
+    layout: str | None = None  # the kernel set it ran (None: the processor's own)
+    op_class: str | None = None  # e.g. "conv", "fc" (coinfer.hw.calibration.CLASSES); None: unknown
 
     @property
     def duration(self) -> float:
@@ -67,7 +70,8 @@ class Trace:
 
     def record(self, processor: str, thread: int, kind: str, op: str, start: float, end: float, *,
                deps=(), region=None, bytes: int = 0, submitted: float | None = None,
-               modelled: float = 0.0, error: str | None = None) -> int:
+               modelled: float = 0.0, error: str | None = None, layout: str | None = None,
+               op_class: str | None = None) -> int:
         """Append a task and return its id.  ``deps`` must be ids already recorded."""
         if kind not in KINDS:
             raise ValueError(f"trace: kind must be one of {KINDS}, got {kind!r}")
@@ -82,7 +86,7 @@ class Trace:
             self._tasks.append(TaskRecord(
                 n, str(processor), int(thread), kind, str(op), float(start), float(end), deps,
                 dict(region or {}), int(bytes), None if submitted is None else float(submitted),
-                float(modelled), error,
+                float(modelled), error, layout, op_class,
             ))
             return n
 
@@ -136,7 +140,8 @@ class Trace:
                 start = r_ready
             real = max(0.0, t.duration - t.modelled)
             if t.kind in SCALED_KINDS:
-                real *= profile.scale(t.processor)
+                real *= profile.scale(t.processor, t.layout, t.op_class or ("transform" if t.kind == "transform"
+                                                                            else None))
             end = start + real + profile.cost(t.kind, t.bytes)
             m_free[key] = m_end[t.id] = t.end
             r_free[key] = end
@@ -204,6 +209,10 @@ class Trace:
                 args["modelled_us"] = t.modelled * 1e6
             if t.error:
                 args["error"] = t.error
+            if t.layout:
+                args["layout"] = t.layout
+            if t.op_class:
+                args["op_class"] = t.op_class
             events.append({"ph": "X", "name": f"{t.kind} {t.op}", "cat": t.kind, "pid": pids[t.processor],
                            "tid": t.thread, "ts": (s - origin) * 1e6, "dur": (e - s) * 1e6, "args": args})
         doc = {"traceEvents": events, "displayTimeUnit": "ms",

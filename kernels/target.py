@@ -69,6 +69,16 @@ def isa() -> str:
     return "generic"
 
 
+#: The conv register tiles of each ISA (``buffer._pixel_tiles``, shared by both layouts):
+#: (pixels of the wide tile, its output channels, pixels of the one-group tile of 16 channels).
+CONV_TILES = {"avx512": (8, 32, 12), "avx2": (6, 16, 6), "generic": (6, 16, 6)}
+
+
+def conv_tiles(which: str | None = None) -> tuple[int, int, int]:
+    """(wide tile pixels, wide tile channels, 16-channel tile pixels) of the conv kernels for the ISA."""
+    return CONV_TILES[which or isa()]
+
+
 def has_fma() -> bool:
     """Whether the target has fused multiply-add instructions."""
     return isa() != "generic"

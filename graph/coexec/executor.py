@@ -208,7 +208,8 @@ class Executor:
                     raise err
 
     def _step(self, lay: str, name: str, region):
-        """(op, fn, kwargs, region, nbytes): one op's region as a kernel call."""
+        """(op, fn, kwargs, region, nbytes, meta): one op's region as a kernel call; ``meta``
+        names the kernel layout and the op class, by which a profile scales it on replay."""
         op = self.graph.op(name)
         store = self.img if lay == "image" else self.buf
         ins = [store[t] for t in op.inputs]
@@ -223,7 +224,15 @@ class Executor:
         oshape = self.graph.shape(op.output)
         nbytes = self.view.nbytes(oshape, rows=(region[0], region[1]) if len(oshape) == 4 else None,
                                   channels=(region[2], region[3]))
-        return (name, fn, kw, dict(kw), nbytes)
+        return (name, fn, kw, dict(kw), nbytes, {"layout": lay, "op_class": self._op_class(name)})
+
+    def _op_class(self, name: str) -> str:
+        from ..costs.emulated import op_class
+
+        cache = self.__dict__.setdefault("_classes", {})
+        if name not in cache:
+            cache[name] = op_class(self.view.op(name))
+        return cache[name]
 
 
 _YIELD = object()  # program marker: let the workers have the GIL

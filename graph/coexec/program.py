@@ -170,9 +170,9 @@ class Compiler:
         if self.threads[proc] == 1:
             task = self.rec.run_list(proc, steps, after=after)
         else:
-            for op_name, fn, kw, _, nbytes in steps:
+            for op_name, fn, kw, _, nbytes, meta in steps:
                 split = {"split": "rows"} if "rows" in kw else {}
-                task = self.rec.run(proc, op_name, fn, after=after, nbytes=nbytes, **kw, **split)
+                task = self.rec.run(proc, op_name, fn, after=after, nbytes=nbytes, meta=meta, **kw, **split)
                 after = [task]
         self.last[proc] = task
 

@@ -94,6 +94,14 @@ def plan_mulayer(graph, costs=None, *, ratio: float | None = None, view: GraphVi
     return Plan("mulayer", out, shared_layout="buffer", notes={"ratio": ratio})
 
 
+def as_cost_source(costs, view: GraphView | None = None):
+    """``costs`` itself, or a :class:`~coinfer.graph.costs.predictor.PredictedCosts` over it when
+    it is a fitted predictor."""
+    from ..costs.predictor import PredictedCosts, Predictor
+
+    return PredictedCosts(costs, view) if isinstance(costs, Predictor) else costs
+
+
 def codl_candidates(graph, costs, *, view: GraphView | None = None, delta: float = DELTAS[0],
                     name: str = "codl") -> list[tuple[str, Plan]]:
     """(label, plan) of every plan CoDL's search space holds that codl weighs, each
@@ -131,6 +139,10 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], ma
               prepared: Prepared | None = None, rounds: int = 5) -> Plan:
     """CoDL's plan of ``graph`` from the cost source ``costs`` (see the module docstring).
 
+    ``costs`` may be a fitted latency predictor
+    (:class:`~coinfer.graph.costs.predictor.Predictor`): the plan then needs no
+    measuring pass on the model (``verify_on`` stays optional).
+
     ``verify_on``: an :class:`~coinfer.hw.SoC` to run close candidates on
     (``chains=True`` only), ``rounds`` times each, with input ``x`` (default:
     the seeded sample of :func:`sample_input`); ``prepared``
@@ -142,6 +154,7 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], ma
     if prepared is not None:
         view = prepared.view
     view = view if view is not None else view_of(graph)
+    costs = as_cost_source(costs, view)
     name = "codl" if chains else "codl-nochain"
     if not chains:
         found = chain_search.search(view, costs, chains=False)
@@ -221,7 +234,7 @@ def make_plan(strategy: str, graph, costs=None, *, verify_on=None, prepared: Pre
     if strategy in ("cpu", "gpu"):
         return plan_single(graph, strategy, view=view)
     if strategy == "mulayer":
-        return plan_mulayer(graph, costs, view=view)
+        return plan_mulayer(graph, as_cost_source(costs, view), view=view)
     if strategy in ("codl", "codl-nochain"):
         if costs is None:
             raise ValueError(f"make_plan: strategy {strategy!r} needs a cost source")

@@ -42,6 +42,9 @@ class OpView:
     splits: frozenset = frozenset()
     channel_local: bool = False
     layouts: frozenset = frozenset(LAYOUTS)
+    #: The op's normalised attributes (``stride``, ``padding``, ``groups``, ...) and, for
+    #: ops with weights, ``weight_shape``: what a latency predictor reads off the op.
+    attrs: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def out_channels(self) -> int:
@@ -99,6 +102,14 @@ class GraphView:
         return 4 * n
 
 
+def _attrs(op) -> dict:
+    a = dict(op.attrs)
+    w = op.params.get("w")
+    if w is not None:
+        a["weight_shape"] = tuple(int(d) for d in w.shape)
+    return a
+
+
 def view_of(graph) -> GraphView:
     """The planner's view of a :class:`coinfer.graph.ir.Graph`, read off the op table."""
     out = []
@@ -111,6 +122,6 @@ def view_of(graph) -> GraphView:
             stride=win.stride, pad_top=win.pad_top, kernel=win.kernel, dilation=win.dilation,
             flops=float(graph.flops(op)), splits=spec.split_dims(graph, op),
             channel_local=spec.channel_local and len(op.inputs) == 1,
-            layouts=ops.layouts_of(graph, op)))
+            layouts=ops.layouts_of(graph, op), attrs=_attrs(op)))
     shapes = {name: t.shape for name, t in graph.tensors.items()}
     return GraphView(out, tuple(graph.inputs), tuple(graph.outputs), shapes)

@@ -52,12 +52,11 @@ def host_info() -> dict:
 
 
 def cache_dir() -> Path:
-    """``$COINFER_CACHE_DIR``, ``$XDG_CACHE_HOME/coinfer`` or ``~/.cache/coinfer``."""
-    d = os.environ.get("COINFER_CACHE_DIR")
-    if not d:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        d = os.path.join(base, "coinfer")
-    return Path(d)
+    """``$COINFER_CACHE_DIR``, ``$XDG_CACHE_HOME/coinfer`` or ``~/.cache/coinfer``: the one
+    per-machine cache directory (:func:`coinfer.hw.host.cache_dir`)."""
+    from ...hw.host import cache_dir as host_cache_dir
+
+    return host_cache_dir()
 
 
 def _path(kind: str, graph, digest: str, where) -> Path:

@@ -99,13 +99,17 @@ def _cmd_run(args) -> int:
             return 2
     else:
         x = np.random.default_rng(args.seed).standard_normal(graph.shape(in_name), dtype=np.float32)
-    if args.soc != "host":
-        print(f"coinfer run: unknown --soc {args.soc!r} (this machine emulates 'host'; other SoCs are "
-              "replay profiles: see coinfer.hw.profiles())", file=sys.stderr)
+    from ...hw.profile import profiles
+
+    if args.soc not in profiles():
+        print(f"coinfer run: unknown --soc {args.soc!r}; choose from {', '.join(sorted(profiles()))}",
+              file=sys.stderr)
         return 2
+    # The emulated SoC, with this host's throughput measured once per machine (cached).
+    profile = profiles()[args.soc].on_host()
     with SoC.host() as soc:
         results, outputs, _ = run_strategies(graph, soc, strategies, x, repeat=args.repeat,
-                                             progress=not args.quiet, trace_path=args.trace)
+                                             progress=not args.quiet, trace_path=args.trace, profile=profile)
     if args.output:
         np.save(args.output, np.asarray(outputs[strategies[0]]), allow_pickle=False)
     if args.json:
@@ -113,6 +117,27 @@ def _cmd_run(args) -> int:
                           "strategies": [r.as_json() for r in results]}, indent=2))
     else:
         print(format_table(graph.name, args.soc, results))
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from ...hw.profile import profiles
+    from . import predict as study
+
+    if args.soc not in profiles():
+        print(f"coinfer predict: unknown --soc {args.soc!r}; choose from {', '.join(sorted(profiles()))}",
+              file=sys.stderr)
+        return 2
+    if args.samples < 10:
+        print(f"coinfer predict: --samples must be >= 10, got {args.samples}", file=sys.stderr)
+        return 2
+    models = [m for m in args.models.split(",") if m] if args.models is not None else list(study.MODELS)
+    doc = study.run(args.samples, soc_name=args.soc, models=models, repeat=args.repeat, progress=not args.quiet,
+                    seed=args.seed, refresh=args.refresh, plan_check=not args.no_plan_check)
+    if args.json:
+        print(json.dumps(study.as_json(doc), indent=2))
+    else:
+        print(study.format_report(doc))
     return 0
 
 
@@ -163,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "yolov2_tiny) or a .onnx file")
     r.add_argument("--strategy", default="all",
                    choices=["cpu", "gpu", "mulayer", "codl-nochain", "codl", "all"])
-    r.add_argument("--soc", default="host")
+    r.add_argument("--soc", default="host", help="the SoC to emulate: host (this machine), snapdragon855, "
+                   "raspberry_pi or desktop_edge; plans are made for it and each run is replayed under it")
     r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
     r.add_argument("--input", help="float32 .npy input (default: seeded random)")
     r.add_argument("--output", help="save the (first) strategy's output as .npy")
@@ -173,6 +199,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=_cmd_run)
+    q = sub.add_parser("predict", help="measure sampled ops, fit the latency predictors (codl, flops, edgent, "
+                       "forest) and score them on held-out ops and whole models")
+    q.add_argument("--samples", type=int, default=600, help="sampled ops to measure (default 600; cached per host)")
+    q.add_argument("--soc", default="host", help="the SoC whose whole-model latency is predicted (default host)")
+    q.add_argument("--models", default=None, help="comma-separated zoo models for the whole-model check "
+                   "(default alexnet,squeezenet,vgg16,resnet18,mobilenet_v1; empty: none)")
+    q.add_argument("--repeat", type=int, default=5, help="timed runs per plan (median reported)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--refresh", action="store_true", help="measure the dataset again instead of reading the cache")
+    q.add_argument("--no-plan-check", action="store_true", help="skip the predicted-vs-measured-choice plan check")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    q.set_defaults(func=_cmd_predict)
     from .edgent import add_parser as add_edgent
 
     add_edgent(sub)

@@ -68,6 +68,10 @@ class StrategyResult:
     fallback: list = field(default_factory=list)
     layouts: tuple = ()
     notes: dict = field(default_factory=dict)
+    #: Median over the runs of the replay under the SoC's profile (``replay_ms`` under ``host``).
+    emulated_ms: float = float("nan")
+    emulated_runs_ms: list = field(default_factory=list)
+    plan: object = None
 
     @property
     def choice(self) -> dict:
@@ -79,7 +83,8 @@ class StrategyResult:
                "replay_ratio": self.replay_ratio, "max_abs_err": self.max_abs_err, "speedup": self.speedup,
                "chains": self.n_chains, "splits": self.n_splits, "predicted_ms": self.predicted_ms,
                "sharing_share": self.sharing_share, "times_ms": self.times_ms, "replays_ms": self.replays_ms,
-               "fallback_ops": len(self.fallback), "fallback": self.fallback, "gpu_layouts": list(self.layouts)}
+               "fallback_ops": len(self.fallback), "fallback": self.fallback, "gpu_layouts": list(self.layouts),
+               "emulated_ms": self.emulated_ms, "emulated_runs_ms": self.emulated_runs_ms}
         choice = self.choice
         if choice:
             choice["candidates"] = {k: {f"{m[:-2]}_ms": t * 1e3 for m, t in v.items()}
@@ -90,7 +95,7 @@ class StrategyResult:
 
 def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool = True,
                    trace_path: str | None = None, trace_strategy: str | None = None, costs=None,
-                   verify: bool = True):
+                   verify: bool = True, profile=None):
     """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs).
 
     Every strategy is planned first (``costs`` defaults to
@@ -100,6 +105,13 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     per round after a warm-up run each, so that all of them meet the same state of
     a shared machine.  ``trace_path`` gets a Chrome trace of ``trace_strategy``'s
     last run (default: the first strategy).
+
+    ``profile`` (a name or :class:`~coinfer.hw.profile.CostProfile`; default
+    ``host``) is the SoC emulated: plans are made from ``costs`` under it
+    (:class:`~coinfer.graph.costs.emulated.EmulatedCosts`: its compute scales and
+    modelled sharing costs; no candidate is measured on this host then), the
+    kernels run on this host, and each run's own trace is replayed under it
+    (``emulated_ms``, the median; equal to ``replay_ms`` under ``host``).
     """
     for s in strategies:
         if s not in STRATEGIES:
@@ -109,20 +121,33 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
         from ..costs.measured import MeasuredCosts
 
         costs = MeasuredCosts(graph, soc, prepared=prepared, progress=progress)
+    from ...hw.profile import get_profile
+    from ..coexec.strategies import as_cost_source
+
+    costs = as_cost_source(costs, prepared.view) if costs is not None else None
+    prof = get_profile(profile or "host")
+    plan_costs = costs
+    if costs is not None and prof.name != "host":
+        from ..costs.emulated import EmulatedCosts
+
+        plan_costs = EmulatedCosts(costs, prof)
     traced = trace_strategy or strategies[0]
     order = [s for s in ("cpu",) if s not in strategies] + list(strategies)  # cpu is the error reference
     plans, outputs, runs, summaries = {}, {}, {s: [] for s in order}, {}
     with Progress(len(order), f"plan {graph.name}", enabled=progress) as prog:
         for s in order:
             prog.step(s)
-            plans[s] = make_plan(s, graph, costs, verify_on=soc if verify else None, prepared=prepared)
+            plans[s] = make_plan(s, graph, plan_costs, verify_on=soc if verify and prof.name == "host" else None,
+                                 prepared=prepared)
     with contextlib.ExitStack() as stack:
         exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared)) for s in order}
 
         def sampler(s):
             def once():
                 outputs[s] = exs[s].run(x)
-                runs[s].append((exs[s].last_wall, soc.trace.replay("host")))  # this run's own trace
+                # this run's own trace, replayed on the host and under the emulated SoC
+                host = soc.trace.replay("host")
+                runs[s].append((exs[s].last_wall, host, host if prof.name == "host" else soc.trace.replay(prof)))
                 summaries[s] = soc.trace.summary()
                 if trace_path and s == traced:
                     soc.trace.to_chrome(trace_path)
@@ -137,15 +162,17 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     for s in order:
         kept = runs[s][1:]  # the first run is the warm-up
         plan = plans[s]
-        times = [w * 1e3 for w, _ in kept]
-        replays = [r * 1e3 for _, r in kept]
+        times = [w * 1e3 for w, _, _ in kept]
+        replays = [r * 1e3 for _, r, _ in kept]
+        emulated = [em * 1e3 for _, _, em in kept]
         results[s] = StrategyResult(
             s, float(np.median(times)), float(np.median(replays)), 0.0, n_chains=plan.n_chains,
             n_splits=plan.n_splits, predicted_ms=None if plan.predicted_s is None else plan.predicted_s * 1e3,
             sharing_share=summaries[s]["sharing_share"], times_ms=times, replays_ms=replays,
-            replay_ratio=float(np.median([r / w for w, r in kept])),
+            replay_ratio=float(np.median([r / w for w, r, _ in kept])),
             fallback=list(plan.notes.get("fallback", [])),
-            layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes))
+            layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes),
+            emulated_ms=float(np.median(emulated)), emulated_runs_ms=emulated, plan=plan)
     ref = outputs["cpu"]
     best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
     for s, r in results.items():
@@ -156,17 +183,23 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
 
 def format_table(model: str, soc_name: str, results) -> str:
     """One model's results as the ``coinfer run`` table, then how codl chose and what fell back."""
-    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'replay/wall':>11} {'speedup':>8} "
+    emu = soc_name != "host"
+    head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'replay/wall':>11} "
+            + (f"{'emulated ms':>12} " if emu else "") + f"{'speedup':>8} "
             f"{'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8} {'fallback':>9} {'gpu on':>13}")
     lines = [f"model {model} on soc {soc_name}", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} {r.replay_ratio:>11.3f} "
-                     f"{r.speedup:>7.2f}x {r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} "
+                     + (f"{r.emulated_ms:>12.2f} " if emu else "")
+                     + f"{r.speedup:>7.2f}x {r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} "
                      f"{100 * r.sharing_share:>7.1f}% {len(r.fallback):>9d} {'+'.join(r.layouts):>13}")
     lines.append("speedup: best single-processor median / this median; replay ms: median of the host replays "
                  "of each run's own trace; replay/wall: median per-run ratio; max|err|: against the cpu output; "
                  "sharing: transform+map+unmap+sync share of busy time; fallback: ops sent to the cpu for lack "
-                 "of an image kernel; gpu on: the layouts the gpu works in")
+                 "of an image kernel; gpu on: the layouts the gpu works in"
+                 + (f"; emulated ms: median replay of the runs under the {soc_name} profile, with this host's "
+                    "throughput per op class measured once per machine (median ms is this host's wall time)"
+                    if emu else ""))
     for r in results:
         if r.fallback:
             lines.append(f"{r.name}: {len(r.fallback)} op(s) fell back to the cpu: {', '.join(r.fallback)}")

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from numba import njit
 
-from ..target import isa
+from ..target import conv_tiles, isa
 from ._conv_simd import FASTMATH, vbroadcast, vfma, vload, vmax0, vstore
 
 GROUP = 16  # output channels per packed filter group
@@ -127,10 +127,9 @@ def tile_6x16(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
 
 # Tiles of this instruction set: (pixels, lanes) of the wide tile and pixels of the
 # one-group tile.  Only the chosen ones get compiled.
+WIDE_MR, WIDE_LANES, NARROW_MR = conv_tiles()
 if isa() == "avx512":
-    WIDE_MR, WIDE_LANES, NARROW_MR = 8, 32, 12
     tile_wide, tile_narrow = tile_8x32, tile_12x16
 else:
-    WIDE_MR, WIDE_LANES, NARROW_MR = 6, 16, 6
     tile_wide = tile_narrow = tile_6x16
 MAX_MR = max(WIDE_MR, NARROW_MR)

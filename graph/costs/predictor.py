@@ -1,0 +1,347 @@
+"""Latency predictors fitted on the dataset, saved as JSON, and a cost source built on them.
+
+:func:`fit` makes a :class:`Predictor` of one method (``codl``, ``flops``,
+``edgent``, ``forest``; features in :mod:`.features`) for both processors of
+the host from a :class:`~.dataset.Dataset`: per processor, per mode (alone,
+concurrent) and per feature family one model.
+
+- The linear methods (``codl``, ``flops``, ``edgent``) fit non-negative
+  coefficients by least squares on the *relative* error (each sample's
+  equation divided by its measured time), as the ±10% metric counts error.
+- ``forest`` is nn-Meter's black box (MobiSys 2021): one scikit-learn random
+  forest per family on log seconds, exported to JSON as its trees' arrays and
+  evaluated without scikit-learn (fitting needs ``pip install 'coinfer[predict]'``).
+
+Sharing operations are fitted from the same dataset, linear in bytes
+(transforms both ways, map, unmap), plus the sync and the per-task dispatch
+seconds.  :meth:`Predictor.to_json` holds everything; ``model_bytes`` is the
+size of one processor's part of that JSON.
+
+:class:`PredictedCosts` is a :class:`~.source.CostSource` over a predictor:
+``compute(op, proc, region, concurrent)`` for ``cpu`` (buffers), ``gpu``
+(images) and ``gpu_buffer`` (the CPU's buffer kernels on the GPU's thread:
+on the host, the same kernels on another core), each plus the dispatch of a
+task.  Measured times refine it online (:meth:`PredictedCosts.observe`): an
+op's later predictions are scaled by the running ratio of measured to
+predicted seconds.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import features as F
+from .sampling import describe
+
+METHODS = tuple(F.METHODS)
+PROCESSORS = {"cpu": "buffer", "gpu": "image"}
+MODES = ("alone", "concurrent")
+SHARING = ("transform_to_buffer", "transform_to_image", "map", "unmap")
+#: The issue's accuracy bound: |predicted - measured| / measured <= 10%.
+BOUND = 0.10
+#: The measured time a predictor learns and is scored on: the fastest of the repeats,
+#: since other load on the machine only ever lengthens a call (the median is kept too).
+TARGET = "min_seconds"
+
+
+# ---------------------------------------------------------------------------
+# Fitting
+
+
+def nnls_relative(x: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Coefficients b >= 0 minimising sum(((x @ b) - y) / y)^2 (an active-set loop of
+    least-squares solves: features whose coefficient goes negative are dropped)."""
+    a = x / y[:, None]
+    t = np.ones_like(y)
+    scale = np.maximum(np.abs(a).max(axis=0), 1e-30)
+    a = a / scale
+    active = np.ones(x.shape[1], bool)
+    b = np.zeros(x.shape[1])
+    for _ in range(iters):
+        if not active.any():
+            break
+        sol, *_ = np.linalg.lstsq(a[:, active], t, rcond=None)
+        if (sol >= 0).all():
+            b[:] = 0
+            b[active] = sol
+            break
+        idx = np.flatnonzero(active)
+        active[idx[np.argmin(sol)]] = False
+    return b / scale
+
+
+class LinearModel:
+    """``t = sum(coef[f] * feature[f])`` over named features."""
+
+    def __init__(self, names, coef):
+        self.names, self.coef = list(names), [float(c) for c in coef]
+
+    @classmethod
+    def fit(cls, feats: list, ys: np.ndarray) -> "LinearModel":
+        names = sorted({k for f in feats for k in f})
+        x = np.array([[f.get(k, 0.0) for k in names] for f in feats], np.float64)
+        return cls(names, nnls_relative(x, ys))
+
+    def predict(self, f: dict) -> float:
+        return sum(c * f.get(k, 0.0) for k, c in zip(self.names, self.coef))
+
+    def to_json(self) -> dict:
+        return {"kind": "linear", "features": self.names, "coef": [float(f"{c:.6g}") for c in self.coef]}
+
+
+class ForestModel:
+    """A random forest on log seconds, as arrays per tree (evaluated without scikit-learn)."""
+
+    def __init__(self, names, trees):
+        self.names, self.trees = list(names), trees
+
+    @classmethod
+    def fit(cls, feats: list, ys: np.ndarray, seed: int = 0) -> "ForestModel":
+        try:
+            from sklearn.ensemble import RandomForestRegressor
+        except ImportError as e:  # pragma: no cover - depends on the environment
+            raise ImportError("the forest predictor needs scikit-learn: pip install 'coinfer[predict]'") from e
+        names = sorted({k for f in feats for k in f})
+        x = np.array([[f.get(k, 0.0) for k in names] for f in feats], np.float64)
+        rf = RandomForestRegressor(n_estimators=30, min_samples_leaf=2, max_features=0.6, random_state=seed)
+        rf.fit(x, np.log(ys))
+        trees = []
+        for est in rf.estimators_:
+            t = est.tree_
+            trees.append({"left": t.children_left.tolist(), "right": t.children_right.tolist(),
+                          "feature": t.feature.tolist(),
+                          "threshold": [float(f"{v:.7g}") for v in t.threshold],
+                          "value": [float(f"{v:.7g}") for v in t.value[:, 0, 0]]})
+        return cls(names, trees)
+
+    def predict(self, f: dict) -> float:
+        x = [f.get(k, 0.0) for k in self.names]
+        s = 0.0
+        for t in self.trees:
+            i = 0
+            left, right, feat, thr = t["left"], t["right"], t["feature"], t["threshold"]
+            while left[i] != -1:
+                i = left[i] if x[feat[i]] <= thr[i] else right[i]
+            s += t["value"][i]
+        return math.exp(s / len(self.trees))
+
+    def to_json(self) -> dict:
+        return {"kind": "forest", "features": self.names, "trees": self.trees}
+
+
+def _model_from_json(doc: dict):
+    if doc["kind"] == "linear":
+        return LinearModel(doc["features"], doc["coef"])
+    return ForestModel(doc["features"], doc["trees"])
+
+
+def fit_sharing(dataset) -> dict:
+    """{kind: (fixed s, s per byte)} for transforms, map and unmap; ``sync`` and
+    ``dispatch_cpu``/``dispatch_gpu`` seconds."""
+    out = {}
+    for kind in SHARING:
+        rows = dataset.sharing(kind)
+        if not rows:
+            out[kind] = [0.0, 0.0]
+            continue
+        x = np.array([[1.0, r["bytes"]] for r in rows])
+        y = np.array([r["seconds"] for r in rows])
+        b = nnls_relative(x, y)
+        out[kind] = [float(b[0]), float(b[1])]
+    sync = dataset.sharing("sync")
+    out["sync"] = float(np.median([r["seconds"] for r in sync])) if sync else 0.0
+    for p in PROCESSORS:
+        d = [r["seconds"] for r in dataset.sharing("dispatch") if r["processor"] == p]
+        out[f"dispatch_{p}"] = float(np.median(d)) if d else 0.0
+    return out
+
+
+def _region(r: dict) -> tuple:
+    return (r["r0"], r["r1"], r["c0"], r["c1"])
+
+
+class Predictor:
+    """One method's models for both processors (see the module docstring)."""
+
+    def __init__(self, method: str, isa: str, models: dict, sharing: dict, meta: dict | None = None):
+        if method not in METHODS:
+            raise ValueError(f"Predictor: method must be one of {METHODS}, got {method!r}")
+        self.method, self.isa = method, isa
+        self.models = models  # processor -> mode -> family -> model
+        self.sharing = sharing
+        self.meta = dict(meta or {})
+        self._feat = F.METHODS[method]
+
+    # -- prediction -----------------------------------------------------------
+    def features(self, desc: dict, region, layout: str) -> tuple[str, dict]:
+        return self._feat(desc, region, layout, self.isa)
+
+    def op_seconds(self, desc: dict, region, processor: str, concurrent: bool = False) -> float:
+        """Predicted seconds of ``region`` of the op ``desc`` on ``processor`` ('cpu' on
+        buffers, 'gpu' on images), alone or with the other processor busy."""
+        fam, f = self.features(desc, region, PROCESSORS[processor])
+        by_mode = self.models[processor]
+        fams = by_mode["concurrent" if concurrent and by_mode.get("concurrent") else "alone"]
+        m = fams.get(fam) or fams.get("eltwise") or next(iter(fams.values()))
+        return max(0.0, m.predict(f))
+
+    # -- persistence ------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {"format": "coinfer-predictor", "version": 1, "method": self.method, "isa": self.isa,
+                "meta": self.meta, "sharing": self.sharing,
+                "models": {p: {mode: {fam: m.to_json() for fam, m in fams.items()} for mode, fams in by.items()}
+                           for p, by in self.models.items()}}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Predictor":
+        if doc.get("format") != "coinfer-predictor" or doc.get("version") != 1:
+            raise ValueError("Predictor.from_json: not a coinfer predictor (format/version)")
+        models = {p: {mode: {fam: _model_from_json(m) for fam, m in fams.items()} for mode, fams in by.items()}
+                  for p, by in doc["models"].items()}
+        return cls(doc["method"], doc["isa"], models, doc["sharing"], doc.get("meta"))
+
+    def save(self, path) -> int:
+        """Write the JSON; returns its size in bytes."""
+        text = json.dumps(self.to_json(), separators=(",", ":"))
+        Path(path).write_text(text)
+        return len(text.encode())
+
+    @classmethod
+    def load(cls, path) -> "Predictor":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+    def model_bytes(self, processor: str) -> int:
+        """Bytes of the compact JSON of ``processor``'s models."""
+        doc = {mode: {fam: m.to_json() for fam, m in fams.items()} for mode, fams in self.models[processor].items()}
+        return len(json.dumps(doc, separators=(",", ":")).encode())
+
+
+def fit(method: str, dataset, *, seed: int = 0) -> Predictor:
+    """Fit ``method`` on every op row of ``dataset`` (split it first to score on held-out rows)."""
+    if method not in METHODS:
+        raise ValueError(f"fit: method must be one of {METHODS}, got {method!r}")
+    isa = dataset.meta.get("isa")
+    feat = F.METHODS[method]
+    models: dict = {}
+    for proc, lay in PROCESSORS.items():
+        models[proc] = {}
+        for mode in MODES:
+            groups: dict = {}
+            for r in dataset.ops(proc, mode):
+                if r[TARGET] <= 0:
+                    continue
+                fam, f = feat(r, _region(r), lay, isa)
+                groups.setdefault(fam, ([], []))
+                groups[fam][0].append(f)
+                groups[fam][1].append(r[TARGET])
+            fams = {}
+            for fam, (fs, ys) in sorted(groups.items()):
+                ys = np.array(ys)
+                fams[fam] = ForestModel.fit(fs, ys, seed) if method == "forest" else LinearModel.fit(fs, ys)
+            if fams:
+                models[proc][mode] = fams
+    return Predictor(method, isa, models, fit_sharing(dataset), {"trained_on": dataset.meta})
+
+
+# ---------------------------------------------------------------------------
+# Scoring
+
+
+def score(errors) -> dict:
+    """``within_10pct`` (share of |error| <= 10%), ``rmspe`` (root mean square of the
+    relative errors) and ``n`` for relative errors (predicted - measured) / measured."""
+    e = np.asarray(list(errors), np.float64)
+    if e.size == 0:
+        return {"within_10pct": float("nan"), "rmspe": float("nan"), "n": 0}
+    return {"within_10pct": float(np.mean(np.abs(e) <= BOUND + 1e-12)), "rmspe": float(np.sqrt(np.mean(e * e))),
+            "n": int(e.size)}
+
+
+def op_errors(pred: Predictor, dataset, processor: str, mode: str = "alone") -> list:
+    """Relative errors of ``pred`` on ``dataset``'s op rows of one processor and mode."""
+    out = []
+    for r in dataset.ops(processor, mode):
+        t = pred.op_seconds(r, _region(r), processor, mode == "concurrent")
+        out.append((t - r[TARGET]) / r[TARGET])
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The cost source
+
+
+class PredictedCosts:
+    """A :class:`~.source.CostSource` from a :class:`Predictor` (see the module docstring).
+
+    ``PredictedCosts(predictor, view=None)`` (``view``: the graph's ops, for
+    :meth:`throughput`); ``observe(op, proc, region, seconds)`` refines
+    later predictions of that op on that processor from a measured time.
+    """
+
+    def __init__(self, predictor: Predictor, view=None):
+        self.predictor = predictor
+        self._desc: dict = {}
+        self._ratio: dict = {}
+        sh = predictor.sharing
+        self.task_s = {p: float(sh.get(f"dispatch_{p}", 0.0)) for p in PROCESSORS}
+        for op in (view.ops if view is not None else ()):
+            self._describe(op)
+
+    def _describe(self, op) -> dict:
+        d = self._desc.get(op.name)
+        if d is None or d.get("_shape") != op.out_shape:
+            d = describe(op)
+            d["_shape"] = op.out_shape
+            self._desc[op.name] = d
+        return d
+
+    def compute(self, op, proc, region, concurrent: bool = False) -> float:
+        if region[1] <= region[0] or region[3] <= region[2]:
+            return 0.0
+        if proc == "gpu" and not op.on_image:
+            return float("inf")
+        side = "cpu" if proc in ("cpu", "gpu_buffer") else "gpu"
+        t = self.predictor.op_seconds(self._describe(op), region, side, concurrent)
+        t *= self._ratio.get((op.name, proc), 1.0)
+        return t + self.task_s["cpu" if proc == "cpu" else "gpu"]
+
+    def observe(self, op, proc: str, region, seconds: float, weight: float = 0.5) -> None:
+        """Fold a measured time of ``region`` of ``op`` on ``proc`` into later predictions
+        (an exponential moving average of measured / predicted, weight ``weight``)."""
+        key = (op.name, proc)
+        old = self._ratio.pop(key, 1.0)
+        base = self.compute(op, proc, region) - self.task_s["cpu" if proc == "cpu" else "gpu"]
+        if base > 0 and seconds > 0:
+            self._ratio[key] = (1 - weight) * old + weight * (seconds / base)
+        else:
+            self._ratio[key] = old
+
+    def _share(self, kind: str, nbytes: int, proc: str) -> float:
+        a, b = self.predictor.sharing.get(kind, (0.0, 0.0))
+        return (a + b * nbytes + self.task_s[proc]) if nbytes else 0.0
+
+    def transform(self, nbytes: int) -> float:
+        # Both directions cost about the same; the model prices their mean.
+        return 0.5 * (self._share("transform_to_buffer", nbytes, "gpu") + self._share("transform_to_image", nbytes, "gpu"))
+
+    def map(self, nbytes: int) -> float:
+        return self._share("map", nbytes, "cpu")
+
+    def unmap(self, nbytes: int) -> float:
+        return self._share("unmap", nbytes, "cpu")
+
+    def sync(self) -> float:
+        return float(self.predictor.sharing.get("sync", 0.0)) + self.task_s["cpu"]
+
+    def throughput(self, key: str) -> float:
+        """FLOPs per second of a processor's kernels over the ops predicted so far (muLayer's ratio)."""
+        side = "gpu" if key == "gpu" else "cpu"
+        descs = [d for d in self._desc.values()]
+        if not descs:
+            return 0.0
+        t = sum(self.predictor.op_seconds(d, (0, d["oh"], 0, d["oc"]), side) for d in descs)
+        f = sum(F.op_flops(d) for d in descs)
+        return f / t if t > 0 else 0.0
