@@ -131,6 +131,19 @@ def vfill_outside(typingctx, v, idx, lo, hi, fill):
 
 
 @intrinsic
+def vpick(typingctx, m, a, b):
+    """``a`` in the lanes where ``m`` is non-zero, else ``b`` (``m`` a vector of 0.0 / 1.0 lane masks)."""
+    if not (m == f32v and a == f32v and b == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        zero = ir.Constant(_VEC, [0.0] * VW)
+        return builder.select(builder.fcmp_ordered("!=", args[0], zero), args[1], args[2])
+
+    return f32v(m, a, b), codegen
+
+
+@intrinsic
 def vstore(typingctx, arr, idx, v):
     """``arr[idx:idx+VW] = v``."""
     if not (_f32_array(arr) and _ints(idx) and v == f32v):
@@ -342,6 +355,35 @@ def vmax_num(typingctx, acc, v):
         return builder.select(builder.fcmp_ordered(">", v_, acc_), v_, acc_)
 
     return f32v(acc, v), codegen
+
+
+@intrinsic
+def vmax_nan(typingctx, acc, v):
+    """``max(acc, v)`` lane by lane, NaN if either is NaN: a max and a blend, with the NaN check
+    on ``v`` only (a NaN already in ``acc`` stays, as ``v > NaN`` is false)."""
+    if not (acc == f32v and v == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        acc_, v_ = args
+        m = builder.select(builder.fcmp_ordered(">", v_, acc_), v_, acc_)
+        return builder.select(builder.fcmp_unordered("uno", v_, v_), v_, m)
+
+    return f32v(acc, v), codegen
+
+
+@intrinsic
+def vnan_if(typingctx, acc, v, w):
+    """``acc`` with NaN in the lanes where ``v`` or ``w`` is NaN (one unordered compare covers both)."""
+    if not (acc == f32v and v == f32v and w == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        acc_, v_, w_ = args
+        nan = ir.Constant(_VEC, [float("nan")] * VW)
+        return builder.select(builder.fcmp_unordered("uno", v_, w_), nan, acc_)
+
+    return f32v(acc, v, w), codegen
 
 
 @intrinsic
