@@ -53,11 +53,10 @@ def _make_rows(cell):
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats apart,
         ``wc`` cells), of out at ``n*son + m*soc`` (rows ``ors`` apart, ``ow`` cells).  ``w``
         holds per output plane its ``kh*kw`` tap weights (cell 1) or tap texels (cell 4);
-        ``bias`` per plane a float (cell 1) or texel (cell 4).  Every tap vector is one masked
-        load per vector read (masks per block: the row's floats; none for rows outside x).
+        ``bias`` per plane a float (cell 1) or texel (cell 4).  Rows outside x read zeros.
         3x3 filters without dilation compute two output rows at once: each input row's three
         tap vectors feed both rows' multiply-adds (each row still takes its taps in (i, j)
-        order), with the nine weights in registers.
+        order).
         """
         owl = ow * cell
         rl = wc * cell
