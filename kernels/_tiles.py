@@ -154,10 +154,11 @@ def pack_filter_rows(rows: np.ndarray, groups: int) -> np.ndarray:
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, x0, x_row, x_col, o0, o_row, o_col, o_lane, texels,
-               ch0, l_lo, l_hi, wide, relu, bases, obases, res):
+def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, l_lo, l_hi, wide, relu, bases, obases, res):
     """Output pixels [0, npix) of a region ``ow`` pixels wide, lanes [l_lo, l_hi) of the tile's channels.
 
+    ``lay`` (int64) is ``(x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0)``, an array
+    so that both layouts' callers share one compiled pass (constants would be typed apart).
     Pixel (row, col) of the region reads ``xf[x0 + row*x_row + col*x_col + offs[r]]`` at reduction
     step r (``red`` steps) and writes lane l to ``of[o0 + row*o_row + col*o_col + lane(l)]``:
     ``lane(l) = l*o_lane`` in NCHW planes, ``((l + ch0) // 4)*o_lane + (l + ch0) % 4`` in images
@@ -165,6 +166,8 @@ def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, x0, x_row, x_col, o0
     ``wf[w0]`` (and ``w0 + red*16`` for a wide tile), the bias at ``bf[bo]``.  Lanes past the region
     are computed and dropped.
     """
+    x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0 = (lay[0], lay[1], lay[2], lay[3], lay[4], lay[5],
+                                                                lay[6], lay[7] != 0, lay[8])
     mr = WIDE_MR if wide else NARROW_MR
     lanes = 2 * GROUP if wide else GROUP
     row = 0
@@ -240,5 +243,6 @@ def _store_texels_narrow(res, of, obases, o_lane):
 
 
 def tile_scratch() -> tuple:
-    """(bases, obases, res): the per-call scratch of :func:`pixel_pass`."""
-    return np.empty(MAX_MR, np.int64), np.empty(MAX_MR, np.int64), np.empty(MAX_MR * 2 * GROUP, np.float32)
+    """(lay, bases, obases, res): the per-thread scratch of :func:`pixel_pass`."""
+    return (np.empty(9, np.int64), np.empty(MAX_MR, np.int64), np.empty(MAX_MR, np.int64),
+            np.empty(MAX_MR * 2 * GROUP, np.float32))

@@ -33,7 +33,7 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq) -> np.ndarray:
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def conv_pixels(x, wp, bp, out, xq, koff, in_place, bases, obases, res, N, C, H, W, OC, OH, OW, sh, sw, pt, pl,
+def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, C, H, W, OC, OH, OW, sh, sw, pt, pl,
                 Hq, Wq, groups, r0, r1, c0, c1, relu):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
 
@@ -67,7 +67,9 @@ def conv_pixels(x, wp, bp, out, xq, koff, in_place, bases, obases, res, N, C, H,
                 wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
                 first = GROUP * j
                 lanes = 2 * GROUP if wide else GROUP
-                pixel_pass(src, koff, K, wp, (g * G + j) * K * GROUP, bp, (g * G + j) * GROUP, out, npix, OW,
-                           x0, Wq, 1, (n * OC + g * mg + first) * OHW + r0 * OW, OW, 1, OHW, False, 0,
+                lay[0], lay[1], lay[2] = x0, Wq, 1  # input: planes, or x in place
+                lay[3], lay[4], lay[5], lay[6] = (n * OC + g * mg + first) * OHW + r0 * OW, OW, 1, OHW
+                lay[7], lay[8] = 0, 0  # NCHW lanes
+                pixel_pass(src, koff, K, wp, (g * G + j) * K * GROUP, bp, (g * G + j) * GROUP, out, npix, OW, lay,
                            max(m_lo - first, 0), min(m_hi - first, lanes), wide, relu, bases, obases, res)
                 j += 2 if wide else 1

@@ -40,7 +40,7 @@ def tap_offsets(kh, kw, icg, groups, dh, dw, row_stride, xw) -> np.ndarray:
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, bases, obases, res):
+def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, lay, bases, obases, res):
     """out[:, r0:r1] channels [c0, c1) = conv(x, packed filter wp) + bias, then max(., 0) if ``relu``.
 
     ``wp`` is ``_tiles.pack_filter_rows``'s (groups, G, red, 16), ``offs`` (groups, red) from
@@ -69,8 +69,9 @@ def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, 
                 wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
                 first = g * og + GROUP * j  # the tile's first output channel
                 lanes = 2 * GROUP if wide else GROUP
-                o0 = (n * oh_all + r0) * o_row + (first >> 2) * ow * 4
-                pixel_pass(xf, offs[g], red, wf, (g * G + j) * red * GROUP, bf, (g * G + j) * GROUP, of, npix, ow,
-                           x0, sh * cb * xw * 4, sw * 4, o0, o_row, 4, ow * 4, True, first & 3,
+                lay[0], lay[1], lay[2] = x0, sh * cb * xw * 4, sw * 4
+                lay[3], lay[4], lay[5], lay[6] = (n * oh_all + r0) * o_row + (first >> 2) * ow * 4, o_row, 4, ow * 4
+                lay[7], lay[8] = 1, first & 3  # texel lanes, from lane first % 4
+                pixel_pass(xf, offs[g], red, wf, (g * G + j) * red * GROUP, bf, (g * G + j) * GROUP, of, npix, ow, lay,
                            max(m_lo - GROUP * j, 0), min(m_hi - GROUP * j, lanes), wide, relu, bases, obases, res)
                 j += 2 if wide else 1

@@ -189,7 +189,7 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     if scratch is None:
         scratch = _scratch.tiles = tile_scratch()
     offs = _offsets(kh, kw, icg, groups, dh, dw, xin.shape[2] * xin.shape[3] * 4, xin.shape[3])
-    conv_region(xin, packed.data, offs, bias16, out, row0, sh, sw, r0, r1, 4 * b0, c_hi, og, relu, *scratch)
+    conv_region(xin, packed.data, offs, bias16, out, row0, sh, sw, r0, r1, 4 * b0, c_hi, og, int(relu), *scratch)
     if oc % 4 and b1 == ocb:  # padding lanes are exact zeros
         out[:, r0:r1, ocb - 1, :, oc % 4:] = 0.0
     return out
