@@ -6,8 +6,7 @@ models) are folded in registers: per output row, each step loads one vector
 vertically; the taps along the row then come from this step's fold and the
 previous one (even and odd cells for stride 2, shifted cells for stride 1), so
 each input vector is loaded once per output row.  Steps that would read only
-past the row's end load nothing.  Other windows fold their input rows into a
-built row (``_window``) and then its taps.  NCHW planes whose output rows are
+past the row's end load nothing.  Other windows take a scalar loop.  NCHW planes whose output rows are
 as wide as the input's at stride 1 (the 3x3/1 pad-1 pools of Inception and
 GoogLeNet) take the *stream* route: the whole plane is one run of vectors,
 output float u reading input u + (i - pt)*W + (j - pl), with no per-row work;
@@ -34,7 +33,6 @@ from numba import njit
 
 from ._simd import (VW, vadd, vevens, vfill_outside, vfold_lanes, vload, vload_in, vmax_nan, vmax_num, vmul, vnan_if, vodds, vpick,
                     vshift_cells, vsplat, vstore, vstore_first, vsum_first)
-from ._window import row_geometry, scratch, tap_columns
 
 __all__ = ["MAX", "AVG", "pool", "global_avg_pool"]
 
@@ -62,26 +60,19 @@ def _make(mode):
         return vadd(vadd(acc, v), w)
 
     @njit(nogil=True, cache=True)
-    def pool(xf, of, p, coff, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
-             kh, kw, sh, sw, pt, pl, wq, wql, r0, r1, c0, c1):
+    def pool(xf, of, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
+             r0, r1, c0, c1):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
         apart, ``wc`` cells of ``cell`` floats), of out at ``n*son + c*soc`` (rows ``ors``
         apart, ``ow`` cells).  Windows up to 3 cells wide at column stride 1 or 2 fold
-        their taps in registers.  Other windows: per output row the window's input rows
-        are folded column by column into a built row (``sw`` phase rows of ``wql``
-        floats; ``p`` holds two, used in turn, pre-filled with the identity by the
-        caller), whose taps ``coff[j]`` are then folded along the row.  The next row is
-        folded before this row's taps are read, so the built row's stores have landed by
-        then.  ``inv_h`` / ``inv_w`` (averages): the divisors' inverses per output row /
-        output float.
+        their taps in registers; other windows take a scalar loop.  ``inv_h`` / ``inv_w``
+        (averages): the divisors' inverses per output row / output float.
         """
         owl = ow * cell
         rl = wc * cell
-        ps = sw * wql
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
-        span = min(rl, wq * cell)  # input floats folded into a built row (stride 1)
         # Windows up to 3 cells wide at stride 1 or 2 fold their taps in registers, one step
         # behind the vertical fold, with no built row.
         fused = kw <= 3 and sw <= 2
@@ -170,62 +161,25 @@ def _make(mode):
                                     vstore_first(of, orow + e, acc, owl - e)
                             prev_e, prev_o = cur_e, cur_o
                     continue
-                for oh in range(r0 - 1, r1):
-                    nxt = oh + 1
-                    if nxt < r1:
-                        # Fold the window rows of output row nxt into built row nxt % 2.  Past
-                        # the row the loads read the next row (those lanes are then replaced by
-                        # fill), except at the array's end, where they are masked.
-                        hs = nxt * sh - pt
-                        i0, i1 = max(0, -hs), min(kh, h - hs)
-                        pb = (nxt % 2) * ps
-                        first = xb + (hs + i0) * rs_x  # the window's first row in x
-                        last = xb + (hs + i1 - 1) * rs_x
-                        if sw == 1:
-                            for k in range(0, span, VW):
-                                a = vsplat(fill)
-                                src = first + k
-                                if k + VW <= rl or last + k + VW <= xf.size:
-                                    for i in range(i0, i1):
-                                        a = fold(a, vload(xf, src))
-                                        src += rs_x
-                                    if k + VW > rl:
-                                        a = vfill_outside(a, k, 0, rl, fill)
-                                else:
-                                    for i in range(i0, i1):
-                                        a = fold(a, vload_in(xf, src, src - k, src - k + rl, fill))
-                                        src += rs_x
-                                vstore(p, pb + pl * cell + k, a)
-                        else:  # stride 2 and more: a scalar loop
-                            for q in range(min(rl, (sw * wq - pl) * cell)):
-                                sacc = fill
-                                for i in range(i0, i1):
-                                    sv = xf[np.uint64(first + (i - i0) * rs_x + q)]
+                for oh in range(r0, r1):  # any other window: one float at a time
+                    hs = oh * sh - pt
+                    i0, i1 = max(0, -hs), min(kh, h - hs)
+                    for o in range(ow):
+                        ws = o * sw - pl
+                        j0, j1 = max(0, -ws), min(kw, wc - ws)
+                        for k in range(cell):
+                            sacc = fill
+                            for i in range(i0, i1):
+                                row = xb + (hs + i) * rs_x + k
+                                for j in range(j0, j1):
+                                    sv = xf[np.uint64(row + (ws + j) * cell)]
                                     if is_max:
                                         sacc = sv if (sv > sacc or sv != sv) and sacc == sacc else sacc
                                     else:
                                         sacc += sv
-                                cidx = q // cell + pl
-                                p[np.uint64(pb + (cidx % sw) * wql + (cidx // sw) * cell + q % cell)] = sacc
-                    if oh < r0:
-                        continue
-                    # Fold the taps of each block of output floats of row oh.
-                    pb = (oh % 2) * ps
-                    orow = ob + oh * ors
-                    # End of the output floats this call still writes after row oh (rows of a
-                    # buffer plane follow each other; an image row's blocks follow each other).
-                    later = ob + r1 * ors if cell == 1 else n * son + oh * ors + c1 * soc
-                    for e in range(0, owl, VW):
-                        acc = vload(p, pb + coff[0] + e)
-                        for j in range(1, kw):
-                            acc = fold(acc, vload(p, pb + coff[j] + e))
-                        if not is_max:
-                            acc = vmul(acc, vmul(vsplat(inv_h[oh]), vload(inv_w, e)))
-                        if e + VW <= owl or orow + e + VW <= later:
-                            # The floats past the row are in rows this call writes later.
-                            vstore(of, orow + e, acc)
-                        else:
-                            vstore_first(of, orow + e, acc, owl - e)
+                            if not is_max:
+                                sacc = sacc * (inv_h[oh] * inv_w[o * cell + k])
+                            of[np.uint64(ob + oh * ors + o * cell + k)] = sacc
 
     @njit(nogil=True, cache=True)
     def stream(xf, of, cmask, inv, nb, sxn, sxc, son, soc, h, w, kh, kw, pt, pl, r0, r1, c0, c1):
@@ -368,10 +322,9 @@ def _inverse_counts(n_out, k, s, pb, n, pe, include_pad) -> np.ndarray:
 
 
 @lru_cache(maxsize=128)
-def _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
-    """Built-row geometry, tap offsets and (averages) the divisors' inverses; read-only arrays."""
+def _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
+    """The divisors' inverses (averages; ones for max) per output row and output float (read-only)."""
     pt, pl, pb, pr = pads
-    wq, wql = row_geometry(ow, cell, kw, sw, 1, pl)
     inv_h = np.ones(oh, np.float32)
     inv_w = np.ones(-(-ow * cell // VW) * VW, np.float32)
     if mode == AVG:
@@ -379,7 +332,7 @@ def _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
         inv_w[:ow * cell] = np.repeat(_inverse_counts(ow, kw, sw, pl, w, pr, include_pad), cell)
     for a in (inv_h, inv_w):
         a.flags.writeable = False
-    return wq, wql, tap_columns(kw, sw, 1, wql, cell), inv_h, inv_w
+    return inv_h, inv_w
 
 
 @lru_cache(maxsize=64)
@@ -389,7 +342,7 @@ def _stream_tables(mode, h, w, oh, kh, kw, pads, include_pad):
     pl = pads[1]
     col = np.arange(w + VW) % w
     cmask = np.stack([(col + j - pl >= 0) & (col + j - pl < w) for j in range(kw)]).astype(np.float32)
-    _, _, _, inv_h, inv_w = _geometry(1, mode, h, w, oh, w, kh, kw, 1, 1, pads, include_pad)
+    inv_h, inv_w = _divisors(1, mode, h, w, oh, w, kh, kw, 1, 1, pads, include_pad)
     inv = np.zeros(oh * w + VW, np.float32)
     inv[:oh * w] = (inv_h[:, None] * inv_w[None, :w]).reshape(-1)
     cmask = cmask.reshape(-1)
@@ -412,11 +365,9 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
         _kernel(mode, "stream")(x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0], xs[1], os_[0], os_[1], h,
                                 w, kh, kw, pads[0], pads[1], r0, r1, c0, c1)
         return
-    wq, wql, coff, inv_h, inv_w = _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    size = 2 * sw * wql
-    p = scratch("pool", size, -np.inf if mode == MAX else 0.0, (cell, sw, wql, pads[1], w))
-    _kernel(mode)(x.reshape(-1), out.reshape(-1), p, coff, inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow,
-                        kh, kw, sh, sw, pads[0], pads[1], wq, wql, r0, r1, c0, c1)
+    inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
+    _kernel(mode)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw, sh, sw,
+                  pads[0], pads[1], r0, r1, c0, c1)
 
 
 def global_avg_pool(x, out, cell, planes, region):
