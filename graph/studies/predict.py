@@ -10,9 +10,13 @@
 3. Whole models: for each model the ``cpu``, ``gpu`` and ``codl`` plans
    (``codl`` planned from the ``codl`` predictor alone, no measuring pass)
    run on this host; each method predicts each plan's latency (compute,
-   sharing and dispatch, through :mod:`coinfer.graph.coexec.costmodel`),
-   compared with the measured median (with ``soc`` other than ``host``: the
-   median emulated latency, the replay under that profile).
+   sharing and dispatch) and compares it with the measured median.  On the
+   host the prediction prices the plan's compiled program task by task
+   (:func:`coinfer.graph.coexec.timeline.predict`), with the in-model
+   correction and dispatch gaps fitted on the traced runs of the *other*
+   models (leave one model out); with ``soc`` other than ``host`` the chain
+   cost model (:mod:`coinfer.graph.coexec.costmodel`) prices it under the
+   profile, against the median emulated latency (the replay).
 4. The plan check: the predictor's ``codl`` plan against the plan ``codl``
    chooses by measuring its close candidates, both timed interleaved.
 
@@ -73,9 +77,12 @@ def plan_seconds(view, plan, costs) -> float:
 
 
 def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: int = 5, progress: bool = True,
-                 plan_check: bool = True) -> tuple[list, list]:
-    """(model rows, plan-check rows): see the module docstring, items 3 and 4."""
+                 plan_check: bool = True, dataset=None) -> tuple[list, list]:
+    """(model rows, plan-check rows): see the module docstring, items 3 and 4.  With
+    ``dataset`` (its traced runs), each model is predicted by predictors whose runtime
+    terms leave that model's traces out."""
     from ...hw import SoC
+    from ..coexec import timeline
     from ..coexec.lower import prepare
     from ..coexec.view import view_of
     from ..coexec.strategies import measure_plans, plan_codl, sample_input
@@ -90,7 +97,9 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
                 print(f"[predict] {name}: plan from the codl predictor, run {', '.join(PLAN_STRATEGIES)}",
                       file=sys.stderr)
             g = load_model(name)
-            host_costs = {m: P.PredictedCosts(p) for m, p in preds.items()}
+            own = {m: (p.refit_runtime(dataset, exclude=(name,)) if dataset is not None else p)
+                   for m, p in preds.items()}
+            host_costs = {m: P.PredictedCosts(p) for m, p in own.items()}
             costs = {m: (c if profile.name == "host" else EmulatedCosts(c, profile)) for m, c in host_costs.items()}
             x = sample_input(g)
             results, _, _ = run_strategies(g, soc, list(PLAN_STRATEGIES), x, repeat=repeat, progress=False,
@@ -99,8 +108,10 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
             for r in results:
                 measured = r.median_ms if profile.name == "host" else r.emulated_ms
                 for m, c in costs.items():
+                    t = (timeline.predict(g, r.plan, c, view=view).total_s if profile.name == "host"
+                         else plan_seconds(view, r.plan, c))
                     rows.append({"model": name, "strategy": r.name, "method": m,
-                                 "predicted_ms": 1e3 * plan_seconds(view, r.plan, c), "measured_ms": measured})
+                                 "predicted_ms": 1e3 * t, "measured_ms": measured})
             if plan_check and profile.name == "host":
                 prepared = prepare(g)
                 chosen = plan_codl(g, host_costs["codl"], verify_on=soc, prepared=prepared, x=x)
@@ -122,7 +133,7 @@ def run(samples: int = DEFAULT_SAMPLES, *, soc_name: str = "host", models=MODELS
     for m, p in preds.items():
         p.save(hw_host.cache_path(f"predictor-{m}", hw_host.host_id(), ".json", f"n{samples}-s{seed}"))
     model_rows, checks = whole_models(preds, models=models, soc_name=soc_name, repeat=repeat, progress=progress,
-                                      plan_check=plan_check) if models else ([], [])
+                                      plan_check=plan_check, dataset=data) if models else ([], [])
     by_method = {}
     for r in model_rows:
         e = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
@@ -135,6 +146,38 @@ def run(samples: int = DEFAULT_SAMPLES, *, soc_name: str = "host", models=MODELS
             "models_by_method": model_rows,
             "whole_model_scores": {m: P.score(e) for m, e in by_method.items()},
             "plan_check": checks}
+
+
+def noise_floor(first, second, *, seed: int = 0) -> list:
+    """The ceiling no predictor beats on this host: the held-out op rows of ``first`` (its
+    :meth:`~coinfer.graph.costs.dataset.Dataset.split` with ``seed``) timed again in
+    ``second`` (the same samples, e.g. the same ``seed`` measured twice), scored as a
+    prediction of the first timing.  Rows: {processor, mode, within_10pct, rmspe, n}."""
+    _, test = first.split(0.3, seed=seed)
+    again = {(ds_mod._instance_key(r), r["processor"], r["mode"]): r[P.TARGET] for r in second.ops()}
+    out = []
+    for proc in P.PROCESSORS:
+        for mode in P.MODES:
+            e = [(again[k] - r[P.TARGET]) / r[P.TARGET] for r in test.ops(proc, mode)
+                 for k in [(ds_mod._instance_key(r), proc, mode)] if k in again and r[P.TARGET] > 0]
+            out.append({"processor": proc, "mode": mode, **P.score(e)})
+    return out
+
+
+def errors_by_family(pred, test) -> list:
+    """``pred``'s held-out op errors per processor, mode and feature family:
+    rows {processor, mode, family, within_10pct, rmspe, n}."""
+    from ..costs import features as F
+
+    out = []
+    for proc in P.PROCESSORS:
+        for mode in P.MODES:
+            fams: dict = {}
+            for r in test.ops(proc, mode):
+                t = pred.op_seconds(r, P._region(r), proc, mode == "concurrent")
+                fams.setdefault(F.family(r), []).append((t - r[P.TARGET]) / r[P.TARGET])
+            out += [{"processor": proc, "mode": mode, "family": f, **P.score(e)} for f, e in sorted(fams.items())]
+    return out
 
 
 def format_report(doc: dict) -> str:

@@ -214,3 +214,29 @@ def test_run_on_an_emulated_soc_json(capsys):
                  "--quiet"]) == 0
     (s,) = json.loads(capsys.readouterr().out)["strategies"]
     assert s["emulated_ms"] == s["replay_ms"]
+
+
+def test_timeline_prices_the_compiled_program_and_reads_gaps_from_a_trace():
+    from coinfer.graph.coexec import timeline
+    from coinfer.graph.coexec.executor import Executor
+    from coinfer.graph.coexec.strategies import plan_single, sample_input
+    from coinfer.graph.costs.dataset import trace_plans
+    from coinfer.hw import SoC
+
+    pred = P.fit("codl", _synthetic())
+    g = fuse_relu(zoo.build("squeezenet", input_size=35, weights=False))
+    view = view_of(g)
+    costs = P.PredictedCosts(pred, view)
+    cpu = plan_single(g, "cpu", view=view)
+    tl = timeline.predict(g, cpu, costs, view=view)
+    kernels = sum(costs.kernel_seconds(op, "cpu", (0, op.out_rows, 0, op.out_channels)) for op in view.ops)
+    assert tl.compute_s["cpu"] == pytest.approx(kernels) and tl.compute_s["gpu"] == 0.0
+    assert tl.total_s > kernels and tl.dispatch_s > 0 and tl.sharing_s == 0.0
+    half = trace_plans(g, view)["half"]  # channel-splittable ops half and half
+    th = timeline.predict(g, half, costs, view=view)
+    assert th.compute_s["gpu"] > 0 and th.sharing_s > 0
+    with SoC.host() as soc, Executor(g, half, soc) as ex:
+        ex.run(sample_input(g))
+        gaps = timeline.trace_gaps(soc.trace)
+    assert set(timeline.PATHS) <= set(gaps) and gaps["main_wake"] and gaps["host_in"]
+    assert all(v >= -1e-6 for p in timeline.PATHS for v in gaps[p] if p != "submit")
