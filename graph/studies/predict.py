@@ -16,7 +16,11 @@
    correction and dispatch gaps fitted on the traced runs of the *other*
    models (leave one model out); with ``soc`` other than ``host`` the chain
    cost model (:mod:`coinfer.graph.coexec.costmodel`) prices it under the
-   profile, against the median emulated latency (the replay).
+   profile, against the median emulated latency (the replay).  The predictors
+   price the host at its quiet speed (the dataset's samples are brought to it by
+   the speed probe); a shared host runs slower while its neighbours are busy,
+   so on the host each prediction is scaled by the speed probe's slowdown timed
+   just before and after the model's runs (``predicted_quiet_ms``: unscaled).
 4. The plan check: the predictor's ``codl`` plan against the plan ``codl``
    chooses by measuring its close candidates, both timed interleaved.
 
@@ -39,6 +43,8 @@ PLAN_STRATEGIES = ("cpu", "gpu", "codl")
 PUBLISHED = {"CoDL (MobiSys 2022)": "84-86%", "nn-Meter (MobiSys 2021)": "99.0% CPU, 99.1% GPU",
              "muLayer FLOPs-linear (per CoDL)": "7-10%"}
 DEFAULT_SAMPLES = 600
+#: Speed probes per processor thread before the first model (they find its quiet speed).
+PROBE_WARMUP = 20
 
 
 def _methods() -> tuple:
@@ -89,9 +95,18 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
     from ..costs.emulated import EmulatedCosts
     from .coexec import load_model, run_strategies
 
+    from ..costs.measure import SpeedProbe
+
     profile = get_profile(soc_name).on_host()
     rows, checks = [], []
+    probe = SpeedProbe()
     with SoC.host() as soc:
+        def slowdown() -> float:  # both threads' probe over the fastest probe seen there
+            return sum(soc[p].submit(lambda: probe.slowdown(probe()), op="probe").result(timeout=60)[0]
+                       for p in ("cpu", "gpu")) / 2
+
+        for _ in range(PROBE_WARMUP):
+            slowdown()
         for name in models:
             if progress:
                 print(f"[predict] {name}: plan from the codl predictor, run {', '.join(PLAN_STRATEGIES)}",
@@ -102,16 +117,18 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
             host_costs = {m: P.PredictedCosts(p) for m, p in own.items()}
             costs = {m: (c if profile.name == "host" else EmulatedCosts(c, profile)) for m, c in host_costs.items()}
             x = sample_input(g)
+            before = slowdown()
             results, _, _ = run_strategies(g, soc, list(PLAN_STRATEGIES), x, repeat=repeat, progress=False,
                                            costs=host_costs["codl"], verify=False, profile=profile)
+            speed = 0.5 * (before + slowdown()) if profile.name == "host" else 1.0
             view = view_of(g)
             for r in results:
                 measured = r.median_ms if profile.name == "host" else r.emulated_ms
                 for m, c in costs.items():
                     t = (timeline.predict(g, r.plan, c, view=view).total_s if profile.name == "host"
                          else plan_seconds(view, r.plan, c))
-                    rows.append({"model": name, "strategy": r.name, "method": m,
-                                 "predicted_ms": 1e3 * t, "measured_ms": measured})
+                    rows.append({"model": name, "strategy": r.name, "method": m, "predicted_ms": 1e3 * t * speed,
+                                 "predicted_quiet_ms": 1e3 * t, "slowdown": speed, "measured_ms": measured})
             if plan_check and profile.name == "host":
                 prepared = prepare(g)
                 chosen = plan_codl(g, host_costs["codl"], verify_on=soc, prepared=prepared, x=x)
@@ -198,11 +215,12 @@ def format_report(doc: dict) -> str:
     lines.append("ops: held-out sampled ops alone (conc.: with the other processor busy); models: every "
                  "(model, strategy) plan of both processors together")
     if doc["models"]:
-        lines.append(f"{'model':<13} {'strategy':<9} {'predicted ms':>13} {'measured ms':>12} {'error':>7}")
+        lines.append(f"{'model':<13} {'strategy':<9} {'predicted ms':>13} {'measured ms':>12} {'error':>7} "
+                     f"{'slowdown':>9} {'quiet ms':>9}")
         for r in doc["models"]:
             e = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
             lines.append(f"{r['model']:<13} {r['strategy']:<9} {r['predicted_ms']:>13.2f} {r['measured_ms']:>12.2f} "
-                         f"{100 * e:>+6.1f}%")
+                         f"{100 * e:>+6.1f}% {r.get('slowdown', 1.0):>9.2f} {r.get('predicted_quiet_ms', 0.0):>9.2f}")
     for c in doc["plan_check"]:
         lines.append(f"plan check {c['model']}: codl from the predictor {c['predicted_plan_ms']:.2f} ms vs the "
                      f"measured choice ({c['measured_choice']}) {c['measured_choice_ms']:.2f} ms: "
@@ -214,5 +232,6 @@ def as_json(doc: dict) -> dict:
     """The issue's JSON shape: soc, isa, methods[{name, processor, within_10pct, rmspe,
     model_bytes}], models[{model, strategy, predicted_ms, measured_ms}] (and the details)."""
     out = dict(doc)
-    out["models"] = [{k: r[k] for k in ("model", "strategy", "predicted_ms", "measured_ms")} for r in doc["models"]]
+    out["models"] = [{k: r[k] for k in ("model", "strategy", "predicted_ms", "measured_ms", "predicted_quiet_ms",
+                                            "slowdown") if k in r} for r in doc["models"]]
     return out
