@@ -179,7 +179,10 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     if fam == "softmax":
         whole = n * desc["c"] * desc["h"] * desc["w"]
         return fam, {"one": 1.0, "elems": whole, "vectors": n * desc["h"] * desc["w"]}
-    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows}
+    moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
+    whole = n * desc["oc"] * max(1, plane) * (1 + max(1, desc["inputs"]))
+    l2, l3 = _beyond(whole, moved)
+    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows, "in_l2": l2, "in_l3": l3}
 
 
 def region_share(desc: dict, region) -> float:
