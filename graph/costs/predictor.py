@@ -60,9 +60,12 @@ def nnls_relative(x: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
     least-squares solves: features whose coefficient goes negative are dropped)."""
     a = x / y[:, None]
     t = np.ones_like(y)
-    scale = np.maximum(np.abs(a).max(axis=0), 1e-30)
+    top = np.abs(a).max(axis=0)
+    scale = np.where(top > 0, top, 1.0)
     a = a / scale
-    active = np.ones(x.shape[1], bool)
+    # A feature that is zero on every sample gets no coefficient (a solver's round-off on an
+    # all-zero column, divided by a tiny scale, once gave 1e14 s per float).
+    active = top > 0
     b = np.zeros(x.shape[1])
     for _ in range(iters):
         if not active.any():
