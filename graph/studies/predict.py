@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import sys
 
+import numpy as np
+
 from ...hw import host as hw_host
 from ...hw.profile import get_profile
 from ..costs import dataset as ds_mod
@@ -44,7 +46,9 @@ PUBLISHED = {"CoDL (MobiSys 2022)": "84-86%", "nn-Meter (MobiSys 2021)": "99.0% 
              "muLayer FLOPs-linear (per CoDL)": "7-10%"}
 DEFAULT_SAMPLES = 600
 #: Speed probes per processor thread before the first model (they find its quiet speed).
-PROBE_WARMUP = 20
+PROBE_WARMUP = 5
+#: Speed-probe calls per thread whose median gives the slowdown before or after a model's runs.
+PROBE_CALLS = 15
 
 
 def _methods() -> tuple:
@@ -101,9 +105,12 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
     rows, checks = [], []
     probe = SpeedProbe()
     with SoC.host() as soc:
-        def slowdown() -> float:  # both threads' probe over the fastest probe seen there
-            return sum(soc[p].submit(lambda: probe.slowdown(probe()), op="probe").result(timeout=60)[0]
-                       for p in ("cpu", "gpu")) / 2
+        def slowdown() -> float:
+            """Both threads' median probe (of PROBE_CALLS) over the fastest probe seen there."""
+            def one():
+                return float(np.median([probe.slowdown(probe()) for _ in range(PROBE_CALLS)]))
+
+            return sum(soc[p].submit(one, op="probe").result(timeout=60)[0] for p in ("cpu", "gpu")) / 2
 
         for _ in range(PROBE_WARMUP):
             slowdown()
