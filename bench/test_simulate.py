@@ -1,6 +1,6 @@
 """N devices sharing one edge server in SimPy, and SimPy against the real edge server.
 
-Run: /work/tools/timed python -m pytest bench/test_simulate.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_simulate.py --benchmark-only -s
 
 The default :class:`coinfer.graph.studies.simulate.Scenario`: B-AlexNet on Guo's phone (``nexus5_cpu``,
 0.2 GFLOP/s) sharing Guo's server CPU (``cloud_cpu``, 7.4 GFLOP/s, one worker) over links that follow the
