@@ -36,7 +36,7 @@ def main(argv) -> int:
         t1 = time.perf_counter()
         second = D.collect(n, soc, seed=0, models=())
         t2 = time.perf_counter()
-        traces = D._time_models(soc, D.TRACE_MODELS, 3, True, D._Quiet(soc, D.SpeedProbe())) if "--cache" in argv \
+        traces = D._time_models(soc, D.TRACE_MODELS, 3, True, D._Quiet(soc)) if "--cache" in argv \
             else []
     print(f"measured {n} samples in {t1 - t0:.0f} s and again in {t2 - t1:.0f} s", file=sys.stderr)
     host = hw_host.host_id()

@@ -59,7 +59,7 @@ from ..ops import as4d
 from .measure import SpeedProbe, clocked, disturbed, measure, samples, waited
 from .sampling import DESC_KEYS, sample, zoo_descriptions
 
-VERSION = 2
+VERSION = 3
 FIELDS = ("kind", "type", *DESC_KEYS, "split", "r0", "r1", "c0", "c1", "processor", "layout", "mode",
           "bytes", "seconds", "min_seconds", "model", "probe")
 _INT = set(DESC_KEYS) | {"r0", "r1", "c0", "c1", "bytes"}
@@ -79,6 +79,10 @@ QUIET_SLACK = 0.05
 QUIET_TRIES = 2
 #: ... pausing this long between tries.
 QUIET_PAUSE_S = 0.05
+#: Calls of the speed probe whose median is one probe time.  A single call right after other
+#: work runs cold and slow (a probe of one call read 1.9-3.7x slowdowns where the median
+#: of 15 read 1.1-1.3x), which brought samples to too fast a "quiet" speed.
+PROBE_CALLS = 5
 #: Zoo models whose runs are traced (kernel calls as they run inside a model, dispatch gaps).
 TRACE_MODELS = ("alexnet", "nin", "squeezenet", "vgg16", "resnet18", "mobilenet_v1", "yolov2_tiny")
 #: Sizes (float32 NCHW shapes) of the sharing operations timed.
@@ -234,8 +238,8 @@ def _steady(timing_fn):
 class _Quiet:
     """The speed probe (:class:`~.measure.SpeedProbe`) on the processors' threads."""
 
-    def __init__(self, soc, probe):
-        self.soc, self.probe = soc, probe
+    def __init__(self, soc, probe=None):
+        self.soc, self.probe = soc, probe if probe is not None else SpeedProbe(PROBE_CALLS)
         for p in ("cpu", "gpu"):
             for _ in range(5):
                 self(p)
@@ -473,7 +477,7 @@ def collect(n: int, soc, *, seed: int = 0, repeats: int = 7, progress: bool = Tr
     from ..progress import bar
 
     host = hw_host.host_id()
-    probe = _Quiet(soc, SpeedProbe())
+    probe = _Quiet(soc)
     rows = _time_sharing(soc, repeats, probe)
     zoo = zoo_descriptions()
     with bar(n, "measure ops", enabled=progress) as prog:

@@ -46,9 +46,9 @@ PUBLISHED = {"CoDL (MobiSys 2022)": "84-86%", "nn-Meter (MobiSys 2021)": "99.0% 
              "muLayer FLOPs-linear (per CoDL)": "7-10%"}
 DEFAULT_SAMPLES = 600
 #: Speed probes per processor thread before the first model (they find its quiet speed).
-PROBE_WARMUP = 5
-#: Speed-probe calls per thread whose median gives the slowdown before or after a model's runs.
-PROBE_CALLS = 15
+PROBE_WARMUP = 20
+#: Speed probes per thread whose median gives the slowdown before or after a model's runs.
+PROBE_TIMES = 3
 
 
 def _methods() -> tuple:
@@ -103,12 +103,13 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
 
     profile = get_profile(soc_name).on_host()
     rows, checks = [], []
-    probe = SpeedProbe()
+    probe = SpeedProbe(ds_mod.PROBE_CALLS)
     with SoC.host() as soc:
         def slowdown() -> float:
-            """Both threads' median probe (of PROBE_CALLS) over the fastest probe seen there."""
+            """Both threads' median of PROBE_TIMES probes over the fastest probe seen there (as
+            the dataset brings its samples to the quiet speed)."""
             def one():
-                return float(np.median([probe.slowdown(probe()) for _ in range(PROBE_CALLS)]))
+                return float(np.median([probe.slowdown(probe()) for _ in range(PROBE_TIMES)]))
 
             return sum(soc[p].submit(one, op="probe").result(timeout=60)[0] for p in ("cpu", "gpu")) / 2
 
