@@ -21,6 +21,9 @@
    the speed probe); a shared host runs slower while its neighbours are busy,
    so on the host each prediction is scaled by the speed probe's slowdown timed
    just before and after the model's runs (``predicted_quiet_ms``: unscaled).
+   ``queued_share`` is the share of the model's runs during which the processor
+   threads were ready but waited on a run queue: a co-executed plan needs both
+   cores, and on a shared 2-core host its measured median swings with that.
 4. The plan check: the predictor's ``codl`` plan against the plan ``codl``
    chooses by measuring its close candidates, both timed interleaved.
 
@@ -31,6 +34,7 @@ predictor about 7-10%.
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -99,7 +103,7 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
     from ..costs.emulated import EmulatedCosts
     from .coexec import load_model, run_strategies
 
-    from ..costs.measure import SpeedProbe
+    from ..costs.measure import SpeedProbe, waited
 
     profile = get_profile(soc_name).on_host()
     rows, checks = [], []
@@ -126,8 +130,15 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
             costs = {m: (c if profile.name == "host" else EmulatedCosts(c, profile)) for m, c in host_costs.items()}
             x = sample_input(g)
             before = slowdown()
+            w0 = {p: soc[p].submit(waited, op="waited").result(timeout=60)[0] for p in ("cpu", "gpu")}
+            t0 = time.perf_counter()
             results, _, _ = run_strategies(g, soc, list(PLAN_STRATEGIES), x, repeat=repeat, progress=False,
                                            costs=host_costs["codl"], verify=False, profile=profile)
+            span = time.perf_counter() - t0
+            # Seconds the processor threads were ready to run but waited on a run queue, as a
+            # share of the model's runs (planning included): other work taking the cores.
+            queued = sum(soc[p].submit(waited, op="waited").result(timeout=60)[0] - w0[p]
+                         for p in ("cpu", "gpu")) / (2 * span)
             speed = 0.5 * (before + slowdown()) if profile.name == "host" else 1.0
             view = view_of(g)
             for r in results:
@@ -136,7 +147,8 @@ def whole_models(preds: dict, *, models=MODELS, soc_name: str = "host", repeat: 
                     t = (timeline.predict(g, r.plan, c, view=view).total_s if profile.name == "host"
                          else plan_seconds(view, r.plan, c))
                     rows.append({"model": name, "strategy": r.name, "method": m, "predicted_ms": 1e3 * t * speed,
-                                 "predicted_quiet_ms": 1e3 * t, "slowdown": speed, "measured_ms": measured})
+                                 "predicted_quiet_ms": 1e3 * t, "slowdown": speed, "queued_share": queued,
+                                 "measured_ms": measured})
             if plan_check and profile.name == "host":
                 prepared = prepare(g)
                 chosen = plan_codl(g, host_costs["codl"], verify_on=soc, prepared=prepared, x=x)
@@ -224,11 +236,12 @@ def format_report(doc: dict) -> str:
                  "(model, strategy) plan of both processors together")
     if doc["models"]:
         lines.append(f"{'model':<13} {'strategy':<9} {'predicted ms':>13} {'measured ms':>12} {'error':>7} "
-                     f"{'slowdown':>9} {'quiet ms':>9}")
+                     f"{'slowdown':>9} {'quiet ms':>9} {'queued':>7}")
         for r in doc["models"]:
             e = (r["predicted_ms"] - r["measured_ms"]) / r["measured_ms"]
             lines.append(f"{r['model']:<13} {r['strategy']:<9} {r['predicted_ms']:>13.2f} {r['measured_ms']:>12.2f} "
-                         f"{100 * e:>+6.1f}% {r.get('slowdown', 1.0):>9.2f} {r.get('predicted_quiet_ms', 0.0):>9.2f}")
+                         f"{100 * e:>+6.1f}% {r.get('slowdown', 1.0):>9.2f} {r.get('predicted_quiet_ms', 0.0):>9.2f} "
+                         f"{100 * r.get('queued_share', 0.0):>6.1f}%")
     for c in doc["plan_check"]:
         lines.append(f"plan check {c['model']}: codl from the predictor {c['predicted_plan_ms']:.2f} ms vs the "
                      f"measured choice ({c['measured_choice']}) {c['measured_choice_ms']:.2f} ms: "
@@ -241,5 +254,5 @@ def as_json(doc: dict) -> dict:
     model_bytes}], models[{model, strategy, predicted_ms, measured_ms}] (and the details)."""
     out = dict(doc)
     out["models"] = [{k: r[k] for k in ("model", "strategy", "predicted_ms", "measured_ms", "predicted_quiet_ms",
-                                            "slowdown") if k in r} for r in doc["models"]]
+                                            "slowdown", "queued_share") if k in r} for r in doc["models"]]
     return out
