@@ -136,7 +136,7 @@ def _coexecuted(plan: Plan) -> bool:
 
 def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], margin: float = 0.1,
               verify_on=None, x=None, view: GraphView | None = None,
-              prepared: Prepared | None = None, rounds: int = 5) -> Plan:
+              prepared: Prepared | None = None, rounds: int = 5, profile=None) -> Plan:
     """CoDL's plan of ``graph`` from the cost source ``costs`` (see the module docstring).
 
     ``costs`` may be a fitted latency predictor
@@ -147,7 +147,11 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], ma
     (``chains=True`` only), ``rounds`` times each, with input ``x`` (default:
     the seeded sample of :func:`sample_input`); ``prepared``
     (:func:`~.lower.prepare` of ``graph``) gives the view and the weights those
-    runs share.  ``notes``: ``chosen`` (the candidate's label), ``chosen_by``
+    runs share.  ``profile`` (a cost-profile name or
+    :class:`~coinfer.hw.profile.CostProfile`; default: the host itself): the
+    SoC the plan is for; candidates run on ``verify_on`` are then compared by
+    their runs' traces replayed under it (:meth:`coinfer.hw.Trace.replay`), not
+    by host wall time.  ``notes``: ``chosen`` (the candidate's label), ``chosen_by``
     (``prediction`` or ``measurement``), ``why``, and ``candidates`` (label ->
     predicted and, if run, measured seconds).
     """
@@ -179,7 +183,7 @@ def plan_codl(graph, costs, *, chains: bool = True, delta: float = DELTAS[0], ma
     pool = [(label, p) for label, p in ranked
             if weighed[label] <= weighed[best_label] * MEASURE_WINDOW or label in SINGLES]
     times = measure_plans(graph, verify_on, [p for _, p in pool], sample_input(graph) if x is None else x,
-                          prepared=prepared, rounds=rounds)
+                          prepared=prepared, rounds=rounds, profile=profile)
     for (label, _), t in zip(pool, times):
         table[label]["measured_s"] = t
     k = min(range(len(times)), key=times.__getitem__)
@@ -206,10 +210,14 @@ def sample_input(graph, seed: int = 0):
     return next(iter(xs.values())) if len(xs) == 1 else xs
 
 
-def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared | None = None) -> list:
+def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared | None = None,
+                  profile=None) -> list:
     """Median wall seconds of each plan on ``soc``, runs interleaved round by round
-    (one warm-up run each first)."""
+    (one warm-up run each first).  With ``profile`` (a cost-profile name or object other
+    than the host's), each run's seconds are its trace replayed under that profile: the
+    latency on the emulated SoC."""
     exs = []
+    emulate = profile is not None and getattr(profile, "name", profile) != "host"
     try:
         for p in plans:
             exs.append(Executor(graph, p, soc, prepared=prepared))
@@ -217,7 +225,7 @@ def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared |
         def sampler(ex):
             def sample():
                 ex.run(x)
-                return ex.last_wall
+                return soc.trace.replay(profile) if emulate else ex.last_wall
             return sample
 
         timings = measure_interleaved([sampler(ex) for ex in exs], rounds=rounds, warmup=1)
@@ -228,8 +236,10 @@ def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared |
         soc.trace.clear()
 
 
-def make_plan(strategy: str, graph, costs=None, *, verify_on=None, prepared: Prepared | None = None) -> Plan:
-    """The plan of one of :data:`STRATEGIES` (``codl`` is verified on ``verify_on`` when given)."""
+def make_plan(strategy: str, graph, costs=None, *, verify_on=None, prepared: Prepared | None = None,
+              profile=None) -> Plan:
+    """The plan of one of :data:`STRATEGIES` (``codl`` is verified on ``verify_on`` when given,
+    by latency under ``profile`` when that is an emulated SoC's; see :func:`plan_codl`)."""
     view = prepared.view if prepared is not None else None
     if strategy in ("cpu", "gpu"):
         return plan_single(graph, strategy, view=view)
@@ -238,5 +248,6 @@ def make_plan(strategy: str, graph, costs=None, *, verify_on=None, prepared: Pre
     if strategy in ("codl", "codl-nochain"):
         if costs is None:
             raise ValueError(f"make_plan: strategy {strategy!r} needs a cost source")
-        return plan_codl(graph, costs, chains=strategy == "codl", verify_on=verify_on, prepared=prepared)
+        return plan_codl(graph, costs, chains=strategy == "codl", verify_on=verify_on, prepared=prepared,
+                         profile=profile)
     raise ValueError(f"make_plan: unknown strategy {strategy!r}; choose from {', '.join(STRATEGIES)}")

@@ -109,9 +109,10 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     ``profile`` (a name or :class:`~coinfer.hw.profile.CostProfile`; default
     ``host``) is the SoC emulated: plans are made from ``costs`` under it
     (:class:`~coinfer.graph.costs.emulated.EmulatedCosts`: its compute scales and
-    modelled sharing costs; no candidate is measured on this host then), the
-    kernels run on this host, and each run's own trace is replayed under it
-    (``emulated_ms``, the median; equal to ``replay_ms`` under ``host``).
+    modelled sharing costs; close ``codl`` candidates run on this host and are
+    compared by their traces replayed under it), the kernels run on this host,
+    and each run's own trace is replayed under it (``emulated_ms``, the median;
+    equal to ``replay_ms`` under ``host``).
     """
     for s in strategies:
         if s not in STRATEGIES:
@@ -137,8 +138,8 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     with Progress(len(order), f"plan {graph.name}", enabled=progress) as prog:
         for s in order:
             prog.step(s)
-            plans[s] = make_plan(s, graph, plan_costs, verify_on=soc if verify and prof.name == "host" else None,
-                                 prepared=prepared)
+            plans[s] = make_plan(s, graph, plan_costs, verify_on=soc if verify else None, prepared=prepared,
+                                 profile=prof)
     with contextlib.ExitStack() as stack:
         exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared)) for s in order}
 
