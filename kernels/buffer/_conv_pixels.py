@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .._conv_simd import FASTMATH
-from .._tiles import GROUP, WIDE_LANES, pixel_pass
+from .._tiles import GROUP, pixel_pass
 from ._conv_planes import build_planes
 
 
@@ -61,15 +61,8 @@ def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, 
                 build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
                 src = xq
                 x0 = 0
-            j = m_lo // GROUP
-            j_end = (m_hi + GROUP - 1) // GROUP
-            while j < j_end:
-                wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
-                first = GROUP * j
-                lanes = 2 * GROUP if wide else GROUP
-                lay[0], lay[1], lay[2] = x0, Wq, 1  # input: planes, or x in place
-                lay[3], lay[4], lay[5], lay[6] = (n * OC + g * mg + first) * OHW + r0 * OW, OW, 1, OHW
-                lay[7], lay[8] = 0, 0  # NCHW lanes
-                pixel_pass(src, koff, K, wp, (g * G + j) * K * GROUP, bp, (g * G + j) * GROUP, out, npix, OW, lay,
-                           max(m_lo - first, 0), min(m_hi - first, lanes), wide, relu, bases, obases, res)
-                j += 2 if wide else 1
+            lay[0], lay[1], lay[2] = x0, Wq, 1  # input: planes, or x in place
+            lay[3], lay[4], lay[5], lay[6] = (n * OC + g * mg) * OHW + r0 * OW, OW, 1, OHW
+            lay[7], lay[8] = 0, 0  # NCHW lanes
+            pixel_pass(src, koff, K, wp, g * G * K * GROUP, bp, g * G * GROUP, out, npix, OW, lay,
+                       m_lo, m_hi, relu, bases, obases, res)
