@@ -18,9 +18,7 @@ in k order, so every region gives the same bits.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .._conv_simd import FASTMATH
 from .._tiles import GROUP, pixel_pass
 from ._conv_planes import build_planes
 
@@ -32,7 +30,6 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq) -> np.ndarray:
     return (plane * (Hq * Wq) + (r // sh) * Wq + s // sw).reshape(-1).astype(np.int64)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, C, H, W, OC, OH, OW, sh, sw, pt, pl,
                 Hq, Wq, groups, r0, r1, c0, c1, relu):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
@@ -41,6 +38,9 @@ def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, 
     (groups, G, 16) flat; ``koff`` the taps' offsets.  ``xq`` holds the planes (``cg*sh*sw*Hq*Wq``
     floats and the slack of ``build_planes``), except with ``in_place`` (a 1x1, stride-1,
     unpadded conv), which reads ``x`` itself.
+
+    A Python loop over images and groups around the compiled plane copy and tile pass: one
+    call each per image and group, and no third compiled copy of the tile pass to build.
     """
     cg = C // groups
     mg = OC // groups

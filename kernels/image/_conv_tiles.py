@@ -24,9 +24,7 @@ Depthwise conv is in ``_depthwise``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .._conv_simd import FASTMATH
 from .._tiles import GROUP, pixel_pass
 
 
@@ -39,7 +37,6 @@ def tap_offsets(kh, kw, icg, groups, dh, dw, row_stride, xw) -> np.ndarray:
             + (cc & 3)).astype(np.int64)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, lay, bases, obases, res):
     """out[:, r0:r1] channels [c0, c1) = conv(x, packed filter wp) + bias, then max(., 0) if ``relu``.
 
