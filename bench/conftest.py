@@ -56,17 +56,11 @@ def _fmt(v, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
-def _geomean(values) -> float | None:
-    import math
-
-    v = [x for x in values if x is not None and x > 0]
-    return math.exp(sum(math.log(x) for x in v) / len(v)) if v else None
-
-
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     warning = _openblas_warning()
     if _KERNEL_ROWS:
+        from coinfer.graph.costs.measure import geomean
         from coinfer.graph.studies import kernels as ks
 
         tr.section("kernel study: GFLOP/s on one thread, timed interleaved with onnxruntime")
@@ -91,7 +85,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             values = [r[key] for r in conv if r[key] is not None]
             tr.write_line(
                 f"geometric mean of {label} over {len(values)} of {len(conv)} conv layers: "
-                f"{_fmt(_geomean(values), '.2f')}"
+                f"{_fmt(geomean(values) if values else None, '.2f')}"
             )
     for title, lines_fn in _TABLES:
         lines = lines_fn()

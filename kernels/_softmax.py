@@ -23,6 +23,12 @@ def _softmax(x, out, q0, q1, r0, r1, b0, b1):
     """out[p, q, r, :, b] = softmax of x[p, q, r, :, b] over L, for q, r, b in the given ranges."""
     npp, _, _, length, _ = x.shape
     nb = b1 - b0
+    if nb == 1:  # one softmax per (p, q, r): scalar loops along L, no per-step slices
+        for p in range(npp):
+            for q in range(q0, q1):
+                for r in range(r0, r1):
+                    _softmax_line(x[p, q, r, :, b0], out[p, q, r, :, b0])
+        return
     m = np.empty(nb, np.float32)
     s = np.empty(nb, np.float32)
     for p in range(npp):
@@ -52,6 +58,23 @@ def _softmax(x, out, q0, q1, r0, r1, b0, b1):
                     yr = yo[j, b0:b1]
                     for i in range(nb):
                         yr[i] *= s[i]
+
+
+@njit(nogil=True, cache=True)
+def _softmax_line(xl, yl):
+    """yl = softmax of the 1-D xl, in the same operations and order as :func:`_softmax`'s lanes."""
+    m = xl[0]
+    for j in range(1, xl.size):
+        v = xl[j]
+        m = v if (v > m or v != v) else m
+    s = np.float32(0.0)
+    for j in range(xl.size):
+        e = np.exp(xl[j] - m)
+        yl[j] = e
+        s += e
+    s = np.float32(1.0) / s
+    for j in range(xl.size):
+        yl[j] *= s
 
 
 def softmax(x, out, view, box) -> None:

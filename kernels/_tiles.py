@@ -23,6 +23,12 @@ The tiles are chosen for the instruction set the module is compiled for
 - AVX2 and generic (16 ymm): 6 pixels x 16 channels, 12 ymm accumulators, two
   for the filter row and one for the broadcast (BLIS's Haswell shape).
 
+:func:`pixel_pass` runs the tiles over blocks of ``PIXEL_BLOCK`` output pixels,
+every channel tile of a block before the next block, so the block's input
+stays in cache while the filter groups stream past it; a pass over all the
+pixels per filter group would reread the whole input for every 16 or 32
+channels, from memory once the input outgrows L2.
+
 Every output lane is the same sequence of multiply-adds whichever tile
 computes it, so regions tile the output bit for bit on each path.
 """
@@ -38,10 +44,10 @@ GROUP = 16  # output channels per packed filter group
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def tile_8x32(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
-    """res[t, 0:32] = bias[bo:bo+32] + sum_r x[bases[t] + offs[r]] * filter rows r of groups at w0, w1."""
-    x0 = bases[0]; x1 = bases[1]; x2 = bases[2]; x3 = bases[3]
-    x4 = bases[4]; x5 = bases[5]; x6 = bases[6]; x7 = bases[7]
+def tile_8x32(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
+    """res[t, 0:32] = bias[bo:bo+32] + sum_r x[bases[b0+t] + offs[r]] * filter rows r of groups at w0, w1."""
+    x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]
+    x4 = bases[b0 + 4]; x5 = bases[b0 + 5]; x6 = bases[b0 + 6]; x7 = bases[b0 + 7]
     ba = vload(bias, bo); bb = vload(bias, bo + 16)
     c0a = ba; c0b = bb; c1a = ba; c1b = bb; c2a = ba; c2b = bb; c3a = ba; c3b = bb
     c4a = ba; c4b = bb; c5a = ba; c5b = bb; c6a = ba; c6b = bb; c7a = ba; c7b = bb
@@ -77,10 +83,11 @@ def tile_8x32(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def tile_12x16(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
-    """res[t, 0:16] for 12 pixels and the group at w0 (w1 unused)."""
-    x0 = bases[0]; x1 = bases[1]; x2 = bases[2]; x3 = bases[3]; x4 = bases[4]; x5 = bases[5]
-    x6 = bases[6]; x7 = bases[7]; x8 = bases[8]; x9 = bases[9]; x10 = bases[10]; x11 = bases[11]
+def tile_12x16(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
+    """res[t, 0:16] for the 12 pixels at bases[b0:] and the group at w0 (w1 unused)."""
+    x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]
+    x4 = bases[b0 + 4]; x5 = bases[b0 + 5]; x6 = bases[b0 + 6]; x7 = bases[b0 + 7]
+    x8 = bases[b0 + 8]; x9 = bases[b0 + 9]; x10 = bases[b0 + 10]; x11 = bases[b0 + 11]
     b = vload(bias, bo)
     c0 = b; c1 = b; c2 = b; c3 = b; c4 = b; c5 = b; c6 = b; c7 = b; c8 = b; c9 = b; c10 = b; c11 = b
     for r in range(red):
@@ -107,9 +114,9 @@ def tile_12x16(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def tile_6x16(xf, bases, offs, red, wp, w0, w1, bias, bo, relu, res):
-    """res[t, 0:16] for 6 pixels and the group at w0 (w1 unused): the AVX2 tile."""
-    x0 = bases[0]; x1 = bases[1]; x2 = bases[2]; x3 = bases[3]; x4 = bases[4]; x5 = bases[5]
+def tile_6x16(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
+    """res[t, 0:16] for the 6 pixels at bases[b0:] and the group at w0 (w1 unused): the AVX2 tile."""
+    x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]; x4 = bases[b0 + 4]; x5 = bases[b0 + 5]
     b = vload(bias, bo)
     c0 = b; c1 = b; c2 = b; c3 = b; c4 = b; c5 = b
     for r in range(red):
@@ -135,6 +142,8 @@ if isa() == "avx512":
 else:
     tile_wide = tile_narrow = tile_6x16
 MAX_MR = max(WIDE_MR, NARROW_MR)
+#: Output pixels per block of :func:`pixel_pass`: a multiple of both tiles' pixels.
+PIXEL_BLOCK = 192
 
 
 def pack_filter_rows(rows: np.ndarray, groups: int) -> np.ndarray:
@@ -153,28 +162,29 @@ def pack_filter_rows(rows: np.ndarray, groups: int) -> np.ndarray:
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, l_lo, l_hi, wide, relu, bases, obases, res):
-    """Output pixels [0, npix) of a region ``ow`` pixels wide, lanes [l_lo, l_hi) of the tile's channels.
+def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, m_lo, m_hi, relu, bases, obases, res):
+    """Output pixels [0, npix) of a region ``ow`` pixels wide, channels [m_lo, m_hi) of one filter group.
 
     ``lay`` (int64) is ``(x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0)``, an array
     so that both layouts' callers share one compiled pass (constants would be typed apart).
     Pixel (row, col) of the region reads ``xf[x0 + row*x_row + col*x_col + offs[r]]`` at reduction
-    step r (``red`` steps) and writes lane l to ``of[o0 + row*o_row + col*o_col + lane(l)]``:
-    ``lane(l) = l*o_lane`` in NCHW planes, ``((l + ch0) // 4)*o_lane + (l + ch0) % 4`` in images
-    (``texels``; ``ch0`` is the tile's first channel within its texel).  The filter groups start at
-    ``wf[w0]`` (and ``w0 + red*16`` for a wide tile), the bias at ``bf[bo]``.  Lanes past the region
-    are computed and dropped.
+    step r (``red`` steps) and writes channel c to ``of[o0 + row*o_row + col*o_col + lane(c)]``:
+    ``lane(c) = c*o_lane`` in NCHW planes, ``((c + ch0) // 4)*o_lane + (c + ch0) % 4`` in images
+    (``texels``; ``ch0`` is the group's first channel within its texel).  The group's packed
+    filter (``pack_filter_rows``: G x red x 16) starts at ``wf[w0]``, its bias (G*16) at ``bf[bo]``.
+    Lanes past [m_lo, m_hi) are computed and dropped.  ``bases``/``obases`` hold PIXEL_BLOCK
+    entries, ``res`` one tile (MAX_MR * 32 floats).
     """
     x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0 = (lay[0], lay[1], lay[2], lay[3], lay[4], lay[5],
                                                                 lay[6], lay[7] != 0, lay[8])
-    mr = WIDE_MR if wide else NARROW_MR
-    lanes = 2 * GROUP if wide else GROUP
-    row = 0
-    col = 0
-    for p0 in range(0, npix, mr):
-        nv = min(mr, npix - p0)
-        for t in range(mr):
-            if t < nv:
+    j_first = m_lo // GROUP
+    j_end = (m_hi + GROUP - 1) // GROUP
+    for p0 in range(0, npix, PIXEL_BLOCK):
+        pn = min(PIXEL_BLOCK, npix - p0)
+        row = p0 // ow
+        col = p0 - row * ow
+        for t in range(PIXEL_BLOCK):
+            if t < pn:
                 bases[t] = x0 + row * x_row + col * x_col
                 obases[t] = o0 + row * o_row + col * o_col
                 col += 1
@@ -182,30 +192,54 @@ def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, l_lo, l_hi, wid
                     col = 0
                     row += 1
             else:
-                bases[t] = bases[nv - 1]  # pixels past the end repeat the last
-        if wide:
-            tile_wide(xf, bases, offs, red, wf, w0, w0 + red * GROUP, bf, bo, relu, res)
-        else:
-            tile_narrow(xf, bases, offs, red, wf, w0, w0, bf, bo, relu, res)
-        if nv == mr and l_lo == 0 and l_hi == lanes and ch0 == 0:
-            if texels:
+                bases[t] = bases[pn - 1]  # pixels past the end repeat the last
+        j = j_first
+        while j < j_end:
+            wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
+            mr = WIDE_MR if wide else NARROW_MR
+            wj = w0 + j * red * GROUP
+            for t in range(0, pn, mr):
                 if wide:
-                    _store_texels_wide(res, of, obases, o_lane)
+                    tile_wide(xf, bases, t, offs, red, wf, wj, wj + red * GROUP, bf, bo + j * GROUP, relu, res)
                 else:
-                    _store_texels_narrow(res, of, obases, o_lane)
-            elif wide:
-                _store_planes_wide(res, of, obases[0], o_lane)
-            else:
-                _store_planes_narrow(res, of, obases[0], o_lane)
-            continue
-        for t in range(nv):
-            for l in range(l_lo, l_hi):
-                o = obases[t] + (((l + ch0) >> 2) * o_lane + ((l + ch0) & 3) if texels else l * o_lane)
-                of[np.uint64(o)] = res[t * lanes + l]
+                    tile_narrow(xf, bases, t, offs, red, wf, wj, wj, bf, bo + j * GROUP, relu, res)
+                _store_tile(res, wide, min(mr, pn - t), of, obases, t, o_lane, texels, GROUP * j + ch0,
+                            max(m_lo - GROUP * j, 0), min(m_hi - GROUP * j, 2 * GROUP if wide else GROUP))
+            j += 2 if wide else 1
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _store_planes_wide(res, of, o, o_lane):
+def _store_tile(res, wide, nv, of, obases, t0, o_lane, texels, c0, l_lo, l_hi):
+    """Lanes [l_lo, l_hi) of the tile in ``res`` (block pixels t0 .. t0+nv) into the output: lane l
+    is channel c = c0 + l, at ``obases[t] + c*o_lane`` in NCHW planes or in its texel
+    ``obases[t] + (c // 4)*o_lane + c % 4``.  Whole tiles take unrolled copies."""
+    mr = WIDE_MR if wide else NARROW_MR
+    lanes = 2 * GROUP if wide else GROUP
+    if nv == mr and l_lo == 0 and l_hi == lanes:
+        if not texels:
+            if wide:
+                _planes_wide(res, of, obases[t0] + c0 * o_lane, o_lane)
+            else:
+                _planes_narrow(res, of, obases[t0] + c0 * o_lane, o_lane)
+            return
+        if c0 & 3 == 0:
+            for t in range(mr):
+                o = obases[t0 + t] + (c0 >> 2) * o_lane
+                if wide:
+                    _texels_wide(res, t * lanes, of, o, o_lane)
+                else:
+                    _texels_narrow(res, t * lanes, of, o, o_lane)
+            return
+    for t in range(nv):
+        ob = obases[t0 + t]
+        for l in range(l_lo, l_hi):
+            c = c0 + l
+            o = ob + ((c >> 2) * o_lane + (c & 3) if texels else c * o_lane)
+            of[np.uint64(o)] = res[t * lanes + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _planes_wide(res, of, o, o_lane):
     """of[o + l*o_lane + t] = res[t, l] for a whole wide tile of consecutive NCHW pixels (constant
     bounds: unrolled)."""
     for l in range(WIDE_LANES):
@@ -214,7 +248,7 @@ def _store_planes_wide(res, of, o, o_lane):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _store_planes_narrow(res, of, o, o_lane):
+def _planes_narrow(res, of, o, o_lane):
     """of[o + l*o_lane + t] = res[t, l] for a whole one-group tile."""
     for l in range(GROUP):
         for t in range(NARROW_MR):
@@ -222,26 +256,22 @@ def _store_planes_narrow(res, of, o, o_lane):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _store_texels_wide(res, of, obases, o_lane):
-    """The 8 texels of each pixel of a whole wide tile."""
-    for t in range(WIDE_MR):
-        for q in range(WIDE_LANES // 4):
-            o = np.uint64(obases[t] + q * o_lane)
-            for k in range(4):
-                of[o + k] = res[t * WIDE_LANES + 4 * q + k]
+def _texels_wide(res, a, of, o, o_lane):
+    """The 8 texels of one pixel of a wide tile: of[o + q*o_lane + k] = res[a + 4*q + k]."""
+    for q in range(WIDE_LANES // 4):
+        for k in range(4):
+            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _store_texels_narrow(res, of, obases, o_lane):
-    """The 4 texels of each pixel of a whole one-group tile."""
-    for t in range(NARROW_MR):
-        for q in range(GROUP // 4):
-            o = np.uint64(obases[t] + q * o_lane)
-            for k in range(4):
-                of[o + k] = res[t * GROUP + 4 * q + k]
+def _texels_narrow(res, a, of, o, o_lane):
+    """The 4 texels of one pixel of a one-group tile."""
+    for q in range(GROUP // 4):
+        for k in range(4):
+            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
 
 
 def tile_scratch() -> tuple:
     """(lay, bases, obases, res): the per-thread scratch of :func:`pixel_pass`."""
-    return (np.empty(9, np.int64), np.empty(MAX_MR, np.int64), np.empty(MAX_MR, np.int64),
+    return (np.empty(9, np.int64), np.empty(PIXEL_BLOCK, np.int64), np.empty(PIXEL_BLOCK, np.int64),
             np.empty(MAX_MR * 2 * GROUP, np.float32))

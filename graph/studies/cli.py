@@ -32,16 +32,17 @@ def _cmd_kernels(args) -> int:
             inputs = ks.make_inputs(lay)
             row = {"layer": lay.name, "shape": lay.describe(), "gflop": lay.flops() / 1e9}
             ort_fn = ks.ort_runner(lay, inputs) if have_ort else None
+            runners = {lo: ks.ours_runner(lay, inputs, lo) for lo in layouts}
+            if ort_fn is not None:
+                runners["ort"] = ort_fn
+            sec = ks.time_interleaved(runners, min_time=args.min_time)
             for lo in layouts:
-                fn = ks.ours_runner(lay, inputs, lo)
-                t = ks.time_call(fn, min_time=args.min_time)
-                row[f"{lo}_ms"] = t * 1e3
-                row[f"{lo}_gflops"] = lay.flops() / t / 1e9
+                row[f"{lo}_ms"] = sec[lo] * 1e3
+                row[f"{lo}_gflops"] = lay.flops() / sec[lo] / 1e9
                 row[f"{lo}_peak"] = row[f"{lo}_gflops"] / peak["peak_gflops"]
             if ort_fn is not None:
-                t = ks.time_call(ort_fn, min_time=args.min_time)
-                row["ort_ms"] = t * 1e3
-                row["ort_gflops"] = lay.flops() / t / 1e9
+                row["ort_ms"] = sec["ort"] * 1e3
+                row["ort_gflops"] = lay.flops() / sec["ort"] / 1e9
                 for lo in layouts:
                     row[f"{lo}_vs_ort"] = row[f"{lo}_gflops"] / row["ort_gflops"]
             rows.append(row)
@@ -53,6 +54,8 @@ def _cmd_kernels(args) -> int:
 
 
 def _print_kernel_table(rows, layouts, have_ort, ks, peak) -> None:
+    from ..costs.measure import geomean
+
     print(ks.describe_peak(peak))
     head = f"{'layer':<26} {'shape':<28}"
     for lo in layouts:
@@ -73,11 +76,11 @@ def _print_kernel_table(rows, layouts, have_ort, ks, peak) -> None:
     if conv:
         print("-" * len(head))
         for lo in layouts:
-            g = ks.geomean(r[lo + "_gflops"] for r in conv)
+            g = geomean(r[lo + "_gflops"] for r in conv)
             msg = (f"conv geomean {lo}: {g:.1f} GFLOP/s ({100 * g / peak['peak_gflops']:.0f}% of the "
                    f"{peak['isa']} FMA peak) over {len(conv)} layers")
             if have_ort:
-                msg += f", {ks.geomean(r[lo + '_vs_ort'] for r in conv):.2f}x onnxruntime (1 thread)"
+                msg += f", {geomean(r[lo + '_vs_ort'] for r in conv):.2f}x onnxruntime (1 thread)"
             print(msg)
 
 

@@ -16,7 +16,6 @@ FMA units x lanes x 2 x the measured clock.  A conv layer's share of it is
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from ...kernels import buffer as kb
 from ...kernels import image as ki
 from ...kernels import layout, target
+from ..costs.measure import clocked, loops_for, measure, measure_interleaved
 
 
 @dataclass(frozen=True)
@@ -372,25 +372,20 @@ def _image_runner(layer, inputs):
     return lambda: ki.max_pool2d(x_img, layer.r, stride=layer.stride, padding=layer.pad, out=out)
 
 
-def time_call(fn, min_time: float = 0.2, repeat: int = 5) -> float:
-    """Median seconds per call over ``repeat`` rounds of at least ``min_time`` each (after a warm-up)."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    one = max(time.perf_counter() - t0, 1e-7)
-    loops = max(1, int(min_time / one))
-    rounds = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        for _ in range(loops):
-            fn()
-        rounds.append((time.perf_counter() - t0) / loops)
-    return float(np.median(rounds))
+def time_interleaved(runners: dict, min_time: float = 0.1, rounds: int = 5) -> dict:
+    """Median seconds per call of each runner (name -> callable), timed in alternating rounds.
 
-
-def geomean(values) -> float:
-    v = np.asarray([x for x in values if x and x > 0], np.float64)
-    return float(np.exp(np.log(v).mean())) if v.size else float("nan")
+    Each runner is called in loops of at least ``min_time`` seconds (the loop count is taken
+    from one timed call after a warm-up); the ``rounds`` rounds are
+    :func:`coinfer.graph.costs.measure.measure_interleaved`'s, so every runner sees the same
+    machine state and none always follows the same other one.
+    """
+    names = list(runners)
+    for fn in runners.values():
+        fn()  # compiles, page faults
+    samples = [clocked(runners[n], loops_for(runners[n], min_time)) for n in names]
+    timings = measure_interleaved(samples, rounds=rounds, warmup=0)
+    return {n: t.median for n, t in zip(names, timings)}
 
 
 def peak(fresh: bool = False) -> dict:
@@ -416,7 +411,7 @@ def call_every_kernel() -> None:
     """Call every op of both kernel sets once on small inputs, through every conv and FC route.
 
     Run in a fresh process with an empty Numba cache, this is the cold compile
-    of the whole kernel set (see :func:`cold_compile_seconds`).
+    of the whole kernel set (see :func:`cold_compile`).
     """
     rng = np.random.default_rng(0)
 
@@ -461,11 +456,14 @@ def call_every_kernel() -> None:
     ki.conv2d(xi, layout.depthwise_to_image(r(16, 1, 3, 3)), groups=8, out_channels=16, padding=1)
 
 
-def cold_compile_seconds(env: dict | None = None) -> float:
-    """Wall seconds of a fresh process that imports the kernels and calls every one once
-    (:func:`call_every_kernel`) with an empty Numba cache; ``env`` adds variables,
-    e.g. ``{"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}`` for the AVX2 path."""
+def cold_compile(env: dict | None = None) -> dict:
+    """Seconds of a fresh process that imports the kernels and calls every one once
+    (:func:`call_every_kernel`) with an empty Numba cache: ``{"wall_s", "cpu_s"}``, the wall
+    time (one :func:`coinfer.graph.costs.measure.measure` sample) and the process's user plus
+    system CPU time, which other work on the machine does not lengthen.  ``env`` adds
+    variables, e.g. ``{"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}`` for the AVX2 path."""
     import os
+    import resource
     import subprocess
     import sys
     import tempfile
@@ -473,6 +471,9 @@ def cold_compile_seconds(env: dict | None = None) -> float:
     code = "from coinfer.graph.studies.kernels import call_every_kernel; call_every_kernel()"
     with tempfile.TemporaryDirectory() as cache:
         full = {**os.environ, **(env or {}), "NUMBA_CACHE_DIR": cache}
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=full, check=True)
-        return time.perf_counter() - t0
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = measure(clocked(lambda: subprocess.run([sys.executable, "-c", code], env=full, check=True)),
+                       repeats=1, warmup=0).min
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall_s": wall, "cpu_s": cpu}

@@ -18,10 +18,8 @@ in k order, so every region gives the same bits.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .._conv_simd import FASTMATH
-from .._tiles import GROUP, WIDE_LANES, pixel_pass
+from .._tiles import GROUP, pixel_pass
 from ._conv_planes import build_planes
 
 
@@ -32,7 +30,6 @@ def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq) -> np.ndarray:
     return (plane * (Hq * Wq) + (r // sh) * Wq + s // sw).reshape(-1).astype(np.int64)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, C, H, W, OC, OH, OW, sh, sw, pt, pl,
                 Hq, Wq, groups, r0, r1, c0, c1, relu):
     """Output rows [r0, r1) and channels [c0, c1) of a grouped conv, all images (flattened arrays).
@@ -41,6 +38,9 @@ def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, 
     (groups, G, 16) flat; ``koff`` the taps' offsets.  ``xq`` holds the planes (``cg*sh*sw*Hq*Wq``
     floats and the slack of ``build_planes``), except with ``in_place`` (a 1x1, stride-1,
     unpadded conv), which reads ``x`` itself.
+
+    A Python loop over images and groups around the compiled plane copy and tile pass: one
+    call each per image and group, and no third compiled copy of the tile pass to build.
     """
     cg = C // groups
     mg = OC // groups
@@ -61,15 +61,8 @@ def conv_pixels(x, wp, bp, out, xq, koff, in_place, lay, bases, obases, res, N, 
                 build_planes(x, (n * C + g * cg) * H * W, cg, H, W, sh, sw, pt, pl, r0, Hq, Wq, xq)
                 src = xq
                 x0 = 0
-            j = m_lo // GROUP
-            j_end = (m_hi + GROUP - 1) // GROUP
-            while j < j_end:
-                wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
-                first = GROUP * j
-                lanes = 2 * GROUP if wide else GROUP
-                lay[0], lay[1], lay[2] = x0, Wq, 1  # input: planes, or x in place
-                lay[3], lay[4], lay[5], lay[6] = (n * OC + g * mg + first) * OHW + r0 * OW, OW, 1, OHW
-                lay[7], lay[8] = 0, 0  # NCHW lanes
-                pixel_pass(src, koff, K, wp, (g * G + j) * K * GROUP, bp, (g * G + j) * GROUP, out, npix, OW, lay,
-                           max(m_lo - first, 0), min(m_hi - first, lanes), wide, relu, bases, obases, res)
-                j += 2 if wide else 1
+            lay[0], lay[1], lay[2] = x0, Wq, 1  # input: planes, or x in place
+            lay[3], lay[4], lay[5], lay[6] = (n * OC + g * mg) * OHW + r0 * OW, OW, 1, OHW
+            lay[7], lay[8] = 0, 0  # NCHW lanes
+            pixel_pass(src, koff, K, wp, g * G * K * GROUP, bp, g * G * GROUP, out, npix, OW, lay,
+                       m_lo, m_hi, relu, bases, obases, res)

@@ -24,10 +24,8 @@ Depthwise conv is in ``_depthwise``.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .._conv_simd import FASTMATH
-from .._tiles import GROUP, WIDE_LANES, pixel_pass
+from .._tiles import GROUP, pixel_pass
 
 
 def tap_offsets(kh, kw, icg, groups, dh, dw, row_stride, xw) -> np.ndarray:
@@ -39,7 +37,6 @@ def tap_offsets(kh, kw, icg, groups, dh, dw, row_stride, xw) -> np.ndarray:
             + (cc & 3)).astype(np.int64)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, lay, bases, obases, res):
     """out[:, r0:r1] channels [c0, c1) = conv(x, packed filter wp) + bias, then max(., 0) if ``relu``.
 
@@ -63,15 +60,9 @@ def conv_region(x, wp, offs, bias, out, row0, sh, sw, r0, r1, c0, c1, og, relu, 
             m_hi = min(c1, g * og + og) - g * og
             if m_lo >= m_hi:
                 continue
-            j = m_lo // GROUP
-            j_end = (m_hi + GROUP - 1) // GROUP
-            while j < j_end:
-                wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
-                first = g * og + GROUP * j  # the tile's first output channel
-                lanes = 2 * GROUP if wide else GROUP
-                lay[0], lay[1], lay[2] = x0, sh * cb * xw * 4, sw * 4
-                lay[3], lay[4], lay[5], lay[6] = (n * oh_all + r0) * o_row + (first >> 2) * ow * 4, o_row, 4, ow * 4
-                lay[7], lay[8] = 1, first & 3  # texel lanes, from lane first % 4
-                pixel_pass(xf, offs[g], red, wf, (g * G + j) * red * GROUP, bf, (g * G + j) * GROUP, of, npix, ow, lay,
-                           max(m_lo - GROUP * j, 0), min(m_hi - GROUP * j, lanes), wide, relu, bases, obases, res)
-                j += 2 if wide else 1
+            first = g * og  # the group's first output channel
+            lay[0], lay[1], lay[2] = x0, sh * cb * xw * 4, sw * 4
+            lay[3], lay[4], lay[5], lay[6] = (n * oh_all + r0) * o_row + (first >> 2) * ow * 4, o_row, 4, ow * 4
+            lay[7], lay[8] = 1, first & 3  # texel lanes, from lane first % 4
+            pixel_pass(xf, offs[g], red, wf, g * G * red * GROUP, bf, g * G * GROUP, of, npix, ow, lay,
+                       m_lo, m_hi, relu, bases, obases, res)

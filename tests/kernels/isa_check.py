@@ -92,10 +92,10 @@ def _fc_cases(rng, fails):
 
 
 def _cache_stats() -> dict:
-    from coinfer.kernels.buffer import _conv_pixels, fc
-    from coinfer.kernels.image import _conv_tiles
+    from coinfer.kernels import _tiles
+    from coinfer.kernels.buffer import _conv_planes, fc
 
-    fns = [_conv_pixels.conv_pixels, fc.fc_kernel, _conv_tiles.conv_region]
+    fns = [_tiles.pixel_pass, _conv_planes.build_planes, fc.fc_kernel]
     return {"hits": sum(sum(f.stats.cache_hits.values()) for f in fns),
             "misses": sum(sum(f.stats.cache_misses.values()) for f in fns)}
 
