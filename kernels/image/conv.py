@@ -15,6 +15,7 @@ of the last output block are padding (always written as exact zeros).
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -139,6 +140,40 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
         return _depthwise.conv2d(x, w, bias, **kw_)
     if isinstance(w, np.ndarray) and w.ndim == 5 and groups not in (None, 1):  # grouped
         return _grouped.conv2d(x, w, bias, **kw_)
+    c = checked_dense(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels)
+    r0, r1, b0, b1 = c.region
+    if r0 == r1 or b0 == b1:
+        return c.out
+    xin, row0 = _input_rows(c.x, r0, r1, c.stride[0], c.dilation[0], c.kh, *c.padding[:2], c.padding[3])
+    conv_region(xin, c.packed.data, c.kh, c.kw, c.packed.shape[3], c.bias16, c.out, row0, *c.stride, *c.dilation,
+                r0, r1, b0, b1, c.oc, c.relu)
+    return c.out
+
+
+class Dense(NamedTuple):
+    """A checked ordinary (dense) image conv: the arrays, the geometry, the output region
+    (r0, r1, b0, b1) in rows and channel blocks, and the true output channels ``oc``."""
+
+    x: np.ndarray
+    packed: PackedFilter
+    bias16: np.ndarray
+    out: np.ndarray
+    kh: int
+    kw: int
+    stride: tuple
+    dilation: tuple
+    padding: tuple
+    region: tuple
+    oc: int
+    relu: int
+
+
+def checked_dense(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels,
+                  out_channels) -> Dense:
+    """The argument checks of :func:`conv2d` with a filter image (or a depthwise filter and
+    ``groups=None``, which it takes as dense); the filter packed, the bias padded per group."""
+    op = "conv2d"
+    x = _common.image(op, "x", x)
     w, depthwise, ocb, oc_default = _filter(op, x, w, groups)
     if out_channels is None and bias is not None and isinstance(bias, np.ndarray) and bias.ndim == 1:
         out_channels = bias.shape[0]
@@ -164,17 +199,13 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     b0, b1 = _common.block_region(op, channels, ocb, oc)
     shape = (nb, oh, ocb, ow, 4)
     out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb))
-    if r0 == r1 or b0 == b1:
-        return out
-    xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)
     packed = w if isinstance(w, PackedFilter) else prepack_filter(w)
     groups = packed.data.shape[0]
     bias16 = aligned_empty(groups * GROUP)
     bias16[:] = 0.0
     bias16[:bias_p.shape[0]] = bias_p
-    conv_region(xin, packed.data, kh, kw, packed.shape[3], bias16, out, row0, sh, sw, dh, dw,
-                r0, r1, b0, b1, oc, int(relu))
-    return out
+    return Dense(x, packed, bias16, out, kh, kw, (sh, sw), (dh, dw), (pt, pl, pb, pr), (r0, r1, b0, b1), oc,
+                 int(relu))
 
 
 def _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr):
