@@ -1,228 +1,245 @@
 """Depthwise conv on either layout (the loops; ``buffer.conv`` and ``image.conv`` check arguments).
 
 Output plane m reads input plane ``m // multiplier`` (one filter per output
-channel).  Per band of output rows the input rows it reads are built
-(``_window``: zero padding, split by column phase for stride 2), once per
-input plane; then each block of ``VW`` output floats starts from the bias and
-takes one fused multiply-add per tap, in (i, j) order.  For 3x3 filters with
-stride 1 or 2, four output rows are computed at once with the nine weight
-vectors in registers: each input vector loaded feeds every row whose window
-holds it, as four independent chains (the grouping changes no value).
-Fused ReLU is ``max(y, 0)`` keeping NaN.
+channel).  Every output starts from the bias and takes one fused multiply-add
+per tap, in (i, j) order.  Column strides 1 and 2: per output row, each block
+of ``VW`` output floats reads tap (i, j) straight from input row i, at the
+tap's offset (stride 1) or as the even cells of two vectors (stride 2), and
+multiplies it with the tap's weight broadcast from the filter.  3x3 filters
+(no dilation, equal strides) compute two output rows at once, unrolled: each
+input row's three tap vectors feed both rows' multiply-adds.  Blocks whose
+taps reach the row's padding load with lane masks (AVX-512), or plainly and
+blend in zeros (AVX2, whose masked loads are slow) where the loads stay in the
+array.  Larger column strides take a scalar loop.
 
-Padding is zeros that are multiplied like any input (so a tap weight of inf
-over padding gives NaN, as the reference's zero-padded product does); NaN and
-inf flow through the multiply-adds as IEEE says.  Each output is computed by
-the same sequence of operations in any region, so regions reproduce the
-whole output bit for bit.
+The kernels are compiled per cell size (1 float for NCHW planes, 4 for image
+texels): tap offsets are then constant displacements.  Padding is zeros that
+are multiplied like any input (so a tap weight of inf over padding gives NaN,
+as the reference's zero-padded product does); NaN and inf flow through the
+multiply-adds as IEEE says.  Fused ReLU is ``max(y, 0)`` keeping NaN.  Each
+output is computed by the same sequence of operations in any region, so
+regions reproduce the whole output bit for bit.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from ._simd import (VW, vevens, vfill_outside, vfma, vload, vload_in, vodds, vrelu, vsplat, vstore, vstore_first,
+from .target import isa
+from ._simd import (VW, vcell, vevens, vfma, vlanes, vload, vload_mask, vodds, vpick, vrelu, vsplat, vstore, vstore_first,
                     vtexels)
-from ._window import row_geometry, scratch, tap_columns
 
 __all__ = ["depthwise"]
 
-#: Floats of built input rows per band: the band stays in L1/L2 while its taps run.
-BAND_FLOATS = 12 * 1024
+#: Masked loads cost what plain loads do with AVX-512 (mask registers); with AVX2 they are
+#: far slower, so edge blocks load plainly and blend in zeros where the loads stay in the array.
+MASKED_LOADS = isa() == "avx512"
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _row(ih, lo, h, rs, zero_row):
-    """Scratch offset of built input row ``ih``: the zero row when it is outside x or
-    past the built rows (rows read only by outputs that are not stored)."""
-    q = (ih - lo) * rs
-    return q if 0 <= ih < h and q < zero_row else zero_row
+def _fma3(acc, x0, x1, x2, w0, w1, w2):
+    """acc + x0*w0 + x1*w1 + x2*w2 as three fused multiply-adds, in that order."""
+    return vfma(x2, w2, vfma(x1, w1, vfma(x0, w0, acc)))
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _taps3(acc, a, b, c, wa, wb, wc):
-    """acc + a*wa + b*wb + c*wc as three fused multiply-adds, in that order."""
-    return vfma(c, wc, vfma(b, wb, vfma(a, wa, acc)))
-
-
-def _make():
+def _make_rows(cell):
+    """The rows route on planes of ``cell``-float cells (a compile-time constant)."""
 
     @njit(nogil=True, cache=True)
-    def depthwise(xf, of, p, coff, w, bias, wvec, cell, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
-                  kh, kw, sh, sw, dh, pt, pl, wq, wql, rows, relu, r0, r1, c0, c1):
+    def rows(xf, of, w, bias, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, dh, dw, pt, pl,
+             relu, r0, r1, c0, c1):
         """Depthwise conv of output rows [r0, r1) of output planes c0..c1-1 (module doc).
 
-        Output plane m reads input plane ``m // mult``.  Plane (n, c) of x starts at
-        float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats apart, ``wc`` cells), of out
-        at ``n*son + m*soc`` (rows ``ors`` apart, ``ow`` cells).  ``w`` holds per output
-        plane its ``kh*kw`` tap weights (cell 1) or tap texels (cell 4); ``bias`` per
-        plane a float (cell 1) or texel (cell 4).  ``p`` is a zero-filled scratch of
-        ``rows`` bands plus a zero row (rows outside x read it); ``wvec`` holds the
-        taps' weight vectors of one plane.
+        Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats apart,
+        ``wc`` cells), of out at ``n*son + m*soc`` (rows ``ors`` apart, ``ow`` cells).  ``w``
+        holds per output plane its ``kh*kw`` tap weights (cell 1) or tap texels (cell 4);
+        ``bias`` per plane a float (cell 1) or texel (cell 4).  Rows outside x read zeros.
+        3x3 filters without dilation compute two output rows at once: each input row's three
+        tap vectors feed both rows' multiply-adds (each row still takes its taps in (i, j)
+        order).
         """
         owl = ow * cell
         rl = wc * cell
         taps = kh * kw
-        rs = sw * wql
-        fast = kh == 3 and kw == 3 and dh == 1 and coff[1] >= 0 and (sh == 1 or sh == 2)
-        j1 = coff[1] if kw > 1 else 0
-        j2 = coff[2] if kw > 2 else 0
-        zero_row = (p.size // rs - 1) * rs
-        span = min(rl, wq * cell) if sw == 1 else min(rl, 2 * wq * cell)
-        da = (pl % 2) * wql + (pl // 2) * cell
-        db = ((pl + 1) % 2) * wql + ((pl + 1) // 2) * cell
+        zero = vsplat(np.float32(0.0))
+        three = kh == 3 and kw == 3 and dh == 1 and dw == 1 and sh == sw
+        # The first block's lane masks (every row's first block reads the same columns).
+        q = -pl * cell
+        e0, e1, e2 = vlanes(q, rl), vlanes(q + cell, rl), vlanes(q + 2 * cell, rl)
+        f0, f1 = vlanes(q + VW, rl), vlanes(q + 2 * cell + VW, rl)
         for n in range(nb):
-            built = -1
             for m in range(c0, c1):
-                ic = m // mult
+                xb = n * sxn + (m // mult) * sxc
                 ob = n * son + m * soc
-                for t in range(taps):
-                    if cell == 1:
-                        vstore(wvec, t * VW, vsplat(w[m * taps + t]))
-                    else:
-                        vstore(wvec, t * VW, vtexels(w, (m * taps + t) * 4))
+                wb = m * taps
                 vb = vsplat(bias[m]) if cell == 1 else vtexels(bias, 4 * m)
-                # The 3x3 path keeps the nine weight vectors in registers (wvec holds >= 9).
-                w00, w01, w02 = vload(wvec, 0), vload(wvec, VW), vload(wvec, 2 * VW)
-                w10, w11, w12 = vload(wvec, 3 * VW), vload(wvec, 4 * VW), vload(wvec, 5 * VW)
-                w20, w21, w22 = vload(wvec, 6 * VW), vload(wvec, 7 * VW), vload(wvec, 8 * VW)
-                for a0 in range(r0, r1, rows):
-                    a1 = min(a0 + rows, r1)
-                    lo = a0 * sh - pt
-                    if ic != built or a0 != r0 or a1 != r1:
-                        # Build the input rows of the band (see the module doc).
-                        xb = n * sxn + ic * sxc
-                        for r in range(max(lo, 0), min((a1 - 1) * sh - pt + dh * (kh - 1) + 1, h)):
-                            src = xb + r * rs_x
-                            dst = (r - lo) * rs
-                            safe_row = src + rl + 2 * VW <= xf.size
-                            if sw > 2:
-                                for ph in range(sw):
-                                    for s in range(wq):
-                                        c = s * sw + ph - pl
-                                        if 0 <= c < wc:
-                                            for q in range(cell):
-                                                p[np.uint64(dst + ph * wql + s * cell + q)] = xf[
-                                                    np.uint64(src + c * cell + q)]
-                                continue
-                            step = VW if sw == 1 else 2 * VW
-                            for k in range(0, span, step):
-                                if k + step <= rl or safe_row:
-                                    va = vload(xf, src + k)
-                                    vb2 = vload(xf, src + k + VW) if sw == 2 else va
-                                    if k + step > rl:
-                                        va = vfill_outside(va, k, 0, rl, np.float32(0.0))
-                                        vb2 = vfill_outside(vb2, k + VW, 0, rl, np.float32(0.0))
-                                else:
-                                    va = vload_in(xf, src + k, src, src + rl, np.float32(0.0))
-                                    vb2 = vload_in(xf, src + k + VW, src, src + rl, np.float32(0.0))
-                                if sw == 1:
-                                    vstore(p, dst + pl * cell + k, va)
-                                else:
-                                    if cell == 1:
-                                        ea, eb = vevens(va, vb2, 1), vodds(va, vb2, 1)
-                                    else:
-                                        ea, eb = vevens(va, vb2, 4), vodds(va, vb2, 4)
-                                    vstore(p, dst + da + k // 2, ea)
-                                    vstore(p, dst + db + k // 2, eb)
-                        built = ic
-                    for oh in range(a0, a1, 4):
-                        nr = min(4, a1 - oh)
-                        hs = oh * sh - pt
-                        later = ob + r1 * ors if cell == 1 else n * son + oh * ors + c1 * soc
-                        if fast:
-                            # 3x3 taps of four output rows at once: each input vector loaded feeds
-                            # every row whose window holds it, as four independent chains, and
-                            # each row still takes its taps in (i, j) order.
-                            q0 = _row(hs, lo, h, rs, zero_row)
-                            q1 = _row(hs + 1, lo, h, rs, zero_row)
-                            q2 = _row(hs + 2, lo, h, rs, zero_row)
-                            q3 = _row(hs + 3, lo, h, rs, zero_row)
-                            q4 = _row(hs + 4, lo, h, rs, zero_row)
-                            q5 = _row(hs + 5, lo, h, rs, zero_row)
-                            q6 = _row(hs + 6, lo, h, rs, zero_row)
-                            q7 = _row(hs + 7, lo, h, rs, zero_row)
-                            q8 = _row(hs + 8, lo, h, rs, zero_row)
-                            for e in range(0, owl, VW):
-                                t0 = vb
-                                t1 = vb
-                                t2 = vb
-                                t3 = vb
-                                x0, x1, x2 = vload(p, q0 + e), vload(p, q0 + e + j1), vload(p, q0 + e + j2)
-                                t0 = _taps3(t0, x0, x1, x2, w00, w01, w02)
-                                x0, x1, x2 = vload(p, q1 + e), vload(p, q1 + e + j1), vload(p, q1 + e + j2)
-                                t0 = _taps3(t0, x0, x1, x2, w10, w11, w12)
-                                if sh == 1:
-                                    t1 = _taps3(t1, x0, x1, x2, w00, w01, w02)
-                                x0, x1, x2 = vload(p, q2 + e), vload(p, q2 + e + j1), vload(p, q2 + e + j2)
-                                t0 = _taps3(t0, x0, x1, x2, w20, w21, w22)
-                                if sh == 1:
-                                    t1 = _taps3(t1, x0, x1, x2, w10, w11, w12)
-                                    t2 = _taps3(t2, x0, x1, x2, w00, w01, w02)
-                                    x0, x1, x2 = vload(p, q3 + e), vload(p, q3 + e + j1), vload(p, q3 + e + j2)
-                                    t1 = _taps3(t1, x0, x1, x2, w20, w21, w22)
-                                    t2 = _taps3(t2, x0, x1, x2, w10, w11, w12)
-                                    t3 = _taps3(t3, x0, x1, x2, w00, w01, w02)
-                                    x0, x1, x2 = vload(p, q4 + e), vload(p, q4 + e + j1), vload(p, q4 + e + j2)
-                                    t2 = _taps3(t2, x0, x1, x2, w20, w21, w22)
-                                    t3 = _taps3(t3, x0, x1, x2, w10, w11, w12)
-                                    x0, x1, x2 = vload(p, q5 + e), vload(p, q5 + e + j1), vload(p, q5 + e + j2)
-                                    t3 = _taps3(t3, x0, x1, x2, w20, w21, w22)
-                                else:
-                                    t1 = _taps3(t1, x0, x1, x2, w00, w01, w02)
-                                    x0, x1, x2 = vload(p, q3 + e), vload(p, q3 + e + j1), vload(p, q3 + e + j2)
-                                    t1 = _taps3(t1, x0, x1, x2, w10, w11, w12)
-                                    x0, x1, x2 = vload(p, q4 + e), vload(p, q4 + e + j1), vload(p, q4 + e + j2)
-                                    t1 = _taps3(t1, x0, x1, x2, w20, w21, w22)
-                                    t2 = _taps3(t2, x0, x1, x2, w00, w01, w02)
-                                    x0, x1, x2 = vload(p, q5 + e), vload(p, q5 + e + j1), vload(p, q5 + e + j2)
-                                    t2 = _taps3(t2, x0, x1, x2, w10, w11, w12)
-                                    x0, x1, x2 = vload(p, q6 + e), vload(p, q6 + e + j1), vload(p, q6 + e + j2)
-                                    t2 = _taps3(t2, x0, x1, x2, w20, w21, w22)
-                                    t3 = _taps3(t3, x0, x1, x2, w00, w01, w02)
-                                    x0, x1, x2 = vload(p, q7 + e), vload(p, q7 + e + j1), vload(p, q7 + e + j2)
-                                    t3 = _taps3(t3, x0, x1, x2, w10, w11, w12)
-                                    x0, x1, x2 = vload(p, q8 + e), vload(p, q8 + e + j1), vload(p, q8 + e + j2)
-                                    t3 = _taps3(t3, x0, x1, x2, w20, w21, w22)
-                                for t in range(nr):
-                                    acc = t0 if t == 0 else (t1 if t == 1 else (t2 if t == 2 else t3))
-                                    if relu:
-                                        acc = vrelu(acc)
-                                    o = ob + (oh + t) * ors + e
-                                    # A buffer row's spill past its end would land in the next row,
-                                    # which is written later only for the group's last row.
-                                    if e + VW <= owl or (o + VW <= later and (cell == 4 or t == nr - 1)):
-                                        vstore(of, o, acc)
-                                    else:
-                                        vstore_first(of, o, acc, owl - e)
-                            continue
-                        for t in range(nr):
-                            hs = (oh + t) * sh - pt
-                            orow = ob + (oh + t) * ors
-                            for e in range(0, owl, VW):
-                                acc = vb
-                                for i in range(kh):
-                                    base = _row(hs + i * dh, lo, h, rs, zero_row) + e
-                                    for j in range(kw):
-                                        acc = vfma(vload(p, base + coff[j]), vload(wvec, (i * kw + j) * VW), acc)
-                                if relu:
-                                    acc = vrelu(acc)
-                                if e + VW <= owl or (orow + e + VW <= later and (cell == 4 or t == nr - 1)):
-                                    vstore(of, orow + e, acc)
-                                else:
-                                    vstore_first(of, orow + e, acc, owl - e)
+                for oh in range(r0, r1, 2 if three else 1):
+                    hs = oh * sh - pt
+                    two = three and oh + 1 < r1
+                    oc0 = 0
+                    for e in range(0, owl, VW):
+                        q0 = (sw * oc0 - pl) * cell  # row float of tap column 0's lane 0
+                        # Plain loads unless a lane in use reads padding (or past the array).
+                        # Else, with AVX2 (whose masked loads are slow), plain loads and blends
+                        # where every load stays inside the array.
+                        inside = xb + max(hs, 0) * rs_x + q0 >= 0 and (
+                            xb + (min(hs + kh + sh, h) - 1) * rs_x + q0 + (kw - 1) * dw * cell + sw * VW <= xf.size)
+                        plain = inside and q0 >= 0 and sw * (min(oc0 + VW // cell, ow) - 1) + (kw - 1) * dw - pl < wc
+                        blend = inside and not MASKED_LOADS
 
-    return depthwise
+                        acc0 = vb
+                        acc1 = vb
+                        if three and sw == 1:
+                            m0, m1, m2 = e0, e1, e2
+                            if e > 0:
+                                m0, m1, m2 = vlanes(q0, rl), vlanes(q0 + cell, rl), vlanes(q0 + 2 * cell, rl)
+                            for k in range(4):  # input rows hs .. hs+3 (unrolled: constant trip count)
+                                ih = hs + k
+                                src = xb + ih * rs_x + q0
+                                if 0 <= ih < h and plain:
+                                    x0, x1, x2 = vload(xf, src), vload(xf, src + cell), vload(xf, src + 2 * cell)
+                                elif 0 <= ih < h and blend:
+                                    x0 = vpick(m0, vload(xf, src), zero)
+                                    x1 = vpick(m1, vload(xf, src + cell), zero)
+                                    x2 = vpick(m2, vload(xf, src + 2 * cell), zero)
+                                elif 0 <= ih < h:
+                                    x0, x1, x2 = vload_mask(xf, src, m0), vload_mask(xf, src + cell, m1), vload_mask(
+                                        xf, src + 2 * cell, m2)
+                                else:
+                                    x0, x1, x2 = zero, zero, zero
+                                if k == 0:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 0, cell), vcell(w, wb + 1, cell),
+                                        vcell(w, wb + 2, cell))
+                                elif k == 1:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 3, cell), vcell(w, wb + 4, cell),
+                                        vcell(w, wb + 5, cell))
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 0, cell), vcell(w, wb + 1, cell),
+                                        vcell(w, wb + 2, cell))
+                                elif k == 2:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 6, cell), vcell(w, wb + 7, cell),
+                                        vcell(w, wb + 8, cell))
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 3, cell), vcell(w, wb + 4, cell),
+                                        vcell(w, wb + 5, cell))
+                                else:
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 6, cell), vcell(w, wb + 7, cell),
+                                        vcell(w, wb + 8, cell))
+                        elif three:
+                            ma, mb, mc, md = e0, f0, e2, f1
+                            if e > 0:
+                                ma, mb = vlanes(q0, rl), vlanes(q0 + VW, rl)
+                                mc, md = vlanes(q0 + 2 * cell, rl), vlanes(q0 + 2 * cell + VW, rl)
+                            for k in range(5):  # input rows hs .. hs+4
+                                ih = hs + k
+                                src = xb + ih * rs_x + q0
+                                if 0 <= ih < h and plain:
+                                    a, b = vload(xf, src), vload(xf, src + VW)
+                                    x0, x1 = vevens(a, b, cell), vodds(a, b, cell)
+                                    x2 = vevens(vload(xf, src + 2 * cell), vload(xf, src + 2 * cell + VW), cell)
+                                elif 0 <= ih < h and blend:
+                                    a, b = vpick(ma, vload(xf, src), zero), vpick(mb, vload(xf, src + VW), zero)
+                                    x0, x1 = vevens(a, b, cell), vodds(a, b, cell)
+                                    x2 = vevens(vpick(mc, vload(xf, src + 2 * cell), zero),
+                                                vpick(md, vload(xf, src + 2 * cell + VW), zero), cell)
+                                elif 0 <= ih < h:
+                                    a, b = vload_mask(xf, src, ma), vload_mask(xf, src + VW, mb)
+                                    x0, x1 = vevens(a, b, cell), vodds(a, b, cell)
+                                    x2 = vevens(vload_mask(xf, src + 2 * cell, mc),
+                                                vload_mask(xf, src + 2 * cell + VW, md), cell)
+                                else:
+                                    x0, x1, x2 = zero, zero, zero
+                                if k == 0:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 0, cell), vcell(w, wb + 1, cell),
+                                        vcell(w, wb + 2, cell))
+                                elif k == 1:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 3, cell), vcell(w, wb + 4, cell),
+                                        vcell(w, wb + 5, cell))
+                                elif k == 2:
+                                    acc0 = _fma3(acc0, x0, x1, x2, vcell(w, wb + 6, cell), vcell(w, wb + 7, cell),
+                                        vcell(w, wb + 8, cell))
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 0, cell), vcell(w, wb + 1, cell),
+                                        vcell(w, wb + 2, cell))
+                                elif k == 3:
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 3, cell), vcell(w, wb + 4, cell),
+                                        vcell(w, wb + 5, cell))
+                                else:
+                                    acc1 = _fma3(acc1, x0, x1, x2, vcell(w, wb + 6, cell), vcell(w, wb + 7, cell),
+                                        vcell(w, wb + 8, cell))
+                        else:
+                            for i in range(kh):
+                                ih = hs + i * dh
+                                for j in range(kw):
+                                    t = wb + i * kw + j
+                                    wv = vsplat(w[t]) if cell == 1 else vtexels(w, 4 * t)
+                                    q = q0 + j * dw * cell
+                                    src = xb + ih * rs_x + q
+                                    if ih < 0 or ih >= h:  # a padding row: zeros times the weights
+                                        v = zero
+                                    elif sw == 1:
+                                        v = vload_mask(xf, src, vlanes(q, rl))
+                                    else:
+                                        v = vevens(vload_mask(xf, src, vlanes(q, rl)),
+                                                   vload_mask(xf, src + VW, vlanes(q + VW, rl)), cell)
+                                    acc0 = vfma(v, wv, acc0)
+                        if relu:
+                            acc0 = vrelu(acc0)
+                            acc1 = vrelu(acc1)
+                        # End of the output floats this call still writes after row oh (rows of a
+                        # buffer plane follow each other; an image row's blocks follow each other).
+                        # A buffer row's spill past its end lands in the next row's first block,
+                        # written after this store only when that block is (e == 0) or is in a
+                        # later pass.
+                        o = ob + oh * ors + e
+                        later = ob + r1 * ors if cell == 1 else n * son + oh * ors + c1 * soc
+                        if e + VW <= owl or (o + VW <= later and (cell == 4 or not two or e == 0)):
+                            vstore(of, o, acc0)
+                        else:
+                            vstore_first(of, o, acc0, owl - e)
+                        if two:
+                            o += ors
+                            later = ob + r1 * ors if cell == 1 else later + ors
+                            if e + VW <= owl or o + VW <= later:
+                                vstore(of, o, acc1)
+                            else:
+                                vstore_first(of, o, acc1, owl - e)
+                        oc0 += VW // cell
+
+    return rows
+
+
+@njit(nogil=True, cache=True)
+def _scalar(xf, of, w, bias, cell, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, dh, dw, pt,
+            pl, relu, r0, r1, c0, c1):
+    """The rows route's depthwise conv for any column stride, one float at a time (cell 1 or 4)."""
+    for n in range(nb):
+        for m in range(c0, c1):
+            xb = n * sxn + (m // mult) * sxc
+            ob = n * son + m * soc
+            for oh in range(r0, r1):
+                for o in range(ow):
+                    for k in range(cell):
+                        acc = bias[m * cell + k]
+                        for i in range(kh):
+                            ih = oh * sh - pt + i * dh
+                            for j in range(kw):
+                                iw = o * sw - pl + j * dw
+                                v = np.float32(0.0)
+                                if 0 <= ih < h and 0 <= iw < wc:
+                                    v = xf[np.uint64(xb + ih * rs_x + iw * cell + k)]
+                                acc = v * w[((m * kh + i) * kw + j) * cell + k] + acc
+                        if relu and acc < 0:
+                            acc = np.float32(0.0)
+                        of[np.uint64(ob + oh * ors + o * cell + k)] = acc
 
 
 _KERNELS: dict = {}
 
 
-def _kernel():
-    """The compiled kernel (one serves both layouts), made on first use."""
-    if not _KERNELS:
-        _KERNELS["depthwise"] = _make()
-    return _KERNELS["depthwise"]
+def _kernel(route, cell=1):
+    """The compiled kernel of ``route`` ("rows", per cell size, or "scalar"), made on first use."""
+    if (route, cell) not in _KERNELS:
+        made = _make_rows(cell) if route == "rows" else _scalar
+        _KERNELS[(route, cell)] = made
+    return _KERNELS[(route, cell)]
 
 
 def depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation, pads, relu, region):
@@ -234,15 +251,12 @@ def depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation, pad
     ``planes`` is as in ``_pool.pool``.
     """
     nb, xs, os_, h, wd, oh, ow = planes
-    (kh, kw), (sh, sw), (dh, dw), r0, r1, c0, c1 = kernel, stride, dilation, *region
+    (kh, kw), (sh, sw), (dh, dw), (r0, r1, c0, c1) = kernel, stride, dilation, region
     pt, pl = pads[0], pads[1]
-    wq, wql = row_geometry(ow, cell, kw, sw, dw, pl)
-    rs = sw * wql
-    span = dh * (kh - 1) + 1
-    rows = max(1, min(r1 - r0, (BAND_FLOATS // rs - span) // sh + 1))
-    size = ((rows - 1) * sh + span + 1) * rs
-    p = scratch("depthwise", size, 0.0, (cell, sw, wql, pl, wd))
-    wvec = scratch("depthwise_w", max(9, kh * kw) * VW, 0.0, None)
-    _kernel()(x.reshape(-1), out.reshape(-1), p[:size], tap_columns(kw, sw, dw, wql, cell), w.reshape(-1),
-                  bias, wvec, cell, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, pt, pl, wq, wql, rows,
-                  bool(relu), r0, r1, c0, c1)
+    xf, of, wf = x.reshape(-1), out.reshape(-1), w.reshape(-1)
+    if sw <= 2:
+        _kernel("rows", cell)(xf, of, wf, bias, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, dw, pt, pl,
+                              bool(relu), r0, r1, c0, c1)
+    else:
+        _kernel("scalar")(xf, of, wf, bias, cell, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, dw, pt, pl,
+                          bool(relu), r0, r1, c0, c1)

@@ -21,12 +21,13 @@ lane by lane otherwise.
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from numba import njit
 
 from ._simd import (VW, vadd, vdiv, vfma, vload, vload_in, vmul, vshift_m1, vshift_m2, vshift_m3, vshift_p1,
                     vshift_p2, vshift_p3, vsplat, vsqrt, vstore, vstore_first)
-from ._window import scratch
 
 __all__ = ["lrn_planes", "lrn_texels"]
 
@@ -155,11 +156,22 @@ def _params(size, alpha, beta, k):
     return lo, hi, np.float32(k), np.float32(alpha / size), np.float32(beta), _pow_mode(beta)
 
 
+_local = threading.local()
+
+
+def _tmp() -> np.ndarray:
+    """``VW`` floats of per-thread scratch for :func:`_factor`'s general power."""
+    buf = getattr(_local, "tmp", None)
+    if buf is None:
+        buf = _local.tmp = np.zeros(VW, np.float32)
+    return buf
+
+
 def lrn_planes(x, out, size, alpha, beta, k, region):
     """LRN of NCHW ``x`` into ``out`` (checked, C-contiguous), output rows [r0, r1) of channels [c0, c1)."""
     nb, nc, h, w = x.shape
     r0, r1, c0, c1 = region
-    tmp = scratch("lrn", VW, 0.0, None)
+    tmp = _tmp()
     _lrn_planes(x.reshape(-1), out.reshape(-1), tmp, nb, nc, h * w, *_params(size, alpha, beta, k),
                 r0 * w, r1 * w, c0, c1)
 
@@ -167,6 +179,6 @@ def lrn_planes(x, out, size, alpha, beta, k, region):
 def lrn_texels(x, out, nc, size, alpha, beta, k, region):
     """LRN of an image ``x`` with ``nc`` true channels into ``out``, rows [r0, r1) of blocks [b0, b1)."""
     nb, h, cb, w, _ = x.shape
-    tmp = scratch("lrn", VW, 0.0, None)
+    tmp = _tmp()
     _lrn_texels(x.reshape(-1), out.reshape(-1), tmp, nb, h, cb, 4 * w, nc, *_params(size, alpha, beta, k),
                 *region)

@@ -1,12 +1,16 @@
 """Max and average pooling on either layout (the loops; ``buffer.pool`` and ``image.pool`` check arguments).
 
-Per output row, the window's input rows are folded column by column into a
-built row (``_window``), vertically; the taps along the row are then folded
-per block of ``VW`` output floats, horizontally.  Each input vector is read by
-a plain load: past a row's end it reads the next row and those lanes are
-replaced by the identity (masked loads only at the array's end).  The next
-output row's vertical fold runs before this row's taps are read, so the built
-row's stores have landed by then (two built rows are used in turn).
+Windows up to 3 cells wide at column stride 1 or 2 (every pool of the zoo's
+models) are folded in registers: per output row, each step loads one vector
+(stride 1) or two (stride 2) of each of the window's input rows and folds them
+vertically; the taps along the row then come from this step's fold and the
+previous one (even and odd cells for stride 2, shifted cells for stride 1), so
+each input vector is loaded once per output row.  Steps that would read only
+past the row's end load nothing.  Other windows take a scalar loop.  NCHW planes whose output rows are
+as wide as the input's at stride 1 (the 3x3/1 pad-1 pools of Inception and
+GoogLeNet) take the *stream* route: the whole plane is one run of vectors,
+output float u reading input u + (i - pt)*W + (j - pl), with no per-row work;
+a column mask keeps taps from reaching into the neighbouring rows.
 
 NaN and infinities follow IEEE.  Max pooling propagates NaN: a window holding
 a NaN gives NaN.  onnxruntime's MaxPool differs: it skips NaN (max of
@@ -16,9 +20,9 @@ and multiplies by 1/count, so NaN and inf flow through as IEEE says.  Each
 output cell is computed by the same operations in the same order in any
 region, so regions reproduce the whole output bit for bit.
 
-Cost of the NaN rule: folding a NaN check into the max (one compare and one
-blend per input vector) costs about 12% of max-pool time with AVX-512 and
-17-30% with AVX2 on AlexNet pool1 (2-core Zen 4 test machine).
+Cost of the NaN rule: a max keeps a NaN already in its accumulator, so only
+the inputs need checking, and one unordered compare checks two of them; the
+check and its blend are about half the operations of a 3x3 max pool.
 """
 from __future__ import annotations
 
@@ -27,49 +31,50 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from ._simd import (VW, vadd, vevens, vfill_outside, vfold_lanes, vkeep_nan, vload, vload_in, vmax_num, vmul, vodds,
+from ._simd import (VW, vadd, vevens, vfill_outside, vfold_lanes, vload, vload_in, vmax_nan, vmax_num, vmul, vnan_if, vodds, vpick,
                     vshift_cells, vsplat, vstore, vstore_first, vsum_first)
-from ._window import row_geometry, scratch, tap_columns
 
 __all__ = ["MAX", "AVG", "pool", "global_avg_pool"]
 
 #: Pool modes: max; average (the divisors are given per output row and column).
 MAX, AVG = 0, 1
+_LAST = VW - 1  # a literal for vshift_cells
 
 
 def _make(mode):
     is_max = mode == MAX
 
     @njit(nogil=True, cache=True, inline="always")
-    def fold(acc, bad, v):
-        """Fold input vector ``v`` into (acc, bad): max (NaN remembered in bad) or sum."""
+    def fold(acc, v):
+        """Fold input vector ``v`` into ``acc``: max (NaN if either is NaN) or sum."""
         if is_max:
-            return vmax_num(acc, v), vkeep_nan(bad, v)
-        return vadd(acc, v), bad
+            return vmax_nan(acc, v)
+        return vadd(acc, v)
+
+    @njit(nogil=True, cache=True, inline="always")
+    def fold2(acc, v, w):
+        """Fold ``v`` then ``w`` into ``acc``.  Max: NaN in ``acc`` stays (``vmax_num``), and one
+        compare finds a NaN in ``v`` or ``w``: four operations for two inputs."""
+        if is_max:
+            return vnan_if(vmax_num(vmax_num(acc, v), w), v, w)
+        return vadd(vadd(acc, v), w)
 
     @njit(nogil=True, cache=True)
-    def pool(xf, of, p, coff, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow,
-             kh, kw, sh, sw, pt, pl, wq, wql, r0, r1, c0, c1):
+    def pool(xf, of, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
+             r0, r1, c0, c1):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
         apart, ``wc`` cells of ``cell`` floats), of out at ``n*son + c*soc`` (rows ``ors``
-        apart, ``ow`` cells).  Per output row the window's input rows are folded column
-        by column into a built row (``sw`` phase rows of ``wql`` floats; ``p`` holds two,
-        used in turn, pre-filled with the identity by the caller), whose taps
-        ``coff[j]`` are then folded along the row.  The next row is folded before this
-        row's taps are read, so the built row's stores have landed by then.  ``inv_h`` /
-        ``inv_w`` (averages): the divisors' inverses per output row / output float.
+        apart, ``ow`` cells).  Windows up to 3 cells wide at column stride 1 or 2 fold
+        their taps in registers; other windows take a scalar loop.  ``inv_h`` / ``inv_w``
+        (averages): the divisors' inverses per output row / output float.
         """
         owl = ow * cell
         rl = wc * cell
-        ps = sw * wql
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
-        span = min(rl, wq * cell) if sw == 1 else min(rl, 2 * wq * cell)  # input floats folded
-        da = (pl % 2) * wql + (pl // 2) * cell  # where the stride-2 phases of a step go
-        db = ((pl + 1) % 2) * wql + ((pl + 1) // 2) * cell
         # Windows up to 3 cells wide at stride 1 or 2 fold their taps in registers, one step
-        # behind the vertical fold, with no built row (the same operations in the same order).
+        # behind the vertical fold, with no built row.
         fused = kw <= 3 and sw <= 2
         nsteps = -(-owl // VW) + 1
         for n in range(nb):
@@ -90,30 +95,37 @@ def _make(mode):
                             q = t * sw * VW - pl * cell  # input float of the step's first lane
                             a = vsplat(fill)
                             b = a
-                            bad_a = a
-                            bad_b = a
                             src = first + q
-                            if first + q >= 0 and last + q + sw * VW <= xf.size:
-                                for i in range(i0, i1):
-                                    a, bad_a = fold(a, bad_a, vload(xf, src))
-                                    if sw == 2:
-                                        b, bad_b = fold(b, bad_b, vload(xf, src + VW))
+                            if q >= rl:
+                                pass  # the step reads past the row: padding only
+                            elif first + q >= 0 and last + q + sw * VW <= xf.size:
+                                # The window's rows, two at a time after the first; past the row
+                                # the loads read the next row, and those lanes become fill.
+                                a = vload(xf, src)
+                                if sw == 2:
+                                    b = vload(xf, src + VW)
+                                for i in range(i0 + 1, i1 - 1, 2):
                                     src += rs_x
-                                if q < 0 or q + sw * VW > rl:
+                                    a = fold2(a, vload(xf, src), vload(xf, src + rs_x))
+                                    if sw == 2:
+                                        b = fold2(b, vload(xf, src + VW), vload(xf, src + rs_x + VW))
+                                    src += rs_x
+                                if (i1 - i0) % 2 == 0:
+                                    src += rs_x
+                                    a = fold(a, vload(xf, src))
+                                    if sw == 2:
+                                        b = fold(b, vload(xf, src + VW))
+                                if q < 0 or q + VW > rl:
                                     a = vfill_outside(a, q, 0, rl, fill)
-                                    bad_a = vfill_outside(bad_a, q, 0, rl, fill)
+                                if sw == 2 and q + 2 * VW > rl:
                                     b = vfill_outside(b, q + VW, 0, rl, fill)
-                                    bad_b = vfill_outside(bad_b, q + VW, 0, rl, fill)
                             else:
                                 for i in range(i0, i1):
                                     lo = src - q
-                                    a, bad_a = fold(a, bad_a, vload_in(xf, src, lo, lo + rl, fill))
+                                    a = fold(a, vload_in(xf, src, lo, lo + rl, fill))
                                     if sw == 2:
-                                        b, bad_b = fold(b, bad_b, vload_in(xf, src + VW, lo, lo + rl, fill))
+                                        b = fold(b, vload_in(xf, src + VW, lo, lo + rl, fill))
                                     src += rs_x
-                            if is_max:
-                                a = vkeep_nan(a, bad_a)
-                                b = vkeep_nan(b, bad_b)
                             if sw == 1:
                                 cur_e = a
                                 cur_o = a
@@ -124,7 +136,6 @@ def _make(mode):
                             if t > 0:
                                 e = (t - 1) * VW  # the previous step's output block
                                 acc = prev_e
-                                bad = acc
                                 if kw > 1:
                                     if sw == 2:
                                         v = prev_o
@@ -132,18 +143,17 @@ def _make(mode):
                                         v = vshift_cells(prev_e, cur_e, 1, 1)
                                     else:
                                         v = vshift_cells(prev_e, cur_e, 1, 4)
-                                    acc, bad = fold(acc, bad, v)
-                                if kw > 2:  # padded cell 2 of the window: even cell 1 (sw 2), cell 2 (sw 1)
-                                    if sw == 2:
-                                        v = vshift_cells(prev_e, cur_e, 1, 1) if cell == 1 else vshift_cells(
-                                            prev_e, cur_e, 1, 4)
-                                    else:
-                                        v = vshift_cells(prev_e, cur_e, 2, 1) if cell == 1 else vshift_cells(
-                                            prev_e, cur_e, 2, 4)
-                                    acc, bad = fold(acc, bad, v)
-                                if is_max:
-                                    acc = vkeep_nan(acc, bad)
-                                else:
+                                    if kw == 2:
+                                        acc = fold(acc, v)
+                                    else:  # padded cell 2 of the window: even cell 1 (sw 2), cell 2 (sw 1)
+                                        if sw == 2:
+                                            w2 = vshift_cells(prev_e, cur_e, 1, 1) if cell == 1 else vshift_cells(
+                                                prev_e, cur_e, 1, 4)
+                                        else:
+                                            w2 = vshift_cells(prev_e, cur_e, 2, 1) if cell == 1 else vshift_cells(
+                                                prev_e, cur_e, 2, 4)
+                                        acc = fold2(acc, v, w2)
+                                if not is_max:
                                     acc = vmul(acc, vmul(vsplat(inv_h[oh]), vload(inv_w, e)))
                                 if e + VW <= owl or orow + e + VW <= later:
                                     vstore(of, orow + e, acc)
@@ -151,106 +161,93 @@ def _make(mode):
                                     vstore_first(of, orow + e, acc, owl - e)
                             prev_e, prev_o = cur_e, cur_o
                     continue
-                for oh in range(r0 - 1, r1):
-                    nxt = oh + 1
-                    if nxt < r1:
-                        # Fold the window rows of output row nxt into built row nxt % 2.  Past
-                        # the row the loads read the next row (those lanes are then replaced by
-                        # fill), except at the array's end, where they are masked.
-                        hs = nxt * sh - pt
-                        i0, i1 = max(0, -hs), min(kh, h - hs)
-                        pb = (nxt % 2) * ps
-                        first = xb + (hs + i0) * rs_x  # the window's first row in x
-                        last = xb + (hs + i1 - 1) * rs_x
-                        if sw == 1:
-                            for k in range(0, span, VW):
-                                a = vsplat(fill)
-                                bad = a
-                                src = first + k
-                                if k + VW <= rl or last + k + VW <= xf.size:
-                                    for i in range(i0, i1):
-                                        a, bad = fold(a, bad, vload(xf, src))
-                                        src += rs_x
-                                    if k + VW > rl:
-                                        a = vfill_outside(a, k, 0, rl, fill)
-                                        bad = vfill_outside(bad, k, 0, rl, fill)
-                                else:
-                                    for i in range(i0, i1):
-                                        a, bad = fold(a, bad, vload_in(xf, src, src - k, src - k + rl, fill))
-                                        src += rs_x
-                                if is_max:
-                                    a = vkeep_nan(a, bad)
-                                vstore(p, pb + pl * cell + k, a)
-                        elif sw == 2:
-                            for k in range(0, span, 2 * VW):
-                                a = vsplat(fill)
-                                b = a
-                                bad_a = a
-                                bad_b = a
-                                src = first + k
-                                if k + 2 * VW <= rl or last + k + 2 * VW <= xf.size:
-                                    for i in range(i0, i1):
-                                        a, bad_a = fold(a, bad_a, vload(xf, src))
-                                        b, bad_b = fold(b, bad_b, vload(xf, src + VW))
-                                        src += rs_x
-                                    if k + 2 * VW > rl:
-                                        a = vfill_outside(a, k, 0, rl, fill)
-                                        bad_a = vfill_outside(bad_a, k, 0, rl, fill)
-                                        b = vfill_outside(b, k + VW, 0, rl, fill)
-                                        bad_b = vfill_outside(bad_b, k + VW, 0, rl, fill)
-                                else:
-                                    for i in range(i0, i1):
-                                        lo = src - k
-                                        a, bad_a = fold(a, bad_a, vload_in(xf, src, lo, lo + rl, fill))
-                                        b, bad_b = fold(b, bad_b, vload_in(xf, src + VW, lo, lo + rl, fill))
-                                        src += rs_x
-                                if is_max:
-                                    a = vkeep_nan(a, bad_a)
-                                    b = vkeep_nan(b, bad_b)
-                                if cell == 1:
-                                    ea, eb = vevens(a, b, 1), vodds(a, b, 1)
-                                else:
-                                    ea, eb = vevens(a, b, 4), vodds(a, b, 4)
-                                vstore(p, pb + da + k // 2, ea)
-                                vstore(p, pb + db + k // 2, eb)
-                        else:  # strides of 3 and more: a scalar loop
-                            for q in range(min(rl, (sw * wq - pl) * cell)):
-                                sacc = fill
-                                sbad = np.float32(0.0)
-                                for i in range(i0, i1):
-                                    sv = xf[np.uint64(first + (i - i0) * rs_x + q)]
+                for oh in range(r0, r1):  # any other window: one float at a time
+                    hs = oh * sh - pt
+                    i0, i1 = max(0, -hs), min(kh, h - hs)
+                    for o in range(ow):
+                        ws = o * sw - pl
+                        j0, j1 = max(0, -ws), min(kw, wc - ws)
+                        for k in range(cell):
+                            sacc = fill
+                            for i in range(i0, i1):
+                                row = xb + (hs + i) * rs_x + k
+                                for j in range(j0, j1):
+                                    sv = xf[np.uint64(row + (ws + j) * cell)]
                                     if is_max:
-                                        sacc = sv if sv > sacc else sacc
-                                        sbad = sv if sv != sv else sbad
+                                        sacc = sv if (sv > sacc or sv != sv) and sacc == sacc else sacc
                                     else:
                                         sacc += sv
-                                cidx = q // cell + pl
-                                p[np.uint64(pb + (cidx % sw) * wql + (cidx // sw) * cell + q % cell)] = (
-                                    sbad if sbad != sbad else sacc)
-                    if oh < r0:
-                        continue
-                    # Fold the taps of each block of output floats of row oh.
-                    pb = (oh % 2) * ps
-                    orow = ob + oh * ors
-                    # End of the output floats this call still writes after row oh (rows of a
-                    # buffer plane follow each other; an image row's blocks follow each other).
-                    later = ob + r1 * ors if cell == 1 else n * son + oh * ors + c1 * soc
-                    for e in range(0, owl, VW):
-                        acc = vload(p, pb + coff[0] + e)
-                        bad = acc
-                        for j in range(1, kw):
-                            acc, bad = fold(acc, bad, vload(p, pb + coff[j] + e))
-                        if is_max:
-                            acc = vkeep_nan(acc, bad)
-                        else:
-                            acc = vmul(acc, vmul(vsplat(inv_h[oh]), vload(inv_w, e)))
-                        if e + VW <= owl or orow + e + VW <= later:
-                            # The floats past the row are in rows this call writes later.
-                            vstore(of, orow + e, acc)
-                        else:
-                            vstore_first(of, orow + e, acc, owl - e)
+                            if not is_max:
+                                sacc = sacc * (inv_h[oh] * inv_w[o * cell + k])
+                            of[np.uint64(ob + oh * ors + o * cell + k)] = sacc
 
-    return pool
+    @njit(nogil=True, cache=True)
+    def stream(xf, of, cmask, inv, nb, sxn, sxc, son, soc, h, w, kh, kw, pt, pl, r0, r1, c0, c1):
+        """Pool output rows [r0, r1) of NCHW planes c0..c1-1 at stride 1 whose output rows are as
+        wide as the input's (``w``), windows up to 3 columns wide reaching one column left and
+        right at most: output float u of a plane reads input u + (i - pt)*w + (j - pl).
+
+        Vector by vector along the plane, the window's rows fold into V (lanes of rows outside
+        the plane read as the identity); V one float left and right of each lane comes from
+        the neighbouring vectors, masked by ``cmask[j*(w + VW) + r]`` (1 where column r % w
+        plus tap j's offset stays in the row).  ``inv`` (averages): the divisors' inverses
+        per output float of a plane.
+        """
+        hw = h * w
+        mw = w + VW
+        fill = np.float32(-np.inf) if is_max else np.float32(0.0)
+        fv = vsplat(fill)
+        for n in range(nb):
+            for c in range(c0, c1):
+                p = n * sxn + c * sxc
+                o = n * son + c * soc
+                u0 = r0 * w
+                u_end = r1 * w
+                v_prev = fv
+                v_cur = fv
+                col = -VW  # (u - VW) % w, kept in [0, w) once u >= u0
+                for u in range(u0 - VW, u_end, VW):
+                    # V of the block after u: its rows' vectors at u + VW + (i - pt)*w.
+                    a = u + VW - pt * w
+                    v_next = fv
+                    if a >= 0 and a + (kh - 1) * w + VW <= hw and p + a + (kh - 1) * w + VW <= xf.size:
+                        src = p + a
+                        v_next = vload(xf, src)
+                        for i in range(1, kh - 1, 2):
+                            src += w
+                            v_next = fold2(v_next, vload(xf, src), vload(xf, src + w))
+                            src += w
+                        if kh % 2 == 0:
+                            v_next = fold(v_next, vload(xf, src + w))
+                    else:
+                        for i in range(kh):
+                            if a + i * w + VW > 0 and a + i * w < hw:
+                                v_next = fold(v_next, vload_in(xf, p + a + i * w, p, p + hw, fill))
+                    if u >= u0:
+                        acc = v_cur
+                        if pl == 1:  # the column left of each lane
+                            left = vpick(vload(cmask, col), vshift_cells(v_prev, v_cur, _LAST, 1), fv)
+                            if kw - pl == 2:  # and right
+                                acc = fold2(acc, left, vpick(vload(cmask, (kw - 1) * mw + col),
+                                                             vshift_cells(v_cur, v_next, 1, 1), fv))
+                            else:
+                                acc = fold(acc, left)
+                        elif kw - pl == 2:
+                            acc = fold(acc, vpick(vload(cmask, (kw - 1) * mw + col), vshift_cells(v_cur, v_next, 1, 1),
+                                                  fv))
+                        if not is_max:
+                            acc = vmul(acc, vload(inv, u))
+                        if u + VW <= u_end:
+                            vstore(of, o + u, acc)
+                        else:
+                            vstore_first(of, o + u, acc, u_end - u)
+                    v_prev = v_cur
+                    v_cur = v_next
+                    col += VW
+                    while col >= w:
+                        col -= w
+
+    return pool, stream
 
 
 def _make_global():
@@ -303,12 +300,13 @@ def _make_global():
 _KERNELS: dict = {}
 
 
-def _kernel(mode):
-    """The compiled kernel for ``mode`` (MAX, AVG or "global"), made on first use; each serves both
-    layouts."""
-    if mode not in _KERNELS:
-        _KERNELS[mode] = _make_global() if mode == "global" else _make(mode)
-    return _KERNELS[mode]
+def _kernel(mode, route="pool"):
+    """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
+    both layouts, or "stream" for NCHW planes), made on first use."""
+    if (mode, route) not in _KERNELS:
+        made = {"pool": _make_global()} if mode == "global" else dict(zip(("pool", "stream"), _make(mode)))
+        _KERNELS[(mode, route)] = made[route]
+    return _KERNELS[(mode, route)]
 
 
 def _inverse_counts(n_out, k, s, pb, n, pe, include_pad) -> np.ndarray:
@@ -324,10 +322,9 @@ def _inverse_counts(n_out, k, s, pb, n, pe, include_pad) -> np.ndarray:
 
 
 @lru_cache(maxsize=128)
-def _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
-    """Built-row geometry, tap offsets and (averages) the divisors' inverses; read-only arrays."""
+def _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
+    """The divisors' inverses (averages; ones for max) per output row and output float (read-only)."""
     pt, pl, pb, pr = pads
-    wq, wql = row_geometry(ow, cell, kw, sw, 1, pl)
     inv_h = np.ones(oh, np.float32)
     inv_w = np.ones(-(-ow * cell // VW) * VW, np.float32)
     if mode == AVG:
@@ -335,7 +332,23 @@ def _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad):
         inv_w[:ow * cell] = np.repeat(_inverse_counts(ow, kw, sw, pl, w, pr, include_pad), cell)
     for a in (inv_h, inv_w):
         a.flags.writeable = False
-    return wq, wql, tap_columns(kw, sw, 1, wql, cell), inv_h, inv_w
+    return inv_h, inv_w
+
+
+@lru_cache(maxsize=64)
+def _stream_tables(mode, h, w, oh, kh, kw, pads, include_pad):
+    """(column masks, divisors' inverses per output float of a plane) of the stream route
+    (read-only arrays)."""
+    pl = pads[1]
+    col = np.arange(w + VW) % w
+    cmask = np.stack([(col + j - pl >= 0) & (col + j - pl < w) for j in range(kw)]).astype(np.float32)
+    inv_h, inv_w = _divisors(1, mode, h, w, oh, w, kh, kw, 1, 1, pads, include_pad)
+    inv = np.zeros(oh * w + VW, np.float32)
+    inv[:oh * w] = (inv_h[:, None] * inv_w[None, :w]).reshape(-1)
+    cmask = cmask.reshape(-1)
+    for a in (cmask, inv):
+        a.flags.writeable = False
+    return cmask, inv
 
 
 def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
@@ -346,11 +359,15 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
     """
     nb, xs, os_, h, w, oh, ow = planes
     (kh, kw), (sh, sw), r0, r1, c0, c1 = kernel, stride, *region
-    wq, wql, coff, inv_h, inv_w = _geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    size = 2 * sw * wql
-    p = scratch("pool", size, -np.inf if mode == MAX else 0.0, (cell, sw, wql, pads[1], w))
-    _kernel(mode)(x.reshape(-1), out.reshape(-1), p, coff, inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow,
-                        kh, kw, sh, sw, pads[0], pads[1], wq, wql, r0, r1, c0, c1)
+    if cell == 1 and sh == sw == 1 and ow == w and xs[2] == w and kw <= 3 and pads[1] <= 1 and kw - pads[1] <= 2:
+        # NCHW planes whose output rows are as wide as the input's: one run per plane.
+        cmask, inv = _stream_tables(mode, h, w, oh, kh, kw, pads, include_pad)
+        _kernel(mode, "stream")(x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0], xs[1], os_[0], os_[1], h,
+                                w, kh, kw, pads[0], pads[1], r0, r1, c0, c1)
+        return
+    inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
+    _kernel(mode)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw, sh, sw,
+                  pads[0], pads[1], r0, r1, c0, c1)
 
 
 def global_avg_pool(x, out, cell, planes, region):

@@ -116,6 +116,36 @@ def vload_in(typingctx, arr, idx, lo, hi, fill):
 
 
 @intrinsic
+def vlanes(typingctx, start, n):
+    """A lane mask for :func:`vload_mask`: 1.0 in lane k where 0 <= start + k < n, else 0.0."""
+    if not _ints(start, n):
+        return None
+
+    def codegen(context, builder, sig, args):
+        start_, n_ = args
+        inside = _lanes_in(builder, start_, ir.Constant(_I64, 0), n_)
+        return builder.select(inside, ir.Constant(_VEC, [1.0] * VW), ir.Constant(_VEC, [0.0] * VW))
+
+    return f32v(start, n), codegen
+
+
+@intrinsic
+def vload_mask(typingctx, arr, idx, m):
+    """Lane k is ``arr[idx+k]`` where ``m`` (from :func:`vlanes`) is non-zero, else 0.0; reads
+    nothing else (one masked load: cheap with AVX-512, a mask-move pair with AVX2)."""
+    if not (_f32_array(arr) and _ints(idx) and m == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        arr_, idx_, m_ = args
+        p = _ptr(context, builder, sig.args[0], arr_, idx_, inbounds=False)
+        mask = builder.fcmp_ordered("!=", m_, ir.Constant(_VEC, [0.0] * VW))
+        return _masked_load(builder, p, mask, ir.Constant(_VEC, [0.0] * VW))
+
+    return f32v(arr, idx, m), codegen
+
+
+@intrinsic
 def vfill_outside(typingctx, v, idx, lo, hi, fill):
     """``v`` with ``fill`` in the lanes k where idx + k is outside [lo, hi)."""
     if not (v == f32v and _ints(idx, lo, hi) and isinstance(fill, types.Float)):
@@ -128,6 +158,19 @@ def vfill_outside(typingctx, v, idx, lo, hi, fill):
         return builder.select(_lanes_in(builder, idx_, lo_, hi_), v_, _splat(builder, fill_))
 
     return f32v(v, idx, lo, hi, fill), codegen
+
+
+@intrinsic
+def vpick(typingctx, m, a, b):
+    """``a`` in the lanes where ``m`` is non-zero, else ``b`` (``m`` a vector of 0.0 / 1.0 lane masks)."""
+    if not (m == f32v and a == f32v and b == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        zero = ir.Constant(_VEC, [0.0] * VW)
+        return builder.select(builder.fcmp_ordered("!=", args[0], zero), args[1], args[2])
+
+    return f32v(m, a, b), codegen
 
 
 @intrinsic
@@ -189,6 +232,29 @@ def vtexels(typingctx, arr, idx):
                                       ir.Constant(ir.VectorType(_I32, VW), [k % 4 for k in range(VW)]))
 
     return f32v(arr, idx), codegen
+
+
+@intrinsic
+def vcell(typingctx, arr, idx, cell):
+    """Cell ``idx`` of ``arr`` in every lane's cell: ``arr[idx]`` in all lanes (``cell`` a literal 1), or
+    the texel ``arr[4*idx:4*idx+4]`` repeated (``cell`` 4)."""
+    if not (_f32_array(arr) and _ints(idx) and isinstance(cell, types.IntegerLiteral)
+            and cell.literal_value in (1, 4)):
+        return None
+    c = cell.literal_value
+
+    def codegen(context, builder, sig, args):
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        i = _i64(builder, args[1])
+        if c == 1:
+            return _splat(builder, builder.load(builder.gep(data, [i], inbounds=True), align=4))
+        t4 = ir.VectorType(_F, 4)
+        p = builder.gep(data, [builder.mul(i, ir.Constant(_I64, 4))], inbounds=True)
+        v = builder.load(builder.bitcast(p, t4.as_pointer()), align=4)
+        return builder.shuffle_vector(v, ir.Constant(t4, ir.Undefined),
+                                      ir.Constant(ir.VectorType(_I32, VW), [k % 4 for k in range(VW)]))
+
+    return f32v(arr, idx, cell), codegen
 
 
 def _phase_shuffle(phase):
@@ -342,6 +408,35 @@ def vmax_num(typingctx, acc, v):
         return builder.select(builder.fcmp_ordered(">", v_, acc_), v_, acc_)
 
     return f32v(acc, v), codegen
+
+
+@intrinsic
+def vmax_nan(typingctx, acc, v):
+    """``max(acc, v)`` lane by lane, NaN if either is NaN: a max and a blend, with the NaN check
+    on ``v`` only (a NaN already in ``acc`` stays, as ``v > NaN`` is false)."""
+    if not (acc == f32v and v == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        acc_, v_ = args
+        m = builder.select(builder.fcmp_ordered(">", v_, acc_), v_, acc_)
+        return builder.select(builder.fcmp_unordered("uno", v_, v_), v_, m)
+
+    return f32v(acc, v), codegen
+
+
+@intrinsic
+def vnan_if(typingctx, acc, v, w):
+    """``acc`` with NaN in the lanes where ``v`` or ``w`` is NaN (one unordered compare covers both)."""
+    if not (acc == f32v and v == f32v and w == f32v):
+        return None
+
+    def codegen(context, builder, sig, args):
+        acc_, v_, w_ = args
+        nan = ir.Constant(_VEC, [float("nan")] * VW)
+        return builder.select(builder.fcmp_unordered("uno", v_, w_), nan, acc_)
+
+    return f32v(acc, v, w), codegen
 
 
 @intrinsic

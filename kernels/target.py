@@ -69,7 +69,7 @@ def isa() -> str:
     return "generic"
 
 
-#: The conv register tiles of each ISA (``buffer._pixel_tiles``, shared by both layouts):
+#: The conv register tiles of each ISA (``kernels._tiles``, shared by both layouts):
 #: (pixels of the wide tile, its output channels, pixels of the one-group tile of 16 channels).
 CONV_TILES = {"avx512": (8, 32, 12), "avx2": (6, 16, 6), "generic": (6, 16, 6)}
 

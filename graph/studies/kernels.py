@@ -442,6 +442,8 @@ def call_every_kernel() -> None:
     for k, t in ((kb, x), (ki, xi)):
         k.max_pool2d(t, 3, stride=2)
         k.avg_pool2d(t, 3, stride=2, padding=1)
+        k.max_pool2d(t, 3, stride=1, padding=1)  # buffers: the stream route
+        k.avg_pool2d(t, 3, stride=1, padding=1)
         k.global_avg_pool(t)
         k.relu(t)
         k.add(t, x2 if k is kb else xi2, relu=True)

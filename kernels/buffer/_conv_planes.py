@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
+from .._conv_simd import FASTMATH, WIDTH, vload_first, vstore_first, vzero
 
 
 # Zeroed floats after the planes, which tiles and the depthwise loop may read.
@@ -72,18 +72,3 @@ def _fill_zero(a, start, count):
     zero = vzero()
     for j in range(0, count, WIDTH):
         vstore_first(a, start + j, zero, min(WIDTH, count - j))
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def plane_offsets(cg, R, S, sh, sw, dh, dw, Hq, Wq):
-    """``koff[k]``: where filter tap k = (ic, r, s) starts reading the planes."""
-    HWq = Hq * Wq
-    koff = np.empty(cg * R * S, np.int64)
-    for ic in range(cg):
-        for r in range(R):
-            rr = r * dh
-            for s in range(S):
-                ss = s * dw
-                plane = (ic * sh + rr % sh) * sw + ss % sw
-                koff[(ic * R + r) * S + s] = plane * HWq + (rr // sh) * Wq + ss // sw
-    return koff

@@ -1,7 +1,7 @@
 """conv2d on NCHW float32 buffers (ONNX Conv semantics), by output region.
 
-Dense and grouped convs run the register tiles of ``_pixel_tiles`` (the image
-conv's: MR output pixels x 16 or 32 output channels, sized for the ISA) over
+Dense and grouped convs run the register tiles of ``coinfer.kernels._tiles`` (the
+image conv's: MR output pixels x 16 or 32 output channels, sized for the ISA) over
 padded, stride-split copies of the input (``_conv_planes``; a 1x1, stride-1,
 unpadded conv reads the input in place), see ``_conv_pixels``.  The weights
 are packed for the tiles once per model by :func:`prepack_weights`, or on
@@ -18,16 +18,17 @@ Scratch memory is per thread.
 from __future__ import annotations
 
 import threading
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import args as _args
+from .._conv_simd import aligned_empty
+from .._tiles import GROUP, pack_filter_rows, tile_scratch
 from ._conv_depthwise import conv_depthwise
-from ._conv_simd import aligned_empty
-from ._conv_pixels import conv_pixels, pack_weights
+from ._conv_pixels import conv_pixels, plane_offsets
 from ._conv_planes import PLANE_SLACK, plane_geometry
-from ._pixel_tiles import GROUP
 
 _OP = "conv2d"
 
@@ -95,9 +96,7 @@ def prepack_weights(w, groups=1) -> PackedWeights:
         raise TypeError(f"{op}: groups must be an int >= 1, got {groups!r}")
     if min(w.shape) < 1 or w.shape[0] % groups:
         raise ValueError(f"{op}: w must be non-empty with OC divisible by groups={groups}, got {w.shape}")
-    mg, k = w.shape[0] // groups, int(np.prod(w.shape[1:]))
-    data = aligned_empty((int(groups), -(-mg // GROUP), k, GROUP))
-    pack_weights(w.reshape(-1), int(groups), mg, k, data)
+    data = pack_filter_rows(w.reshape(w.shape[0], -1), int(groups))
     return PackedWeights(w, data, int(groups))
 
 
@@ -177,25 +176,34 @@ def checked(x, w, bias, stride, padding, dilation, groups, relu, out, rows, chan
     return Checked(x, w, packed, b, out, geometry, pb == pr == 0, groups, (r0, r1, c0, c1), int(bool(relu)))
 
 
+@lru_cache(maxsize=256)
+def _offsets(cg, kh, kw, sh, sw, dh, dw, hq, wq, hw, in_place) -> np.ndarray:
+    """The taps' offsets: into the planes, or (in place) channel k at k*H*W (read-only)."""
+    koff = np.arange(cg, dtype=np.int64) * hw if in_place else plane_offsets(cg, kh, kw, sh, sw, dh, dw, hq, wq)
+    koff.flags.writeable = False
+    return koff
+
+
 def _compute(x, w, packed, b, out, geometry, no_far_padding, groups, region, relu):
     """Pick the route for a checked conv and run it on flattened arrays."""
     n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl = geometry
     r0, r1, c0, c1 = region
     cg = c // groups
-    hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
     if cg == 1 and groups == c:
         conv_depthwise(x, w, b, out, geometry, region, relu)
         return
-    one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
-    planes = _buffer("planes", 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
-    mg, k = oc // groups, cg * kh * kw
+    hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
+    # A 1x1, stride-1, unpadded conv reads the input in place: tap k is channel k.
+    in_place = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and no_far_padding
+    planes = _buffer("planes", 1 if in_place else cg * sh * sw * hq * wq + PLANE_SLACK + wq, np.float32)
+    mg = oc // groups
     g16 = -(-mg // GROUP)
-    if packed is None:
-        wp = _buffer("packed_w", groups * g16 * k * GROUP, np.float32)
-        wp = wp[:groups * g16 * k * GROUP].reshape(groups, g16, k, GROUP)
-        pack_weights(w, groups, mg, k, wp)
-    else:
-        wp = packed.data
+    wp = (packed if packed is not None else prepack_weights(w.reshape(oc, cg, kh, kw), groups)).data
     bp = np.zeros((groups, g16 * GROUP), np.float32)
     bp[:, :mg] = b.reshape(groups, mg)
-    conv_pixels(x, wp, bp.reshape(groups, g16, GROUP), out, planes, *geometry, groups, *region, relu)
+    scratch = getattr(_scratch, "tiles", None)
+    if scratch is None:
+        scratch = _scratch.tiles = tile_scratch()
+    conv_pixels(x, wp.reshape(-1), bp.reshape(-1), out, planes,
+                _offsets(cg, kh, kw, sh, sw, dh, dw, hq, wq, h * wd, in_place), in_place, *scratch,
+                n, c, h, wd, oc, oh, ow, sh, sw, pt, pl, hq, wq, groups, r0, r1, c0, c1, relu)

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from .. import args as _args
-from ._conv_simd import FASTMATH, WIDTH, vfma, vload, vsum, vzero
+from .._conv_simd import FASTMATH, WIDTH, vfma, vload, vsum, vzero
 
 _OP = "fully_connected"
 

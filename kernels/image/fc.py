@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from .. import args as _args
-from ..buffer._conv_simd import FASTMATH
+from .._conv_simd import FASTMATH
 from . import _common
 from ._stack import carray, stack_f32
 

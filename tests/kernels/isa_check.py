@@ -101,7 +101,7 @@ def _cache_stats() -> dict:
 
 
 def main(parts) -> None:
-    from coinfer.kernels.buffer import _pixel_tiles
+    from coinfer.kernels import _tiles
 
     rng = np.random.default_rng(0)
     fails: list[str] = []
@@ -110,7 +110,7 @@ def main(parts) -> None:
             _conv_cases(rng, fails)
         if "fc" in parts:
             _fc_cases(rng, fails)
-    print(json.dumps({"isa": isa(), "tile": [_pixel_tiles.WIDE_MR, _pixel_tiles.WIDE_LANES],
+    print(json.dumps({"isa": isa(), "tile": [_tiles.WIDE_MR, _tiles.WIDE_LANES],
                       "fails": fails, **_cache_stats()}))
 
 

@@ -3,7 +3,8 @@ against each other, regions (bit-identical), bad input, NaN and inf.
 
 Buffer grouped conv is ``buffer.conv2d(..., groups=g)``; image grouped conv is
 ``image.conv2d`` with ``layout.filter_to_image`` of the ``(OC, C/g, KH, KW)``
-weights and ``groups=g`` (one dense image conv per group).
+weights and ``groups=g``, or the same packed once by
+``image.prepack_filter(w_img, groups=g, out_channels=OC)`` (bit-identical).
 """
 from __future__ import annotations
 
@@ -79,6 +80,34 @@ def test_grouped_conv_nan_and_inf_match_reference(lay, case):
     x = sprinkle(x, x.size, frac=0.03)
     y = nchw(lay, run(lay, x, wt, bias, groups, kw), wt.shape[0])
     assert_ieee(y, R.conv2d(x, wt, bias, groups=groups, **kw), f"grouped {lay} g={groups}")
+
+
+@given(case=grouped_cases(), data=st.data())
+def test_image_grouped_conv_prepacked_is_bit_identical(case, data):
+    """A filter packed once (per model) gives the plain filter's bits, whole and by regions."""
+    x, wt, bias, groups, kw = case
+    oc = wt.shape[0]
+    whole = run("image", x, wt, bias, groups, kw)
+    xi = layout.to_image(x)
+    packed = ki.prepack_filter(layout.filter_to_image(wt), groups=groups, out_channels=oc)
+    assert ki.conv2d(xi, packed, bias, groups=groups, **kw).tobytes() == whole.tobytes()
+    assert ki.conv2d(xi, packed, bias, **kw).tobytes() == whole.tobytes()  # groups from the packing
+    rows = image_bands(data, whole.shape[1], 1, whole.shape[1], "row cuts")
+    out = np.full(whole.shape, np.nan, np.float32)
+    for r in rows:
+        ki.conv2d(xi, packed, bias, out=out, rows=r, **kw)
+    np.testing.assert_array_equal(out, whole)
+
+
+def test_image_grouped_prepack_rejects():
+    w = np.zeros((3, 3, 3, 4, 4), np.float32)
+    with pytest.raises(ValueError, match="prepack_filter: groups=5 must divide the output channels"):
+        ki.prepack_filter(w, groups=5, out_channels=12)
+    packed = ki.prepack_filter(w, groups=3, out_channels=12)
+    with pytest.raises(ValueError, match="conv2d: groups must be 3 for a filter packed with groups=3"):
+        ki.conv2d(X, packed, groups=2)
+    with pytest.raises(ValueError, match="conv2d: w was packed for out_channels=12, got 9"):
+        ki.conv2d(X, packed, out_channels=9, groups=3)
 
 
 def test_alexnet_conv2_groups_2():

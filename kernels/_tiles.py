@@ -1,5 +1,6 @@
-"""Pixel-by-channel register tiles: the conv micro-kernels of image conv and of
-buffer conv's pixel path.
+"""Pixel-by-channel register tiles and the pass that runs them: the conv micro-kernels
+of both layouts (``buffer.conv`` on padded NCHW planes, ``image.conv`` on padded
+images), and the packing of their filters.
 
 A tile computes ``MR`` output pixels by 16 or 32 output channels:
 
@@ -27,10 +28,11 @@ computes it, so regions tile the output bit for bit on each path.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit
 
-from ..target import conv_tiles, isa
-from ._conv_simd import FASTMATH, vbroadcast, vfma, vload, vmax0, vstore
+from .target import conv_tiles, isa
+from ._conv_simd import FASTMATH, aligned_empty, vbroadcast, vfma, vload, vmax0, vstore
 
 GROUP = 16  # output channels per packed filter group
 
@@ -133,3 +135,113 @@ if isa() == "avx512":
 else:
     tile_wide = tile_narrow = tile_6x16
 MAX_MR = max(WIDE_MR, NARROW_MR)
+
+
+def pack_filter_rows(rows: np.ndarray, groups: int) -> np.ndarray:
+    """Filter rows packed for the tiles: ``rows`` is (OC, K), output channel by reduction
+    step, OC = ``groups`` * OC/groups.  Returns float32 ``(groups, G, K, 16)``, 64-byte
+    aligned, G = ceil(OC/groups/16): ``packed[g, j, k, l] = rows[g*OC/groups + 16*j + l, k]``,
+    zero past the group's channels.  Done once per model (numpy; nothing to compile)."""
+    oc, k = rows.shape
+    mg = oc // groups
+    g16 = -(-mg // GROUP)
+    packed = aligned_empty((groups, g16, k, GROUP))
+    padded = np.zeros((groups, g16 * GROUP, k), np.float32)
+    padded[:, :mg] = rows.reshape(groups, mg, k)
+    packed[:] = padded.reshape(groups, g16, GROUP, k).transpose(0, 1, 3, 2)
+    return packed
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, l_lo, l_hi, wide, relu, bases, obases, res):
+    """Output pixels [0, npix) of a region ``ow`` pixels wide, lanes [l_lo, l_hi) of the tile's channels.
+
+    ``lay`` (int64) is ``(x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0)``, an array
+    so that both layouts' callers share one compiled pass (constants would be typed apart).
+    Pixel (row, col) of the region reads ``xf[x0 + row*x_row + col*x_col + offs[r]]`` at reduction
+    step r (``red`` steps) and writes lane l to ``of[o0 + row*o_row + col*o_col + lane(l)]``:
+    ``lane(l) = l*o_lane`` in NCHW planes, ``((l + ch0) // 4)*o_lane + (l + ch0) % 4`` in images
+    (``texels``; ``ch0`` is the tile's first channel within its texel).  The filter groups start at
+    ``wf[w0]`` (and ``w0 + red*16`` for a wide tile), the bias at ``bf[bo]``.  Lanes past the region
+    are computed and dropped.
+    """
+    x0, x_row, x_col, o0, o_row, o_col, o_lane, texels, ch0 = (lay[0], lay[1], lay[2], lay[3], lay[4], lay[5],
+                                                                lay[6], lay[7] != 0, lay[8])
+    mr = WIDE_MR if wide else NARROW_MR
+    lanes = 2 * GROUP if wide else GROUP
+    row = 0
+    col = 0
+    for p0 in range(0, npix, mr):
+        nv = min(mr, npix - p0)
+        for t in range(mr):
+            if t < nv:
+                bases[t] = x0 + row * x_row + col * x_col
+                obases[t] = o0 + row * o_row + col * o_col
+                col += 1
+                if col == ow:
+                    col = 0
+                    row += 1
+            else:
+                bases[t] = bases[nv - 1]  # pixels past the end repeat the last
+        if wide:
+            tile_wide(xf, bases, offs, red, wf, w0, w0 + red * GROUP, bf, bo, relu, res)
+        else:
+            tile_narrow(xf, bases, offs, red, wf, w0, w0, bf, bo, relu, res)
+        if nv == mr and l_lo == 0 and l_hi == lanes and ch0 == 0:
+            if texels:
+                if wide:
+                    _store_texels_wide(res, of, obases, o_lane)
+                else:
+                    _store_texels_narrow(res, of, obases, o_lane)
+            elif wide:
+                _store_planes_wide(res, of, obases[0], o_lane)
+            else:
+                _store_planes_narrow(res, of, obases[0], o_lane)
+            continue
+        for t in range(nv):
+            for l in range(l_lo, l_hi):
+                o = obases[t] + (((l + ch0) >> 2) * o_lane + ((l + ch0) & 3) if texels else l * o_lane)
+                of[np.uint64(o)] = res[t * lanes + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_planes_wide(res, of, o, o_lane):
+    """of[o + l*o_lane + t] = res[t, l] for a whole wide tile of consecutive NCHW pixels (constant
+    bounds: unrolled)."""
+    for l in range(WIDE_LANES):
+        for t in range(WIDE_MR):
+            of[np.uint64(o + l * o_lane + t)] = res[t * WIDE_LANES + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_planes_narrow(res, of, o, o_lane):
+    """of[o + l*o_lane + t] = res[t, l] for a whole one-group tile."""
+    for l in range(GROUP):
+        for t in range(NARROW_MR):
+            of[np.uint64(o + l * o_lane + t)] = res[t * GROUP + l]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_texels_wide(res, of, obases, o_lane):
+    """The 8 texels of each pixel of a whole wide tile."""
+    for t in range(WIDE_MR):
+        for q in range(WIDE_LANES // 4):
+            o = np.uint64(obases[t] + q * o_lane)
+            for k in range(4):
+                of[o + k] = res[t * WIDE_LANES + 4 * q + k]
+
+
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
+def _store_texels_narrow(res, of, obases, o_lane):
+    """The 4 texels of each pixel of a whole one-group tile."""
+    for t in range(NARROW_MR):
+        for q in range(GROUP // 4):
+            o = np.uint64(obases[t] + q * o_lane)
+            for k in range(4):
+                of[o + k] = res[t * GROUP + 4 * q + k]
+
+
+def tile_scratch() -> tuple:
+    """(lay, bases, obases, res): the per-thread scratch of :func:`pixel_pass`."""
+    return (np.empty(9, np.int64), np.empty(MAX_MR, np.int64), np.empty(MAX_MR, np.int64),
+            np.empty(MAX_MR * 2 * GROUP, np.float32))

@@ -18,7 +18,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-from ..target import has_fma
+from .target import has_fma
 
 WIDTH = 16
 #: The fastmath flags every kernel may use: they keep NaN and infinity semantics.
