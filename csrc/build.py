@@ -6,7 +6,8 @@ The C layer is built into two extensions, one per layer that calls it:
 
 - ``coinfer.kernels._native`` (``kernels_ffi``): layout transforms between
   buffer and image (``layout.c``) and strided region copies (``copy.c``),
-  wrapped by ``coinfer.kernels.layout``;
+  wrapped by ``coinfer.kernels.layout``; a sequence of native-program entries
+  as one (``sequence.c``), used by ``coinfer.kernels.entry``;
 - ``coinfer.hw._native`` (``hw_ffi``): cache maintenance for map/unmap and
   mmap'd arena memory (``memory.c``) and the flag wait of a sync (``sync.c``),
   wrapped by ``coinfer.hw.memory``; the native dispatch loop (``dispatch.c``),
@@ -38,7 +39,7 @@ def _builder(module: str, units: list[str]) -> FFI:
     return ffi
 
 
-kernels_ffi = _builder("coinfer.kernels._native", ["layout", "copy"])
+kernels_ffi = _builder("coinfer.kernels._native", ["layout", "copy", "sequence"])
 hw_ffi = _builder("coinfer.hw._native", ["memory", "sync", "dispatch"])
 
 if __name__ == "__main__":

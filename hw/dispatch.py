@@ -182,8 +182,9 @@ class Program:
             waits = []
             scratch: dict = {}
             for s in mine:
-                for _, key, nfloats in getattr(s.call, "scratch", ()):
-                    scratch[key] = max(scratch.get(key, 1), int(nfloats))
+                if s.call is not None:
+                    for key, nfloats in s.call.scratch_needs():
+                        scratch[key] = max(scratch.get(key, 1), nfloats)
             buffers = {}
             for key, n in scratch.items():
                 buffers[key] = _aligned(n)
@@ -199,14 +200,8 @@ class Program:
                     w[5] = len(waits) - w[4]
                     w[7] = int(s.timeout * 1e9) if s.timeout and s.timeout > 0 else 0
                 else:
-                    iargs = s.call.iargs.copy()
-                    for slot, key, _ in getattr(s.call, "scratch", ()):
-                        iargs[slot] = buffers[key].ctypes.data
                     w[0] = _CALL
-                    w[1] = s.call.address
-                    w[2] = iargs.ctypes.data
-                    w[3] = s.call.fargs.ctypes.data
-                    keep += [iargs, s.call]
+                    w[1:4] = s.call.materialise(buffers, keep)
             waits = np.array(waits or [(0, 0)], np.int64).reshape(-1, 2)
             times = np.zeros((max(len(mine), 1), 2), np.int64)
             fail = np.array([-1, 0, -1], np.int64)

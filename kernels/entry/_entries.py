@@ -16,23 +16,15 @@ import numpy as np
 from numba import njit
 from numba.np.numpy_support import carray
 
-from .. import _lrn, _pool, _softmax
-from .._depthwise import _kernel as _depthwise_kernel
+from .. import _lrn, _softmax
 from .._rowloops import add_rows, clamp_rows
 from .._simd import VW
-from ..buffer._conv_pixels import conv_pixels
 from ..buffer.elementwise import _copy_block
 from ..buffer.fc import fc_kernel
-from ..image._conv_tiles import conv_region
 from ..image.elementwise import _copy_channels
 from ..image.fc import _fc_region
 from ..image.softmax import _channel_softmax
 from .call import EKERNEL, f32, i64, readonly
-
-_POOL_MAX = _pool._kernel(_pool.MAX)
-_POOL_AVG = _pool._kernel(_pool.AVG)
-_POOL_GLOBAL = _pool._kernel("global")
-_DEPTHWISE = _depthwise_kernel()
 
 
 @njit(nogil=True, cache=True)
@@ -43,29 +35,6 @@ def zero_lanes(out, r0, r1, blk, k0):
             for x in range(out.shape[3]):
                 for k in range(k0, 4):
                     out[n, r, blk, x, k] = 0.0
-
-
-def make_conv_pixels(salt):
-    """Buffer conv by pixel tiles: a = (x, nx, wp, groups, G, K, bp, out, nout, planes, nplanes,
-    N, C, H, W, OC, OH, OW, R, S, sh, sw, dh, dw, pt, pl, groups, r0, r1, c0, c1, relu)."""
-
-    def conv_pixels_entry(ia, fa):
-        if salt < 0:
-            return EKERNEL
-        a = carray(ia, (32,))
-        x = carray(f32(a[0]), (a[1],))
-        wp = carray(f32(a[2]), (a[3], a[4], a[5], 16))
-        bp = carray(f32(a[6]), (a[3], a[4], 16))
-        out = carray(f32(a[7]), (a[8],))
-        xq = carray(f32(a[9]), (a[10],))
-        try:
-            conv_pixels(x, wp, bp, out, xq, a[11], a[12], a[13], a[14], a[15], a[16], a[17], a[18], a[19],
-                        a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31])
-        except Exception:
-            return EKERNEL
-        return 0
-
-    return conv_pixels_entry
 
 
 @njit(nogil=True, cache=True)
@@ -83,91 +52,6 @@ def pad_rows(x, xp, lo, pl):
                     inside = 0 <= r < h and 0 <= c < wd
                     for k in range(4):
                         xp[n, i, b, j, k] = x[n, r, b, c, k] if inside else np.float32(0.0)
-
-
-def make_conv_image(salt):
-    """Image conv (dense): a = (x, N, H, CB, W, pad, lo, rows, pl, xw, xp, wp, G, RED, kh, kw, ic,
-    bias16, out, OH, OCB, OW, row0, sh, sw, dh, dw, r0, r1, b0, b1, oc, relu)."""
-
-    def conv_image_entry(ia, fa):
-        if salt < 0:
-            return EKERNEL
-        a = carray(ia, (33,))
-        x = carray(f32(a[0]), (a[1], a[2], a[3], a[4], 4))
-        wp = carray(f32(a[11]), (a[12], a[13], 16))
-        bias = carray(f32(a[17]), (a[12] * 16,))
-        out = carray(f32(a[18]), (a[1], a[19], a[20], a[21], 4))
-        try:
-            if a[5]:
-                xp = carray(f32(a[10]), (a[1], a[7], a[3], a[9], 4))
-                pad_rows(x, xp, a[6], a[8])
-                conv_region(xp, wp, a[14], a[15], a[16], bias, out, a[22], a[23], a[24], a[25], a[26], a[27],
-                            a[28], a[29], a[30], a[31], a[32])
-            else:
-                conv_region(x, wp, a[14], a[15], a[16], bias, out, a[22], a[23], a[24], a[25], a[26], a[27],
-                            a[28], a[29], a[30], a[31], a[32])
-        except Exception:
-            return EKERNEL
-        return 0
-
-    return conv_image_entry
-
-
-def make_window(salt):
-    """Pools and depthwise conv (``coinfer.kernels._pool`` / ``_depthwise``, both layouts).
-
-    a[0] = 0 max pool / 1 average pool: (x, nx, out, nout, p, np, coff, ncoff, inv_h, nh, inv_w, nw,
-    cell, nb, sxn, sxc, rs_x, son, soc, ors, h, w, ow, kh, kw, sh, sw, pt, pl, wq, wql, r0, r1, c0, c1);
-    a[0] = 2 global average pool: (x, nx, out, nout, cell, nb, sxn, sxc, rs_x, nrows, rl, son, soc,
-    c0, c1), f = (1/cells,);
-    a[0] = 3 depthwise: (x, nx, out, nout, p, np, coff, ncoff, w, nw, bias, nbias, wvec, nwvec, cell, nb,
-    mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, dh, pt, pl, wq, wql, rows, relu, r0,
-    r1, c0, c1), then the padding lanes (flag, r0, r1, blk, k0) of out seen as the image (N, OH, OCB,
-    OW, 4).
-    """
-
-    def window_entry(ia, fa):
-        if salt < 0:
-            return EKERNEL
-        mode = ia[0]
-        n = 36 if mode < 2 else (16 if mode == 2 else 51)
-        a = carray(ia, (n,))
-        xf = carray(f32(a[1]), (a[2],))
-        of = carray(f32(a[3]), (a[4],))
-        try:
-            if mode == 2:
-                _POOL_GLOBAL(xf, of, a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], np.float32(fa[0]),
-                             a[14], a[15])
-                return 0
-            p = carray(f32(a[5]), (a[6],))
-            coff = readonly(carray(i64(a[7]), (a[8],)))
-            if mode < 2:
-                inv_h = readonly(carray(f32(a[9]), (a[10],)))
-                inv_w = readonly(carray(f32(a[11]), (a[12],)))
-                if mode == 0:
-                    _POOL_MAX(xf, of, p, coff, inv_h, inv_w, a[13], a[14], a[15], a[16], a[17], a[18], a[19],
-                              a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30],
-                              a[31], a[32], a[33], a[34], a[35])
-                else:
-                    _POOL_AVG(xf, of, p, coff, inv_h, inv_w, a[13], a[14], a[15], a[16], a[17], a[18], a[19],
-                              a[20], a[21], a[22], a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30],
-                              a[31], a[32], a[33], a[34], a[35])
-                return 0
-            w = carray(f32(a[9]), (a[10],))
-            bias = carray(f32(a[11]), (a[12],))
-            wvec = carray(f32(a[13]), (a[14],))
-            # Over 30 arguments: CPython would build them as a list, which Numba cannot type; two tuples can.
-            head = (xf, of, p, coff, w, bias, wvec, a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22])
-            rest = (a[23], a[24], a[25], a[26], a[27], a[28], a[29], a[30], a[31], a[32], a[33], a[34], a[35],
-                    a[36], a[37] != 0, a[38], a[39], a[40], a[41])
-            _DEPTHWISE(*(head + rest))
-            if a[42]:
-                zero_lanes(carray(f32(a[3]), (a[47], a[48], a[49], a[50], 4)), a[43], a[44], a[45], a[46])
-        except Exception:
-            return EKERNEL
-        return 0
-
-    return window_entry
 
 
 def make_fc(salt):

@@ -2,22 +2,19 @@
 
 Each ``bind_*`` takes the arguments of the Python bridge of the same name in
 ``coinfer.kernels._pool`` / ``_depthwise`` / ``_lrn`` (which the public kernels'
-``*_call`` checks produce) and packs the arguments that bridge would pass to its
-``@njit`` loop, with the same geometry and read-only tables, into a
-:class:`~.call.NativeCall` of the ``window`` or ``lrn`` entry.  Scratch rows that
-the Python bridges keep per thread (and refill when the geometry changes) are
-owned by the call, filled once.
+``*_call`` checks produce) and binds the ``@njit`` loop that bridge would call,
+with the same route, geometry and read-only tables (pools, depthwise:
+:func:`~.generic.bind`; LRN: the ``lrn`` entry).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _lrn, _pool
-from .._depthwise import BAND_FLOATS
+from .. import _depthwise, _lrn, _pool
 from .._simd import VW
-from .._window import row_geometry, tap_columns
-from ._entries import make_lrn, make_window
-from .call import Block, NativeCall
+from ._entries import make_lrn, zero_lanes
+from .call import Block, NativeCall, sequence
+from .generic import bind
 
 #: (flag, r0, r1, block, first lane) of no padding lanes to zero, and the image shape slots.
 NO_TAIL = (0, 0, 0, 0, 0)
@@ -31,43 +28,49 @@ def tail_words(tail, out) -> tuple:
 
 
 def bind_pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region) -> NativeCall:
-    """``_pool.pool``'s loop as a native call."""
+    """``_pool.pool`` as a native call: the same route, tables and loop arguments."""
     nb, xs, os_, h, w, oh, ow = planes
-    (kh, kw), (sh, sw), (r0, r1, c0, c1) = kernel, stride, region
-    wq, wql, coff, inv_h, inv_w = _pool._geometry(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    p = np.full(max(2 * sw * wql, VW), -np.inf if mode == _pool.MAX else 0.0, np.float32)
-    b = Block().ints(0 if mode == _pool.MAX else 1).flat(x).flat(out).flat(p).array(coff, np.int64).ints(coff.size)
-    b.flat(inv_h).flat(inv_w).ints(cell, nb, *xs, *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], wq, wql,
-                                   r0, r1, c0, c1)
-    return b.call("max_pool2d" if mode == _pool.MAX else "avg_pool2d", make_window)
+    (kh, kw), (sh, sw), r0, r1, c0, c1 = kernel, stride, *region
+    name = "max_pool2d" if mode == _pool.MAX else "avg_pool2d"
+    tag = f"coinfer.kernels._pool {'max' if mode == _pool.MAX else 'avg'}"
+    if cell == 1 and sh == sw == 1 and ow == w and xs[2] == w and kw <= 3 and pads[1] <= 1 and kw - pads[1] <= 2:
+        cmask, inv = _pool._stream_tables(mode, h, w, oh, kh, kw, pads, include_pad)
+        return bind(name, _pool._kernel(mode, "stream"), x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0],
+                    xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, tag=tag + " stream")
+    inv_h, inv_w = _pool._divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
+    return bind(name, _pool._kernel(mode), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h,
+                w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, tag=tag)
 
 
 def bind_global_avg_pool(x, out, cell, planes, region) -> NativeCall:
-    """``_pool.global_avg_pool``'s loop as a native call."""
+    """``_pool.global_avg_pool`` as a native call."""
     nb, xs, os_, nrows, rl, cells = planes
-    b = Block().ints(2).flat(x).flat(out).ints(cell, nb, *xs, nrows, rl, *os_, *region)
-    return b.floats(np.float32(1.0 / cells)).call("global_avg_pool", make_window)
+    return bind("global_avg_pool", _pool._kernel("global"), x.reshape(-1), out.reshape(-1), cell, nb, *xs, nrows,
+                rl, *os_, np.float32(1.0 / cells), *region, tag="coinfer.kernels._pool global")
+
+
+def bind_zero_lanes(out, tail) -> NativeCall:
+    """``out[:, r0:r1, block, :, lane:] = 0`` on an image (its padding lanes), ``tail`` =
+    (r0, r1, block, first lane)."""
+    return bind("zero lanes", zero_lanes, out, *tail)
 
 
 def bind_depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation, pads, relu, region,
                    tail=None) -> NativeCall:
-    """``_depthwise.depthwise``'s loop as a native call; ``tail`` (r0, r1, block, first lane): the
+    """``_depthwise.depthwise`` as a native call; ``tail`` (r0, r1, block, first lane): the
     padding lanes of the image ``out`` to zero after it."""
     nb, xs, os_, h, wd, oh, ow = planes
     (kh, kw), (sh, sw), (dh, dw), (r0, r1, c0, c1) = kernel, stride, dilation, region
     pt, pl = pads[0], pads[1]
-    wq, wql = row_geometry(ow, cell, kw, sw, dw, pl)
-    rs = sw * wql
-    span = dh * (kh - 1) + 1
-    rows = max(1, min(r1 - r0, (BAND_FLOATS // rs - span) // sh + 1))
-    p = np.zeros(((rows - 1) * sh + span + 1) * rs, np.float32)
-    wvec = np.zeros(max(9, kh * kw) * VW, np.float32)
-    coff = tap_columns(kw, sw, dw, wql, cell)
-    b = Block().ints(3).flat(x.reshape(-1)).flat(out.reshape(-1)).flat(p).array(coff, np.int64).ints(coff.size)
-    b.flat(w.reshape(-1)).flat(bias).flat(wvec)
-    b.ints(cell, nb, mult, *xs, *os_, h, wd, ow, kh, kw, sh, sw, dh, pt, pl, wq, wql, rows, bool(relu),
-           r0, r1, c0, c1, *tail_words(tail, out))
-    return b.call("depthwise conv2d", make_window)
+    xf, of, wf = x.reshape(-1), out.reshape(-1), w.reshape(-1)
+    if sw <= 2:
+        call = bind("depthwise conv2d", _depthwise._kernel("rows", cell), xf, of, wf, bias, nb, mult, *xs, *os_, h,
+                    wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1,
+                    tag=f"coinfer.kernels._depthwise rows {cell}")
+    else:
+        call = bind("depthwise conv2d", _depthwise._kernel("scalar"), xf, of, wf, bias, cell, nb, mult, *xs, *os_,
+                    h, wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1)
+    return call if tail is None else sequence("depthwise conv2d", (call, bind_zero_lanes(out, tail)))
 
 
 def bind_lrn_planes(x, out, size, alpha, beta, k, region) -> NativeCall:

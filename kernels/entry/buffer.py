@@ -18,11 +18,13 @@ from ..buffer.lrn import lrn_call
 from ..buffer import pool as _pool
 from ..buffer.softmax import softmax_call
 from ..buffer._conv_depthwise import depthwise_call
+from .._tiles import GROUP, tile_scratch
+from ..buffer._conv_pixels import conv_pixels
 from ..buffer._conv_planes import PLANE_SLACK, plane_geometry
-from ..buffer._pixel_tiles import GROUP
 from . import _window
-from ._entries import SUBCALL, make_conv_pixels, make_elementwise, make_fc, make_softmax, make_concat
+from ._entries import SUBCALL, make_concat, make_elementwise, make_fc, make_softmax
 from .call import Block, NativeCall
+from .generic import Scratch, bind
 
 __all__ = ["conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool", "relu", "clip", "add",
            "concat", "lrn", "softmax", "copy", "noop"]
@@ -47,16 +49,18 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=F
         return _window.bind_depthwise(*depthwise_call(c.x.reshape(-1), c.w.reshape(-1), c.bias, c.out.reshape(-1),
                                                       c.geometry, c.region, c.relu))
     hq, wq = plane_geometry(ow, kh, kw, sh, sw, dh, dw, r1 - r0)
-    one_by_one = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and c.no_far_padding
-    nplanes = 1 if one_by_one else cg * sh * sw * hq * wq + PLANE_SLACK + wq
-    mg, k = oc // c.groups, cg * kh * kw
+    # as buffer.conv._compute: a 1x1, stride-1, unpadded conv reads the input in place
+    in_place = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and c.no_far_padding
+    planes = Scratch("planes", (1 if in_place else cg * sh * sw * hq * wq + PLANE_SLACK + wq,))
+    mg = oc // c.groups
     g16 = -(-mg // GROUP)
     wp = (c.packed if c.packed is not None else _conv.prepack_weights(c.w, c.groups)).data
     bp = np.zeros((c.groups, g16 * GROUP), np.float32)
     bp[:, :mg] = c.bias.reshape(c.groups, mg)
-    b = Block().flat(c.x).array(wp).ints(c.groups, g16, k).array(bp).flat(c.out).scratch("planes", nplanes)
-    b.ints(nplanes, *c.geometry, c.groups, *c.region, c.relu)
-    return b.call("conv2d", make_conv_pixels)
+    offs = _conv._offsets(cg, kh, kw, sh, sw, dh, dw, hq, wq, h * wd, in_place)
+    return bind("conv2d", conv_pixels, c.x.reshape(-1), wp.reshape(-1), bp.reshape(-1), c.out.reshape(-1), planes,
+                offs, in_place, *tile_scratch(), n, ch, h, wd, oc, oh, ow, sh, sw, pt, pl, hq, wq, c.groups,
+                r0, r1, c0, c1, c.relu)
 
 
 def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None) -> NativeCall:

@@ -30,9 +30,9 @@ from numba import cfunc, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from ..buffer._conv_simd import aligned_empty
+from .._conv_simd import aligned_empty
 
-__all__ = ["NativeCall", "NoEntry", "Block", "SIG", "EKERNEL", "entry_address", "sources_salt", "f32", "i64",
+__all__ = ["NativeCall", "NoEntry", "sequence", "Block", "SIG", "EKERNEL", "entry_address", "sources_salt", "f32", "i64",
            "readonly"]
 
 #: The C signature of every entry.
@@ -131,7 +131,9 @@ class NativeCall:
     - ``scratch``: ``((slot, key, nfloats), ...)``: the caller writes into
       ``iargs[slot]`` the address of a scratch of at least ``nfloats`` float32 (64-byte
       aligned), which calls on one thread may share by ``key`` (its content is not
-      kept from one call to the next).
+      kept from one call to the next);
+    - ``parts``: calls run in order as this one (``address`` is then csrc's
+      ``cf_sequence_entry``, whose ``iargs`` :meth:`materialise` fills).
     """
 
     name: str
@@ -140,18 +142,51 @@ class NativeCall:
     fargs: np.ndarray
     scratch: tuple = ()
     keep: tuple = ()
+    parts: tuple = ()
+
+    def scratch_needs(self):
+        """Yield ``(key, nfloats)`` of every scratch this call (and its parts) needs."""
+        for _, key, nfloats in self.scratch:
+            yield key, int(nfloats)
+        for p in self.parts:
+            yield from p.scratch_needs()
+
+    def materialise(self, buffers: dict, keep: list) -> tuple:
+        """(entry address, iargs address, fargs address) of a copy of the blocks with the scratch
+        slots pointing into ``buffers[key]``; the copies are appended to ``keep``."""
+        iargs = self.iargs.copy()
+        for slot, key, _ in self.scratch:
+            iargs[slot] = buffers[key].ctypes.data
+        for i, p in enumerate(self.parts):
+            iargs[1 + 3 * i:4 + 3 * i] = p.materialise(buffers, keep)
+        fargs = self.fargs if self.fargs.size else np.zeros(1)
+        keep += [iargs, fargs, self]
+        return self.address, iargs.ctypes.data, fargs.ctypes.data
 
     def invoke(self) -> int:
         """Call the entry from Python (scratch allocated here); returns its status (0: done)."""
-        iargs = self.iargs.copy()
-        held = []
-        for slot, _, nfloats in self.scratch:
-            buf = aligned_empty(max(int(nfloats), 1))
-            buf[:] = 0.0
-            held.append(buf)
-            iargs[slot] = buf.ctypes.data
-        fargs = self.fargs if self.fargs.size else np.zeros(1)
-        return int(_CTYPE(self.address)(iargs.ctypes.data, fargs.ctypes.data))
+        sizes: dict = {}
+        for key, n in self.scratch_needs():
+            sizes[key] = max(sizes.get(key, 1), n)
+        buffers = {k: aligned_empty(n) for k, n in sizes.items()}
+        for b in buffers.values():
+            b[:] = 0.0
+        held: list = []
+        address, ia, fa = self.materialise(buffers, held)
+        return int(_CTYPE(address)(ia, fa))
+
+
+def sequence(name: str, calls) -> NativeCall:
+    """``calls`` run in order as one :class:`NativeCall` (the first failing status stops them)."""
+    from .._native import ffi, lib
+
+    calls = tuple(calls)
+    if len(calls) == 1:
+        return calls[0]
+    address = int(ffi.cast("intptr_t", ffi.addressof(lib, "cf_sequence_entry")))
+    iargs = np.zeros(1 + 3 * len(calls), np.int64)
+    iargs[0] = len(calls)
+    return NativeCall(name, address, iargs, np.zeros(1), parts=calls)
 
 
 class Block:

@@ -2,8 +2,8 @@
 
 As :mod:`coinfer.kernels.entry.buffer`, for images.  Raises
 :class:`~.call.NoEntry` for the instances whose Python kernel does numpy work on
-its inputs at run time: grouped convs (not depthwise), depthwise convs with a
-channel multiplier, and concats along N, H or W.  ``copy(x, out)`` is dropout's
+its inputs at run time: depthwise convs with a channel multiplier, and concats
+along N, H or W.  ``copy(x, out)`` is dropout's
 data movement, ``reshape(x, shape, out, out_shape)`` flatten's and reshape's.
 """
 from __future__ import annotations
@@ -18,10 +18,13 @@ from ..image import fc as _fc
 from ..image.lrn import lrn_call
 from ..image import pool as _pool
 from ..image.softmax import softmax_call
+from .._tiles import tile_scratch
+from ..image._conv_tiles import conv_region
 from . import _window
-from ._entries import SUBCALL, make_concat, make_conv_image, make_elementwise, make_fc
+from ._entries import SUBCALL, make_concat, make_elementwise, make_fc, pad_rows
 from .buffer import bind_add, bind_clamp, bind_softmax, copy, noop
-from .call import Block, NativeCall, NoEntry
+from .call import Block, NativeCall, NoEntry, sequence
+from .generic import Scratch, bind
 
 __all__ = ["conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool", "relu", "clip", "add",
            "concat", "lrn", "softmax", "copy", "reshape", "noop"]
@@ -32,26 +35,21 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     x = _common.image("conv2d", "x", x)
     if isinstance(w, np.ndarray) and w.ndim == 4:
         return _depthwise(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels)
-    if isinstance(w, np.ndarray) and w.ndim == 5 and groups not in (None, 1):
-        raise NoEntry("image conv2d: a grouped conv runs one dense conv per group on gathered channels")
     c = _conv.checked_dense(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels,
                             out_channels)
-    r0, r1, b0, b1 = c.region
-    if r0 >= r1 or b0 >= b1:
+    if c.r0 >= c.r1 or c.c0 >= c.c1:
         return noop("conv2d")
-    nb, h, cb, wd, _ = c.x.shape
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = c.stride, c.dilation, c.padding
-    # The input rows the region reads, zero-padded by the entry where they leave x (image.conv._input_rows).
-    lo = r0 * sh - pt
-    hi = (r1 - 1) * sh - pt + dh * (c.kh - 1) + 1
-    pad = not (lo >= 0 and hi <= h and pl == 0 and pr == 0)
-    xw = wd + pl + pr
-    data = c.packed.data
-    blk = Block().array(c.x).ints(nb, h, cb, wd, pad, lo, hi - lo, pl, xw)
-    blk.scratch("padded", nb * (hi - lo) * cb * xw * 4 if pad else 1)
-    blk.array(data).ints(*data.shape[:2], c.kh, c.kw, c.packed.shape[3]).array(c.bias16).array(c.out)
-    blk.ints(*c.out.shape[1:4], 0 if pad else lo, sh, sw, dh, dw, r0, r1, b0, b1, c.oc, c.relu)
-    return blk.call("conv2d", make_conv_image)
+    calls = []
+    xin = c.x
+    if c.padded:  # the input rows the region reads, zero-padded (image.conv._input_rows)
+        sh, _, _, pt, pl, _ = c.rows_read
+        xin = Scratch("padded", c.xin_shape)
+        calls.append(bind("conv2d input rows", pad_rows, c.x, xin, c.r0 * sh - pt, pl))
+    calls.append(bind("conv2d", conv_region, xin, c.wp, c.offs, c.bias16, c.out, c.row0, c.sh, c.sw, c.r0, c.r1,
+                      c.c0, c.c1, c.og, c.relu, *tile_scratch()))
+    if c.tail is not None:
+        calls.append(_window.bind_zero_lanes(c.out, (c.r0, c.r1, *c.tail)))
+    return sequence("conv2d", calls)
 
 
 def _depthwise(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels):
