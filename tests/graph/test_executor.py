@@ -174,7 +174,7 @@ def test_failing_kernel_surfaces_and_soc_stays_usable(soc, monkeypatch):
             raise RuntimeError("injected fault")
         return real(graph, op, *a, **k)
 
-    with Executor(g, plan, soc) as ex:
+    with Executor(g, plan, soc, native=False) as ex:  # the Python path (tests/graph/test_native.py: native)
         monkeypatch.setattr(opcall, "call", broken)
         with pytest.raises(TaskError, match=victim) as info:
             ex.run(x)
