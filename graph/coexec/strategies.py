@@ -206,9 +206,14 @@ def sample_input(graph, seed: int = 0):
     return next(iter(xs.values())) if len(xs) == 1 else xs
 
 
+#: Warm-up runs of each plan before :func:`measure_plans` times it: in a fresh process the first
+#: two or three runs of a plan were 1.5-3x slower than the rest (AVX-512 host, resnet18).
+WARMUP_RUNS = 3
+
+
 def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared | None = None) -> list:
     """Median wall seconds of each plan on ``soc``, runs interleaved round by round
-    (one warm-up run each first)."""
+    (:data:`WARMUP_RUNS` warm-up runs each first)."""
     exs = []
     try:
         for p in plans:
@@ -220,7 +225,7 @@ def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared |
                 return ex.last_wall
             return sample
 
-        timings = measure_interleaved([sampler(ex) for ex in exs], rounds=rounds, warmup=1)
+        timings = measure_interleaved([sampler(ex) for ex in exs], rounds=rounds, warmup=WARMUP_RUNS)
         return [t.median for t in timings]
     finally:
         for ex in exs:
