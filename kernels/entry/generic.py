@@ -74,7 +74,7 @@ def _pack(args) -> tuple:
             dims = ", ".join(f"a[{len(ints) + 1 + d}]" for d in range(len(shape)))
             exprs.append(f"carray(f32(a[{len(ints)}]), ({dims},))")
             ints += [0, *shape]
-            key.append(f"scratch{len(shape)}d")
+            key.append(str(types.Array(types.float32, len(shape), "C")))  # an array's entry, shared
             continue
         t = numba.typeof(v)
         if isinstance(v, np.ndarray):
