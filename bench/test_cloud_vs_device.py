@@ -1,6 +1,6 @@
 """Cloud-based vs on-device inference (Guo 2018): the Table III study and the uplink check.
 
-Run: /work/tools/timed env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m pytest bench/test_cloud_vs_device.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_cloud_vs_device.py --benchmark-only -s
 
 The first test runs ``coinfer cloud-vs-device`` as it is by default (AlexNet,
 NIN and SqueezeNet; 5 photos in each of Guo's three groups; the four modes;

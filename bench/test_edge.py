@@ -1,6 +1,6 @@
 """Real co-inference through ``coinfer edge-server``: measured against predicted latency.
 
-Run: /work/tools/timed env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m pytest bench/test_edge.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_edge.py --benchmark-only -s
 
 Starts an edge server (``desktop_edge``, one worker) as a subprocess on
 127.0.0.1, measures B-AlexNet's per-op costs on this host (raspberry_pi

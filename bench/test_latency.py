@@ -1,6 +1,6 @@
 """Cost per call of ``coinfer.graph.latency`` on a planned model.
 
-Run: /work/tools/timed python -m pytest bench/test_latency.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_latency.py --benchmark-only -s
 
 The first call of a (model, soc, strategy) plans from the model's per-host cost
 table (measured once and cached, :mod:`coinfer.graph.costs.tables`); the study

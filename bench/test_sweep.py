@@ -1,6 +1,6 @@
 """A 64-point sweep, planning only, through a process pool and through a local Dask cluster.
 
-Run: /work/tools/timed python -m pytest bench/test_sweep.py --benchmark-only -s
+Run: env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 -m pytest bench/test_sweep.py --benchmark-only -s
 
 2 models (B-AlexNet, B-LeNet) x 2 device profiles (raspberry_pi, nexus5_cpu) x 4 bandwidths x 4 targets,
 Edgent's static planner with a desktop_edge edge and a 20 ms RTT.  The per-host cost tables are read (or

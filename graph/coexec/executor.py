@@ -44,6 +44,31 @@ from .program import Compiler, image_tensors
 from .regions import chain_regions
 
 
+def arena_for(graph, plan: Plan, with_image: set):
+    """(arena, buffers, images): one :class:`~coinfer.hw.Arena` planned over the lifetimes of
+    ``plan``'s chains, with a buffer view per tensor and an image view per tensor of
+    ``with_image`` (:func:`.program.image_tensors`).  Nothing is written; the caller owns
+    the arena (close it)."""
+    life = graph.lifetimes({n: i for i, c in enumerate(plan.chains) for n in c.ops})
+    entries, keys = [], []
+    for t, (a, b) in life.items():
+        shape = graph.shape(t)
+        entries.append((4 * int(np.prod(shape)), a, b))
+        keys.append(("buffer", t))
+        if t in with_image:
+            entries.append((4 * int(np.prod(image_shape(shape))), a, b))
+            keys.append(("image", t))
+    arena = Arena(entries)
+    buf, img = {}, {}
+    for i, (kind, t) in enumerate(keys):
+        shape = graph.shape(t)
+        if kind == "buffer":
+            buf[t] = arena.view(i, shape)
+        else:
+            img[t] = arena.view(i, image_shape(shape))
+    return arena, buf, img
+
+
 class Executor:
     """``Executor(graph, plan, soc, prepared=None, native=None)``; ``run(x)`` returns the graph's output(s).
 
@@ -105,24 +130,7 @@ class Executor:
         return self._native is not None
     # -- memory -------------------------------------------------------------
     def _alloc(self, with_image: set) -> None:
-        g = self.graph
-        life = g.lifetimes({n: i for i, c in enumerate(self.plan.chains) for n in c.ops})
-        entries, keys = [], []
-        for t, (a, b) in life.items():
-            shape = g.shape(t)
-            entries.append((4 * int(np.prod(shape)), a, b))
-            keys.append(("buffer", t))
-            if t in with_image:
-                entries.append((4 * int(np.prod(image_shape(shape))), a, b))
-                keys.append(("image", t))
-        self.arena = Arena(entries)
-        self.buf, self.img = {}, {}
-        for i, (kind, t) in enumerate(keys):
-            shape = g.shape(t)
-            if kind == "buffer":
-                self.buf[t] = self.arena.view(i, shape)
-            else:
-                self.img[t] = self.arena.view(i, image_shape(shape))
+        self.arena, self.buf, self.img = arena_for(self.graph, self.plan, with_image)
         for t in self.img:  # padding lanes are zero from the start
             self.img[t][...] = 0.0
 

@@ -10,6 +10,22 @@ transforms both ways (on the GPU's thread, as the executor runs them), map
 and unmap (cache maintenance, on the CPU's thread), a sync (a ping-pong
 between the threads) and the per-task dispatch time of a processor thread.
 
+It also traces runs of the zoo's models (:func:`trace_plans`: each processor
+alone, and every channel-splittable op split half and half): every kernel
+call as it runs inside a model (its inputs just written, its weights and
+output not in cache, the interpreter shared), and every task's dispatch gap
+by path (:func:`coinfer.graph.coexec.timeline.trace_gaps`).  Predictors learn
+an in-model correction and the dispatch terms from these.
+
+Every timed sample is retaken when another process took its core
+(:func:`~.measure.clocked` with ``retries``) and brought to the thread's
+quiet speed by the speed probe timed before and after it
+(:class:`~.measure.SpeedProbe`: a shared virtual machine's speed drifts with
+its neighbours' load); a timing whose median exceeds its fastest sample by
+more than :data:`MAX_SPREAD`, or taken while the probe ran more than
+:data:`QUIET_SLACK` slow, is taken again.  ``probe`` records the slowdown
+the probe saw (1: the quiet speed).
+
 A :class:`Dataset` is rows of plain values and a header of facts about the
 host (``isa``, ``cpu``, ``clock_ghz``) and the run (``version``, ``samples``,
 ``seed``, ``repeats``).  It is saved as CSV with the header as ``# key:
@@ -17,12 +33,12 @@ value`` comment lines (:meth:`Dataset.save`, :meth:`Dataset.load`; never
 pickle) and cached per host (:func:`cached`: same ISA, CPU and clock within
 6%), so later runs reuse it.
 
-Row fields: ``kind`` (``op``, ``transform_to_buffer``, ``transform_to_image``,
-``map``, ``unmap``, ``sync``, ``dispatch``), the op description
+Row fields: ``kind`` (``op``, ``inmodel``, ``gap``, ``transform_to_buffer``,
+``transform_to_image``, ``map``, ``unmap``, ``sync``, ``dispatch``), the op description
 (:data:`~.sampling.DESC_KEYS` and ``type``), ``split`` (``full``, ``H``,
 ``OC``) and the region ``r0 r1 c0 c1``, ``processor``, ``layout``, ``mode``
-(``alone`` or ``concurrent``), ``bytes``, ``seconds`` (the median) and
-``min_seconds``.
+(``alone`` or ``concurrent``), ``bytes``, ``seconds`` (the median),
+``min_seconds`` and ``model`` (traced rows: the model, and for gaps its plan).
 """
 from __future__ import annotations
 
@@ -40,16 +56,35 @@ from ...kernels import layout
 from ..coexec import lower
 from ..coexec.view import view_of
 from ..ops import as4d
-from .measure import clocked, measure, samples
+from .measure import SpeedProbe, clocked, disturbed, measure, samples, waited
 from .sampling import DESC_KEYS, sample, zoo_descriptions
 
-VERSION = 1
+VERSION = 3
 FIELDS = ("kind", "type", *DESC_KEYS, "split", "r0", "r1", "c0", "c1", "processor", "layout", "mode",
-          "bytes", "seconds", "min_seconds")
+          "bytes", "seconds", "min_seconds", "model", "probe")
 _INT = set(DESC_KEYS) | {"r0", "r1", "c0", "c1", "bytes"}
-_FLOAT = {"seconds", "min_seconds"}
+_FLOAT = {"seconds", "min_seconds", "probe"}
 #: Each timed sample lasts at least this long (a kernel call is repeated to fill it).
-MIN_SAMPLE_S = 4e-4
+MIN_SAMPLE_S = 1e-3
+#: A sample another process disturbed is retaken up to this many times (see :func:`~.measure.clocked`).
+RETRIES = 4
+#: A timing whose median exceeds its fastest sample by more than this factor is taken again ...
+MAX_SPREAD = 1.1
+#: ... up to this many times.
+RETIMES = 2
+#: A measurement is taken again while the speed probe runs more than this much slower than
+#: the fastest probe seen (the machine is busy with other work) ...
+QUIET_SLACK = 0.05
+#: ... up to this many times in all, ...
+QUIET_TRIES = 2
+#: ... pausing this long between tries.
+QUIET_PAUSE_S = 0.05
+#: Calls of the speed probe whose median is one probe time.  A single call right after other
+#: work runs cold and slow (a probe of one call read 1.9-3.7x slowdowns where the median
+#: of 15 read 1.1-1.3x), which brought samples to too fast a "quiet" speed.
+PROBE_CALLS = 5
+#: Zoo models whose runs are traced (kernel calls as they run inside a model, dispatch gaps).
+TRACE_MODELS = ("alexnet", "nin", "squeezenet", "vgg16", "resnet18", "mobilenet_v1", "yolov2_tiny")
 #: Sizes (float32 NCHW shapes) of the sharing operations timed.
 SHARE_SHAPES = ((1, 8, 16, 16), (1, 16, 28, 28), (1, 32, 32, 32), (1, 64, 28, 28), (1, 32, 56, 56),
                 (1, 64, 56, 56), (1, 128, 56, 56), (1, 96, 112, 112), (1, 64, 112, 112), (1, 128, 112, 112))
@@ -102,15 +137,15 @@ class Dataset:
                 if k in _INT:
                     out[k] = int(v) if v not in ("", None) else 0
                 elif k in _FLOAT:
-                    out[k] = float(v)
+                    out[k] = float(v) if v not in ("", None) else 0.0
                 else:
                     out[k] = v
             rows.append(out)
         meta.pop("version", None)
-        for k in ("clock_ghz",):
+        for k in ("clock_ghz", "probe_cpu", "probe_gpu"):
             if k in meta:
                 meta[k] = float(meta[k])
-        for k in ("samples", "seed", "repeats"):
+        for k in ("samples", "seed", "repeats", "runs"):
             if k in meta:
                 meta[k] = int(meta[k])
         return cls(rows, meta)
@@ -174,9 +209,11 @@ class _Op:
         return lambda: lower.call(g, op, lay, w, ins, out, **kw)
 
 
-def _on(proc, fn, loops: int, label: str):
-    """A harness sample: ``fn`` called ``loops`` times on ``proc``'s thread, seconds per call."""
-    s = clocked(fn, loops)
+def _on(proc, fn, loops: int, label: str, speed=None):
+    """A harness sample: ``fn`` called ``loops`` times on ``proc``'s thread, seconds per call
+    (retaken when other work took the core, at the thread's quiet speed with ``speed``;
+    see :func:`~.measure.clocked`)."""
+    s = clocked(fn, loops, retries=RETRIES, speed=speed)
     return lambda: proc.submit(s, op=label).result(timeout=600)[0]
 
 
@@ -184,8 +221,57 @@ def _loops(one_s: float) -> int:
     return max(1, int(np.ceil(MIN_SAMPLE_S / max(one_s, 1e-7))))
 
 
-def _time_op(soc, sop: _Op, repeats: int) -> list:
-    """Rows for one sampled op: each layout alone on its processor, then both at once."""
+def _steady(timing_fn):
+    """The timing of ``timing_fn()`` (a :class:`~.measure.Timing`), taken again up to
+    :data:`RETIMES` times while its spread (median / min) exceeds :data:`MAX_SPREAD`;
+    the least spread one is kept."""
+    best = None
+    for _ in range(RETIMES + 1):
+        t = timing_fn()
+        if best is None or t.median / t.min < best.median / best.min:
+            best = t
+        if best.median <= MAX_SPREAD * best.min:
+            break
+    return best
+
+
+class _Quiet:
+    """The speed probe (:class:`~.measure.SpeedProbe`) on the processors' threads."""
+
+    def __init__(self, soc, probe=None):
+        self.soc, self.probe = soc, probe if probe is not None else SpeedProbe(PROBE_CALLS)
+        for p in ("cpu", "gpu"):
+            for _ in range(5):
+                self(p)
+
+    def __call__(self, proc: str) -> float:
+        """The probe's slowdown on ``proc``'s thread now (1: its quiet speed)."""
+        return self.soc[proc].submit(lambda: self.probe.slowdown(self.probe()), op="probe").result(timeout=60)[0]
+
+    def timed(self, procs, take):
+        """``take()`` with the probe timed on ``procs`` before and after, taken again (up to
+        :data:`QUIET_TRIES` times, after a pause) while a probe ran more than
+        :data:`QUIET_SLACK` slower than the quiet speed; the quietest try is kept.
+        Returns (result, {proc: mean slowdown})."""
+        best = None
+        for i in range(QUIET_TRIES):
+            if i:
+                time.sleep(QUIET_PAUSE_S)
+            before = {p: self(p) for p in procs}
+            res = take()
+            after = {p: self(p) for p in procs}
+            slow = max(max(before[p], after[p]) for p in procs)
+            speed = {p: 0.5 * (before[p] + after[p]) for p in procs}
+            if best is None or slow < best[0]:
+                best = (slow, res, speed)
+            if slow <= 1.0 + QUIET_SLACK:
+                break
+        return best[1], best[2]
+
+
+def _time_op(soc, sop: _Op, repeats: int, quiet: _Quiet) -> list:
+    """Rows for one sampled op: each layout alone on its processor, then both at once;
+    each with the speed probe's seconds on its thread (see :class:`_Quiet`)."""
     rows = []
     procs = {"buffer": "cpu", "image": "gpu"}
     fns = {lay: sop.call(lay) for lay in sop.layouts}
@@ -194,30 +280,32 @@ def _time_op(soc, sop: _Op, repeats: int) -> list:
         p = soc[procs[lay]]
         p.submit(fn, op="warm-up").result(timeout=600)  # compiles, faults pages in
         one[lay] = p.submit(clocked(fn), op="probe").result(timeout=600)[0]
-        t = measure(_on(p, fn, _loops(one[lay]), "sample"), repeats=repeats, warmup=1)
-        rows.append((procs[lay], lay, "alone", t.median, t.min))
+        sample = _on(p, fn, _loops(one[lay]), "sample", quiet.probe)
+        t, speed = quiet.timed([procs[lay]], lambda: _steady(lambda: measure(sample, repeats=repeats, warmup=1)))
+        rows.append((procs[lay], lay, "alone", t.median, t.min, speed[procs[lay]]))
     if len(fns) == 2:
         # Both processors at once, each repeating its call to fill about the same time.
         span = max(max(one.values()), MIN_SAMPLE_S)
         loops = {lay: max(1, int(round(span / max(one[lay], 1e-7)))) for lay in fns}
-        cs = {lay: clocked(fns[lay], loops[lay]) for lay in fns}
+        cs = {lay: clocked(fns[lay], loops[lay], retries=RETRIES, speed=quiet.probe) for lay in fns}
 
         def both():
             c = soc.cpu.submit(cs["buffer"], op="sample")
             g = soc.gpu.submit(cs["image"], op="sample")
             return c.result(timeout=600)[0], g.result(timeout=600)[0]
 
-        pairs = samples(both, repeats=repeats, warmup=1)
+        pairs, speed = quiet.timed(["cpu", "gpu"], lambda: samples(both, repeats=repeats, warmup=1))
         for i, lay in enumerate(("buffer", "image")):
             ts = [p[i] for p in pairs]
-            rows.append((procs[lay], lay, "concurrent", float(np.median(ts)), min(ts)))
+            rows.append((procs[lay], lay, "concurrent", float(np.median(ts)), min(ts), speed[procs[lay]]))
     soc.trace.clear()
     return rows
 
 
-def _time_sharing(soc, repeats: int) -> list:
+def _time_sharing(soc, repeats: int, probe) -> list:
     """Rows for transforms, map, unmap (by bytes), a sync and the dispatch of a task."""
     out = []
+    speed = {p: probe(p) for p in ("cpu", "gpu")}
     rng = np.random.default_rng(1)
     for shape in SHARE_SHAPES:
         b = rng.standard_normal(shape, dtype=np.float32)
@@ -228,17 +316,25 @@ def _time_sharing(soc, repeats: int) -> list:
             "transform_to_image": ("gpu", lambda img=img, b=b: layout.to_image(b, out=img)),
         }
         for kind, (proc, fn) in cases.items():
-            t = measure(_on(soc[proc], fn, _loops(1e-4), kind), repeats=repeats, warmup=1)
-            out.append({"kind": kind, "processor": proc, "bytes": nbytes, "seconds": t.median, "min_seconds": t.min})
+            t = _steady(lambda fn=fn, proc=proc, kind=kind: measure(
+                _on(soc[proc], fn, _loops(1e-4), kind, probe.probe), repeats=repeats, warmup=1))
+            out.append({"kind": kind, "processor": proc, "bytes": nbytes, "seconds": t.median, "min_seconds": t.min,
+                        "probe": speed[proc]})
         for kind, f in (("map", memory.cache_flush), ("unmap", memory.cache_clean)):
             def one(b=b, f=f):
-                b += 0.0  # dirty the lines, as the kernel writing them would
-                t0 = time.perf_counter()
-                f(b)
-                return time.perf_counter() - t0
+                for _ in range(RETRIES + 1):
+                    b += 0.0  # dirty the lines, as the kernel writing them would
+                    w0 = waited()
+                    t0 = time.perf_counter()
+                    f(b)
+                    dt = time.perf_counter() - t0
+                    if not disturbed(dt, waited() - w0):
+                        break
+                return dt
             t = measure(lambda one=one: soc.cpu.submit(one, op=kind).result(timeout=60)[0], repeats=repeats + 2,
                         warmup=1)
-            out.append({"kind": kind, "processor": "cpu", "bytes": nbytes, "seconds": t.median, "min_seconds": t.min})
+            out.append({"kind": kind, "processor": "cpu", "bytes": nbytes, "seconds": t.median, "min_seconds": t.min,
+                        "probe": speed["cpu"]})
     dispatch = {p: dispatch_seconds(soc, p) for p in ("cpu", "gpu")}
     for p, t in dispatch.items():
         out.append({"kind": "dispatch", "processor": p, "seconds": t, "min_seconds": t})
@@ -280,45 +376,151 @@ def sync_seconds(soc, n: int = 50) -> float:
     return float(np.median(runs))
 
 
-def collect(n: int, soc, *, seed: int = 0, repeats: int = 5, progress: bool = True) -> Dataset:
-    """Measure ``n`` sampled ops and the sharing operations on ``soc`` (see the module docstring)."""
+# ---------------------------------------------------------------------------
+# Ops inside model runs
+
+
+def trace_plans(graph, view) -> dict:
+    """The plans whose runs :func:`_time_models` traces: each processor alone, and every
+    op that can be split by output channels split half and half on images (so the
+    traces hold co-executed kernels, transforms, maps, unmaps, syncs and every
+    dispatch path)."""
+    from ..coexec.plan import Chain, Plan
+    from ..coexec.strategies import plan_single
+
+    half = [Chain((op.name,), "OC", 0.5) if "OC" in op.splits and op.on_image and op.out_channels >= 8
+            else Chain((op.name,), "none", 1.0 if op.on_image else 0.0) for op in view.ops]
+    return {"cpu": plan_single(graph, "cpu", view=view), "gpu": plan_single(graph, "gpu", view=view),
+            "half": Plan("half", half)}
+
+
+def _time_models(soc, models, runs: int, progress: bool, probe) -> list:
+    """Rows measured inside runs of the zoo's ``models`` (their :func:`trace_plans`): every
+    kernel call's median seconds (``kind`` ``inmodel``, ``mode`` ``alone`` or
+    ``concurrent`` as its chain has one or both processors computing), and every
+    task's median dispatch gap by path and plan (``kind`` ``gap``, ``mode`` the path,
+    ``bytes`` the run's task count; for the host copies, ``host_in``/``host_out``, the bytes)."""
+    from ..coexec.executor import Executor
+    from ..coexec.regions import chain_regions
+    from ..coexec.strategies import sample_input
+    from ..coexec.timeline import trace_gaps
+    from ..progress import bar
+    from .. import zoo
+    from ..ir import fuse_relu
+    from .sampling import describe
+
+    rows = []
+    with bar(len(models), "trace models", enabled=progress) as prog:
+        for m in models:
+            g = fuse_relu(zoo.build(m))
+            prep = lower.prepare(g)
+            view = prep.view
+            x = sample_input(g)
+            for pname, plan in trace_plans(g, view).items():
+                both = {n: r.cpu.active() and r.gpu.active()
+                        for c in plan.chains for r in [chain_regions(view, c)] for n in c.ops}
+                per: dict = {}
+                gaps: dict = {}
+                speeds = []
+                with Executor(g, plan, soc, prepared=prep) as ex:
+                    ex.run(x)  # warm-up
+                    for _ in range(runs):
+                        speeds.append([probe(p) for p in ("cpu", "gpu")])
+                        ex.run(x)
+                        tasks = list(soc.trace.tasks)  # before the probe adds its own
+                        speeds.append([probe(p) for p in ("cpu", "gpu")])
+                        for t in tasks:
+                            if t.kind == "compute":
+                                per.setdefault((t.op, t.processor, t.layout, json_region(t.region)), []).append(
+                                    t.duration)
+                        n_tasks = sum(1 for t in tasks if t.processor != "host")
+                        for path, vals in trace_gaps(tasks).items():
+                            if path in ("host_in", "host_out"):
+                                gaps.setdefault(path, []).extend(vals)
+                            else:
+                                gaps.setdefault(path, []).extend((n_tasks, v) for v in vals)
+                speed = dict(zip(("cpu", "gpu"), np.mean(speeds, axis=0).tolist()))
+                for path, vals in gaps.items():  # one row per path: the median gap, bytes or tasks
+                    if vals:
+                        b, v = np.median(np.array(vals, float), axis=0)
+                        rows.append({"kind": "gap", "mode": path, "bytes": int(b), "seconds": float(v),
+                                     "min_seconds": float(min(x[1] for x in vals)), "model": f"{m}/{pname}"})
+                soc.trace.clear()
+                for (name, proc, lay, reg), ts in per.items():
+                    r0, r1, c0, c1 = _region_of(view.op(name), reg)
+                    rows.append({"kind": "inmodel", **describe(view.op(name)), "split": pname, "r0": r0, "r1": r1,
+                                 "c0": c0, "c1": c1, "processor": proc, "layout": lay or ("buffer" if proc == "cpu"
+                                                                                          else "image"),
+                                 "mode": "concurrent" if both[name] else "alone",
+                                 "seconds": float(np.median(ts)) / speed[proc],
+                                 "min_seconds": float(min(ts)) / speed[proc], "model": m, "probe": speed[proc]})
+            prog.update(1)
+    return rows
+
+
+def json_region(region: dict) -> tuple:
+    """A trace record's region dict as a hashable (rows, channels) pair."""
+    return (tuple(region.get("rows", ())), tuple(region.get("channels", ())))
+
+
+def _region_of(op, reg) -> tuple:
+    rows, chans = reg
+    r = rows if rows else (0, op.out_rows)
+    c = chans if chans else (0, op.out_channels)
+    return (int(r[0]), int(r[1]), int(c[0]), int(c[1]))
+
+
+def collect(n: int, soc, *, seed: int = 0, repeats: int = 7, progress: bool = True,
+            models=TRACE_MODELS, runs: int = 3) -> Dataset:
+    """Measure ``n`` sampled ops, the sharing operations and the runs of ``models`` on
+    ``soc`` (see the module docstring)."""
     from ..progress import bar
 
     host = hw_host.host_id()
-    rows = _time_sharing(soc, repeats)
+    probe = _Quiet(soc)
+    rows = _time_sharing(soc, repeats, probe)
     zoo = zoo_descriptions()
     with bar(n, "measure ops", enabled=progress) as prog:
         for i, s in enumerate(sample(n, seed, zoo=zoo)):
             d, reg = s["desc"], s["region"]
             sop = _Op(s["graph"], reg)
-            for proc, lay, mode, med, mn in _time_op(soc, sop, repeats):
+            for proc, lay, mode, med, mn, speed in _time_op(soc, sop, repeats, probe):
                 rows.append({"kind": "op", **d, "split": s["split"], "r0": reg[0], "r1": reg[1], "c0": reg[2],
                              "c1": reg[3], "processor": proc, "layout": lay, "mode": mode, "seconds": med,
-                             "min_seconds": mn})
+                             "min_seconds": mn, "probe": speed})
             prog.update(1)
-    meta = {**host.as_json(), "samples": n, "seed": seed, "repeats": repeats,
+    if models:
+        rows += _time_models(soc, tuple(models), runs, progress, probe)
+    meta = {**host.as_json(), "samples": n, "seed": seed, "repeats": repeats, "models": ",".join(models or ()),
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     return Dataset(rows, meta)
 
 
-def cached(n: int, *, seed: int = 0, repeats: int = 5, soc=None, progress: bool = True,
-           refresh: bool = False) -> tuple[Dataset, Path, bool]:
-    """The dataset of ``n`` samples for this host from the cache, else measured (on ``soc``,
-    default ``SoC.host()``) and cached.  Returns (dataset, path, whether it was measured now)."""
+def cached(n: int, *, seed: int = 0, repeats: int = 7, soc=None, progress: bool = True,
+           refresh: bool = False, models=TRACE_MODELS, runs: int = 3) -> tuple[Dataset, Path, bool]:
+    """The dataset of ``n`` samples (and traced ``models``) for this host from the cache,
+    else measured (on ``soc``, default ``SoC.host()``) and cached.  Returns (dataset,
+    path, whether it was measured now)."""
+    import zlib
+
     from ...hw import SoC
 
     host = hw_host.host_id()
-    tag = f"v{VERSION}-n{n}-s{seed}"
+    models = tuple(models or ())
+    tag = f"v{VERSION}-n{n}-s{seed}-r{repeats}"
+    if models != TRACE_MODELS:
+        tag += f"-m{zlib.crc32(','.join(models).encode()):08x}"
     path = None if refresh else hw_host.find_cached("dataset", host, ".csv", tag)
     if path is not None:
         try:
             return Dataset.load(path), path, False
         except (ValueError, KeyError, OSError):
             pass
+    kw = dict(seed=seed, repeats=repeats, progress=progress, models=models, runs=runs)
     if soc is None:
         with SoC.host() as s:
-            ds = collect(n, s, seed=seed, repeats=repeats, progress=progress)
+            ds = collect(n, s, **kw)
     else:
-        ds = collect(n, soc, seed=seed, repeats=repeats, progress=progress)
+        ds = collect(n, soc, **kw)
     path = ds.save(hw_host.cache_path("dataset", host, ".csv", tag))
     return ds, path, True

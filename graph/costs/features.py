@@ -16,7 +16,8 @@ Every function takes a description (:func:`~.sampling.describe`), a region
   1x1 stride-1 conv reads its input in place) or the zero-padded input rows
   (image); and a per-call constant (argument checks, dispatch).  The window
   ops (depthwise conv, pools) run 16-float vectors along a row of a plane
-  (buffer) or a row of texels (image): vectors x taps, rows built, rows.  FC
+  (buffer) or a row of texels (image): vectors x taps, vectors, rows, input
+  floats, or outputs x taps where they take their scalar loop.  FC
   is weight bytes streamed; element-wise ops, LRN and softmax their elements.
 - :func:`flops`: μLayer's FLOPs-linear predictor: one family, ``flops``.
 - :func:`edgent`: Edgent's Table I per layer type (conv: input feature-map
@@ -132,16 +133,25 @@ def _conv_tiles(desc: dict, region, layout: str, isa: str) -> dict:
 
 
 def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
-    """Vectors x taps, rows and built input floats of a window op (depthwise conv, pool)."""
+    """Vector steps x taps, vector steps, rows and input floats of a window op (depthwise
+    conv, pool), or scalar outputs x taps where the kernel takes its scalar loop.
+
+    The window kernels (``kernels/_pool.py``, ``kernels/_depthwise.py``) fold up to 3
+    cells wide at column stride 1 or 2 (pools) or any width at column stride 1 or 2
+    (depthwise) in 16-float vectors read straight from the input rows (stride 2
+    loads two vectors a step); other windows take a scalar loop over outputs and taps."""
     n = desc["n"]
     nr, nc = _region_dims(desc, region)
     cell = 4 if layout == "image" else 1
     planes = _cdiv(nc, 4) if layout == "image" else nc
     rows = n * planes * nr
-    vec = rows * _cdiv(desc["ow"] * cell, 16)
+    sw = desc["sw"]
+    vector = sw <= 2 and (desc["type"] == "conv" or kw <= 3)
+    vec = rows * _cdiv(desc["ow"] * cell * sw, 16) if vector else 0
+    scalar = 0 if vector else rows * desc["ow"] * cell * kh * kw
     rows_in = min(desc["h"], (nr - 1) * desc["sh"] + (kh - 1) * max(1, desc["dh"]) + 1) if nr else 0
-    built = n * planes * rows_in * (desc["w"] + desc["pl"] + desc["pr"]) * cell
-    return {"vec_taps": vec * kh * kw, "vec": vec, "rows": rows, "built": built}
+    floats_in = n * planes * rows_in * desc["w"] * cell
+    return {"vec_taps": vec * kh * kw, "vec": vec, "rows": rows, "in": floats_in, "scalar_taps": scalar}
 
 
 def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
@@ -169,7 +179,10 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     if fam == "softmax":
         whole = n * desc["c"] * desc["h"] * desc["w"]
         return fam, {"one": 1.0, "elems": whole, "vectors": n * desc["h"] * desc["w"]}
-    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows}
+    moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
+    whole = n * desc["oc"] * max(1, plane) * (1 + max(1, desc["inputs"]))
+    l2, l3 = _beyond(whole, moved)
+    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows, "in_l2": l2, "in_l3": l3}
 
 
 def region_share(desc: dict, region) -> float:

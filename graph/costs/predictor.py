@@ -42,9 +42,13 @@ MODES = ("alone", "concurrent")
 SHARING = ("transform_to_buffer", "transform_to_image", "map", "unmap")
 #: The issue's accuracy bound: |predicted - measured| / measured <= 10%.
 BOUND = 0.10
-#: The measured time a predictor learns and is scored on: the fastest of the repeats,
-#: since other load on the machine only ever lengthens a call (the median is kept too).
-TARGET = "min_seconds"
+#: The measured time a predictor learns and is scored on: the median of the repeats.  Each
+#: repeat is already brought to the thread's quiet speed by the speed probe
+#: (:class:`~.measure.SpeedProbe`), which leaves the median the steadier of the two: the
+#: same samples timed twice on the shared 2-core test host agree within ±10% about as
+#: often for either (40-47%), and codl fitted on the median scores 7 points higher
+#: (300 samples, AVX-512, ``bench/predict_noise.py``).
+TARGET = "seconds"
 
 
 # ---------------------------------------------------------------------------
@@ -56,9 +60,12 @@ def nnls_relative(x: np.ndarray, y: np.ndarray, iters: int = 50) -> np.ndarray:
     least-squares solves: features whose coefficient goes negative are dropped)."""
     a = x / y[:, None]
     t = np.ones_like(y)
-    scale = np.maximum(np.abs(a).max(axis=0), 1e-30)
+    top = np.abs(a).max(axis=0)
+    scale = np.where(top > 0, top, 1.0)
     a = a / scale
-    active = np.ones(x.shape[1], bool)
+    # A feature that is zero on every sample gets no coefficient (a solver's round-off on an
+    # all-zero column, divided by a tiny scale, once gave 1e14 s per float).
+    active = top > 0
     b = np.zeros(x.shape[1])
     for _ in range(iters):
         if not active.any():
@@ -163,16 +170,78 @@ def _region(r: dict) -> tuple:
     return (r["r0"], r["r1"], r["c0"], r["c1"])
 
 
+def _traced(rows, exclude) -> list:
+    """Traced rows not of the models in ``exclude`` (a gap row's model is ``model/plan``)."""
+    return [r for r in rows if (r.get("model") or "").split("/")[0] not in exclude]
+
+
+def fit_gaps(dataset, exclude=()) -> tuple[dict, list, list]:
+    """(gaps, main_wake, host_copy) from the traced runs' ``gap`` rows (see
+    :mod:`coinfer.graph.coexec.timeline`): the median gap of each dispatch path,
+    ``main_wake`` as (fixed s, s per task) and the host copies as (fixed s, s per byte)."""
+    from ..coexec.timeline import DEFAULT_GAPS, DEFAULT_HOST_COPY
+
+    rows = _traced(dataset.sharing("gap"), exclude)
+    gaps = dict(DEFAULT_GAPS)
+    for path in DEFAULT_GAPS:
+        v = [r["seconds"] for r in rows if r["mode"] == path]
+        if v:
+            gaps[path] = float(np.median(v))
+    wake = [r for r in rows if r["mode"] == "main_wake"]
+    main_wake = [gaps["main_wake"], 0.0]
+    if len({r["bytes"] for r in wake}) > 1:
+        b = nnls_relative(np.array([[1.0, r["bytes"]] for r in wake]), np.array([r["seconds"] for r in wake]))
+        main_wake = [float(b[0]), float(b[1])]
+    copies = [r for r in rows if r["mode"] in ("host_in", "host_out") and r["seconds"] > 0]
+    host_copy = list(DEFAULT_HOST_COPY)
+    if len({r["bytes"] for r in copies}) > 1:
+        b = nnls_relative(np.array([[1.0, r["bytes"]] for r in copies]), np.array([r["seconds"] for r in copies]))
+        host_copy = [float(b[0]), float(b[1])]
+    return gaps, main_wake, host_copy
+
+
+def io_bytes(desc: dict, region) -> tuple[float, float]:
+    """(activation bytes read and written, weight bytes read) by ``region`` of the op ``desc``:
+    a height band reads its share of the input rows, a channel band all of them."""
+    r0, r1, c0, c1 = region
+    n = desc["n"]
+    rows = max(0, r1 - r0) / max(1, desc["oh"])
+    chans = max(0, c1 - c0)
+    out = n * chans * max(0, r1 - r0) * desc["ow"] if desc["oh"] * desc["ow"] > 1 else n * chans
+    ins = n * desc["c"] * desc["h"] * desc["w"] * max(1, desc["inputs"] if desc["type"] == "add" else 1)
+    if desc["type"] in ("conv", "maxpool", "avgpool", "lrn", "relu", "clip", "add", "concat") and desc["oh"] > 1:
+        ins *= rows
+    if F.family(desc) == "depthwise" or desc["type"] in ("maxpool", "avgpool", "lrn", "relu", "clip", "add",
+                                                          "concat", "globalavgpool"):
+        ins *= chans / max(1, desc["oc"])
+    w = 0.0
+    if desc["type"] == "conv":
+        w = chans * (desc["c"] // desc["groups"]) * desc["kh"] * desc["kw"]
+    elif desc["type"] == "fc":
+        w = chans * desc["c"]
+    return 4.0 * (ins + out), 4.0 * w
+
+
+#: Features of the in-model correction: the kernel alone (warm, predicted), the bytes it
+#: moves and the weight bytes it reads, and a constant.
+INMODEL_FEATURES = ("pred", "io", "w", "one")
+
+
 class Predictor:
     """One method's models for both processors (see the module docstring)."""
 
-    def __init__(self, method: str, isa: str, models: dict, sharing: dict, meta: dict | None = None):
+    def __init__(self, method: str, isa: str, models: dict, sharing: dict, meta: dict | None = None, *,
+                 inmodel: dict | None = None, gaps: dict | None = None, main_wake=None, host_copy=None):
         if method not in METHODS:
             raise ValueError(f"Predictor: method must be one of {METHODS}, got {method!r}")
         self.method, self.isa = method, isa
         self.models = models  # processor -> mode -> family -> model
         self.sharing = sharing
         self.meta = dict(meta or {})
+        self.inmodel = inmodel or {}  # processor -> family -> LinearModel over INMODEL_FEATURES
+        self.gaps = dict(gaps or {})  # dispatch path -> seconds (coinfer.graph.coexec.timeline)
+        self.main_wake = list(main_wake) if main_wake is not None else None
+        self.host_copy = list(host_copy) if host_copy is not None else None
         self._feat = F.METHODS[method]
 
     # -- prediction -----------------------------------------------------------
@@ -181,27 +250,44 @@ class Predictor:
 
     def op_seconds(self, desc: dict, region, processor: str, concurrent: bool = False) -> float:
         """Predicted seconds of ``region`` of the op ``desc`` on ``processor`` ('cpu' on
-        buffers, 'gpu' on images), alone or with the other processor busy."""
+        buffers, 'gpu' on images), alone or with the other processor busy, as the
+        dataset times it: called in a loop, its data warm."""
         fam, f = self.features(desc, region, PROCESSORS[processor])
         by_mode = self.models[processor]
         fams = by_mode["concurrent" if concurrent and by_mode.get("concurrent") else "alone"]
         m = fams.get(fam) or fams.get("eltwise") or next(iter(fams.values()))
         return max(0.0, m.predict(f))
 
+    def inmodel_features(self, desc: dict, region, processor: str, concurrent: bool = False) -> tuple[str, dict]:
+        io, w = io_bytes(desc, region)
+        return F.family(desc), {"pred": self.op_seconds(desc, region, processor, concurrent), "io": io, "w": w,
+                                "one": 1.0}
+
+    def model_seconds(self, desc: dict, region, processor: str, concurrent: bool = False) -> float:
+        """Predicted seconds of the kernel call as it runs inside a model (the in-model
+        correction fitted on traced runs, when there is one for the op's family)."""
+        fam, f = self.inmodel_features(desc, region, processor, concurrent)
+        m = self.inmodel.get(processor, {}).get(fam)
+        return f["pred"] if m is None else max(0.0, m.predict(f))
+
     # -- persistence ------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"format": "coinfer-predictor", "version": 1, "method": self.method, "isa": self.isa,
-                "meta": self.meta, "sharing": self.sharing,
+        return {"format": "coinfer-predictor", "version": 2, "method": self.method, "isa": self.isa,
+                "meta": self.meta, "sharing": self.sharing, "gaps": self.gaps, "main_wake": self.main_wake,
+                "host_copy": self.host_copy,
                 "models": {p: {mode: {fam: m.to_json() for fam, m in fams.items()} for mode, fams in by.items()}
-                           for p, by in self.models.items()}}
+                           for p, by in self.models.items()},
+                "inmodel": {p: {fam: m.to_json() for fam, m in fams.items()} for p, fams in self.inmodel.items()}}
 
     @classmethod
     def from_json(cls, doc: dict) -> "Predictor":
-        if doc.get("format") != "coinfer-predictor" or doc.get("version") != 1:
+        if doc.get("format") != "coinfer-predictor" or doc.get("version") != 2:
             raise ValueError("Predictor.from_json: not a coinfer predictor (format/version)")
         models = {p: {mode: {fam: _model_from_json(m) for fam, m in fams.items()} for mode, fams in by.items()}
                   for p, by in doc["models"].items()}
-        return cls(doc["method"], doc["isa"], models, doc["sharing"], doc.get("meta"))
+        inmodel = {p: {fam: _model_from_json(m) for fam, m in fams.items()} for p, fams in doc["inmodel"].items()}
+        return cls(doc["method"], doc["isa"], models, doc["sharing"], doc.get("meta"), inmodel=inmodel,
+                   gaps=doc.get("gaps"), main_wake=doc.get("main_wake"), host_copy=doc.get("host_copy"))
 
     def save(self, path) -> int:
         """Write the JSON; returns its size in bytes."""
@@ -216,11 +302,22 @@ class Predictor:
     def model_bytes(self, processor: str) -> int:
         """Bytes of the compact JSON of ``processor``'s models."""
         doc = {mode: {fam: m.to_json() for fam, m in fams.items()} for mode, fams in self.models[processor].items()}
+        doc["inmodel"] = {fam: m.to_json() for fam, m in self.inmodel.get(processor, {}).items()}
         return len(json.dumps(doc, separators=(",", ":")).encode())
 
+    def refit_runtime(self, dataset, exclude=()) -> "Predictor":
+        """A copy whose in-model correction and dispatch terms are fitted on ``dataset``'s
+        traced runs, leaving out the models named in ``exclude`` (to predict one of them
+        from the others)."""
+        gaps, wake, copy = fit_gaps(dataset, exclude)
+        return Predictor(self.method, self.isa, self.models, self.sharing, self.meta,
+                         inmodel=fit_inmodel(self, dataset, exclude), gaps=gaps, main_wake=wake, host_copy=copy)
 
-def fit(method: str, dataset, *, seed: int = 0) -> Predictor:
-    """Fit ``method`` on every op row of ``dataset`` (split it first to score on held-out rows)."""
+
+def fit(method: str, dataset, *, seed: int = 0, exclude_models=()) -> Predictor:
+    """Fit ``method`` on every op row of ``dataset`` (split it first to score on held-out rows),
+    and its in-model correction and dispatch terms on the traced runs of every model
+    but ``exclude_models``."""
     if method not in METHODS:
         raise ValueError(f"fit: method must be one of {METHODS}, got {method!r}")
     isa = dataset.meta.get("isa")
@@ -243,7 +340,25 @@ def fit(method: str, dataset, *, seed: int = 0) -> Predictor:
                 fams[fam] = ForestModel.fit(fs, ys, seed) if method == "forest" else LinearModel.fit(fs, ys)
             if fams:
                 models[proc][mode] = fams
-    return Predictor(method, isa, models, fit_sharing(dataset), {"trained_on": dataset.meta})
+    pred = Predictor(method, isa, models, fit_sharing(dataset), {"trained_on": dataset.meta})
+    return pred.refit_runtime(dataset, exclude_models)
+
+
+def fit_inmodel(pred: Predictor, dataset, exclude=()) -> dict:
+    """{processor: {family: LinearModel}}: the kernel's time inside a model run (``inmodel``
+    rows of the traced runs, but those of ``exclude``) as non-negative terms in
+    :data:`INMODEL_FEATURES`, fitted on the relative error per processor and family."""
+    out: dict = {}
+    for r in _traced(dataset.sharing("inmodel"), exclude):
+        if r["seconds"] <= 0 or r["processor"] not in PROCESSORS or r["layout"] != PROCESSORS[r["processor"]]:
+            continue
+        fam, f = pred.inmodel_features(r, _region(r), r["processor"], r["mode"] == "concurrent")
+        out.setdefault(r["processor"], {}).setdefault(fam, ([], []))
+        out[r["processor"]][fam][0].append(f)
+        out[r["processor"]][fam][1].append(r["seconds"])
+    return {p: {fam: LinearModel(INMODEL_FEATURES, nnls_relative(
+        np.array([[f[k] for k in INMODEL_FEATURES] for f in fs]), np.array(ys)))
+        for fam, (fs, ys) in fams.items() if len(ys) >= len(INMODEL_FEATURES)} for p, fams in out.items()}
 
 
 # ---------------------------------------------------------------------------
@@ -279,14 +394,27 @@ class PredictedCosts:
     ``PredictedCosts(predictor, view=None)`` (``view``: the graph's ops, for
     :meth:`throughput`); ``observe(op, proc, region, seconds)`` refines
     later predictions of that op on that processor from a measured time.
+
+    Kernels are priced as they run inside a model (:meth:`Predictor.model_seconds`;
+    ``in_model=False``: as timed alone, warm).  For the timeline of a whole run
+    (:func:`coinfer.graph.coexec.timeline.predict`) it answers without dispatch
+    (:meth:`kernel_seconds`, :meth:`sharing_seconds`) and gives the measured
+    dispatch gaps (``gaps``, ``main_wake``, ``host_copy``); for the chain cost
+    model each answer adds the gap of its path: a kernel in a command list
+    (``step``), a sharing task queued behind the previous one (``next``), a
+    sync waking on the other processor (``cross``).
     """
 
-    def __init__(self, predictor: Predictor, view=None):
+    def __init__(self, predictor: Predictor, view=None, *, in_model: bool = True):
+        from ..coexec.timeline import DEFAULT_GAPS
+
         self.predictor = predictor
+        self.in_model = in_model
         self._desc: dict = {}
         self._ratio: dict = {}
-        sh = predictor.sharing
-        self.task_s = {p: float(sh.get(f"dispatch_{p}", 0.0)) for p in PROCESSORS}
+        self.gaps = {**DEFAULT_GAPS, **predictor.gaps}
+        self.main_wake = predictor.main_wake
+        self.host_copy = predictor.host_copy
         for op in (view.ops if view is not None else ()):
             self._describe(op)
 
@@ -298,43 +426,61 @@ class PredictedCosts:
             self._desc[op.name] = d
         return d
 
-    def compute(self, op, proc, region, concurrent: bool = False) -> float:
+    # -- without dispatch (the timeline) ---------------------------------------
+    def kernel_seconds(self, op, proc, region, concurrent: bool = False) -> float:
+        """Seconds of the kernel call for ``region`` of ``op`` on ``proc`` (cpu, gpu, gpu_buffer)."""
         if region[1] <= region[0] or region[3] <= region[2]:
             return 0.0
         if proc == "gpu" and not op.on_image:
             return float("inf")
         side = "cpu" if proc in ("cpu", "gpu_buffer") else "gpu"
-        t = self.predictor.op_seconds(self._describe(op), region, side, concurrent)
-        t *= self._ratio.get((op.name, proc), 1.0)
-        return t + self.task_s["cpu" if proc == "cpu" else "gpu"]
+        d = self._describe(op)
+        p = self.predictor
+        t = p.model_seconds(d, region, side, concurrent) if self.in_model else p.op_seconds(d, region, side,
+                                                                                          concurrent)
+        return t * self._ratio.get((op.name, proc), 1.0)
+
+    def sharing_seconds(self, kind: str, nbytes: int) -> float:
+        """Seconds of a sharing task (``transform_to_buffer``, ``transform_to_image``, ``map``,
+        ``unmap``, ``sync``) of ``nbytes``, without its dispatch."""
+        if kind == "sync":
+            return 0.0  # a sync runs nothing: its cost is its thread's wake-up (the cross gap)
+        if not nbytes:
+            return 0.0
+        a, b = self.predictor.sharing.get(kind, (0.0, 0.0))
+        return a + b * nbytes
+
+    # -- the CostSource protocol (the chain cost model) -------------------------
+    def compute(self, op, proc, region, concurrent: bool = False) -> float:
+        t = self.kernel_seconds(op, proc, region, concurrent)
+        return t + self.gaps["step"] if t else 0.0
 
     def observe(self, op, proc: str, region, seconds: float, weight: float = 0.5) -> None:
         """Fold a measured time of ``region`` of ``op`` on ``proc`` into later predictions
         (an exponential moving average of measured / predicted, weight ``weight``)."""
         key = (op.name, proc)
         old = self._ratio.pop(key, 1.0)
-        base = self.compute(op, proc, region) - self.task_s["cpu" if proc == "cpu" else "gpu"]
+        base = self.kernel_seconds(op, proc, region)
         if base > 0 and seconds > 0:
             self._ratio[key] = (1 - weight) * old + weight * (seconds / base)
         else:
             self._ratio[key] = old
 
-    def _share(self, kind: str, nbytes: int, proc: str) -> float:
-        a, b = self.predictor.sharing.get(kind, (0.0, 0.0))
-        return (a + b * nbytes + self.task_s[proc]) if nbytes else 0.0
-
     def transform(self, nbytes: int) -> float:
         # Both directions cost about the same; the model prices their mean.
-        return 0.5 * (self._share("transform_to_buffer", nbytes, "gpu") + self._share("transform_to_image", nbytes, "gpu"))
+        if not nbytes:
+            return 0.0
+        return 0.5 * (self.sharing_seconds("transform_to_buffer", nbytes)
+                      + self.sharing_seconds("transform_to_image", nbytes)) + self.gaps["next"]
 
     def map(self, nbytes: int) -> float:
-        return self._share("map", nbytes, "cpu")
+        return self.sharing_seconds("map", nbytes) + self.gaps["next"] if nbytes else 0.0
 
     def unmap(self, nbytes: int) -> float:
-        return self._share("unmap", nbytes, "cpu")
+        return self.sharing_seconds("unmap", nbytes) + self.gaps["next"] if nbytes else 0.0
 
     def sync(self) -> float:
-        return float(self.predictor.sharing.get("sync", 0.0)) + self.task_s["cpu"]
+        return self.gaps["cross"]
 
     def throughput(self, key: str) -> float:
         """FLOPs per second of a processor's kernels over the ops predicted so far (muLayer's ratio)."""

@@ -185,6 +185,11 @@ def test_guo_profiles_reproduce_table_iii_through_scale_and_cost():
     assert get_profile("cloud_gpu").scale("x") < get_profile("cloud_cpu").scale("x")
     with pytest.raises(ValueError, match="unknown Guo mode"):
         fit_guo_profile("pixel")
+    # CNNDroid's load also meets Guo's "up to 88 s" at the largest file (AlexNet's 233 MiB).
+    top = int(max(GUO_MODEL_MIB.values()) * 2**20)
+    assert 1e3 * get_profile("nexus5_gpu").cost("load", top) == pytest.approx(88000.0, rel=1e-6)
+    with pytest.raises(ValueError, match="largest load must exceed"):
+        fit_guo_profile("nexus5_gpu", max_load={"nexus5_gpu": 1000.0})
 
 
 def test_power_model():

@@ -10,7 +10,7 @@ from coinfer.graph.coexec.view import view_of
 from coinfer.graph.costs import features as F
 from coinfer.graph.costs import predictor as P
 from coinfer.graph.costs import sampling as S
-from coinfer.graph.costs.dataset import FIELDS, Dataset
+from coinfer.graph.costs.dataset import FIELDS, VERSION, Dataset
 from coinfer.graph.costs.emulated import EmulatedCosts
 from coinfer.graph.ir import fuse_relu
 from coinfer.graph.studies.cli import main
@@ -101,7 +101,7 @@ def test_dataset_csv_round_trip(tmp_path):
     assert len(back.rows) == len(ds.rows)
     a, b = ds.ops("gpu", "alone")[3], back.ops("gpu", "alone")[3]
     assert {k: a.get(k) for k in FIELDS if k in a} == {k: b[k] for k in FIELDS if k in a}
-    p.write_text(text.replace("# version: 1", "# version: 99"))
+    p.write_text(text.replace(f"# version: {VERSION}", "# version: 99"))
     with pytest.raises(ValueError, match="version"):
         Dataset.load(p)
 
@@ -146,8 +146,9 @@ def test_predicted_costs_plan_codl_and_refinement():
     t = costs.compute(conv, "cpu", full)
     assert t > 0 and costs.compute(conv, "gpu_buffer", full) == pytest.approx(t)
     assert costs.transform(1 << 20) > costs.transform(1 << 10) > 0 and costs.sync() > 0
-    costs.observe(conv, "cpu", full, 2 * (t - costs.task_s["cpu"]), weight=1.0)
-    assert costs.compute(conv, "cpu", full) == pytest.approx(2 * t - costs.task_s["cpu"])
+    step = costs.gaps["step"]
+    costs.observe(conv, "cpu", full, 2 * (t - step), weight=1.0)
+    assert costs.compute(conv, "cpu", full) == pytest.approx(2 * t - step)
     plan = plan_codl(g, pred)  # a predictor, no measuring pass
     assert plan.predicted_s > 0 and plan.notes["chosen_by"] == "prediction"
 
@@ -213,3 +214,29 @@ def test_run_on_an_emulated_soc_json(capsys):
                  "--quiet"]) == 0
     (s,) = json.loads(capsys.readouterr().out)["strategies"]
     assert s["emulated_ms"] == s["replay_ms"]
+
+
+def test_timeline_prices_the_compiled_program_and_reads_gaps_from_a_trace():
+    from coinfer.graph.coexec import timeline
+    from coinfer.graph.coexec.executor import Executor
+    from coinfer.graph.coexec.strategies import plan_single, sample_input
+    from coinfer.graph.costs.dataset import trace_plans
+    from coinfer.hw import SoC
+
+    pred = P.fit("codl", _synthetic())
+    g = fuse_relu(zoo.build("squeezenet", input_size=35, weights=False))
+    view = view_of(g)
+    costs = P.PredictedCosts(pred, view)
+    cpu = plan_single(g, "cpu", view=view)
+    tl = timeline.predict(g, cpu, costs, view=view)
+    kernels = sum(costs.kernel_seconds(op, "cpu", (0, op.out_rows, 0, op.out_channels)) for op in view.ops)
+    assert tl.compute_s["cpu"] == pytest.approx(kernels) and tl.compute_s["gpu"] == 0.0
+    assert tl.total_s > kernels and tl.dispatch_s > 0 and tl.sharing_s == 0.0
+    half = trace_plans(g, view)["half"]  # channel-splittable ops half and half
+    th = timeline.predict(g, half, costs, view=view)
+    assert th.compute_s["gpu"] > 0 and th.sharing_s > 0
+    with SoC.host() as soc, Executor(g, half, soc) as ex:
+        ex.run(sample_input(g))
+        gaps = timeline.trace_gaps(soc.trace)
+    assert set(timeline.PATHS) <= set(gaps) and gaps["main_wake"] and gaps["host_in"]
+    assert all(v >= -1e-6 for p in timeline.PATHS for v in gaps[p] if p != "submit")
