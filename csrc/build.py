@@ -6,10 +6,12 @@ The C layer is built into two extensions, one per layer that calls it:
 
 - ``coinfer.kernels._native`` (``kernels_ffi``): layout transforms between
   buffer and image (``layout.c``) and strided region copies (``copy.c``),
-  wrapped by ``coinfer.kernels.layout``;
+  wrapped by ``coinfer.kernels.layout``; a sequence of native-program entries
+  as one (``sequence.c``), used by ``coinfer.kernels.entry``;
 - ``coinfer.hw._native`` (``hw_ffi``): cache maintenance for map/unmap and
   mmap'd arena memory (``memory.c``) and the flag wait of a sync (``sync.c``),
-  wrapped by ``coinfer.hw.memory``.
+  wrapped by ``coinfer.hw.memory``; the native dispatch loop (``dispatch.c``),
+  wrapped by ``coinfer.hw.dispatch``.
 
 ``status.h`` (the error codes) is shared by both.  Every function checks its
 bounds and returns a status code; Python raises on a negative one.
@@ -37,8 +39,8 @@ def _builder(module: str, units: list[str]) -> FFI:
     return ffi
 
 
-kernels_ffi = _builder("coinfer.kernels._native", ["layout", "copy"])
-hw_ffi = _builder("coinfer.hw._native", ["memory", "sync"])
+kernels_ffi = _builder("coinfer.kernels._native", ["layout", "copy", "sequence"])
+hw_ffi = _builder("coinfer.hw._native", ["memory", "sync", "dispatch"])
 
 if __name__ == "__main__":
     kernels_ffi.compile(verbose=True)

@@ -181,3 +181,23 @@ int cf_fc_to_image(const float *w, int64_t w_len, float *out, int64_t out_len,
         }
     return CF_OK;
 }
+
+/* The transforms as entries of a native program (csrc/dispatch.c): iargs = {src, src_len, dst,
+ * dst_len, n, c, h, w, r0, r1, c0, c1}, addresses and element counts as int64. */
+int32_t cf_to_image_entry(const int64_t *a, const double *f)
+{
+    (void)f;
+    if (!a)
+        return CF_ENULL;
+    return cf_to_image((const float *)(intptr_t)a[0], a[1], (float *)(intptr_t)a[2], a[3],
+                       a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+}
+
+int32_t cf_to_buffer_entry(const int64_t *a, const double *f)
+{
+    (void)f;
+    if (!a)
+        return CF_ENULL;
+    return cf_to_buffer((const float *)(intptr_t)a[0], a[1], (float *)(intptr_t)a[2], a[3],
+                        a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11]);
+}

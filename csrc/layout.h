@@ -13,3 +13,5 @@ int cf_depthwise_to_image(const float *w, int64_t w_len, float *out, int64_t out
                           int64_t c, int64_t kh, int64_t kw);
 int cf_fc_to_image(const float *w, int64_t w_len, float *out, int64_t out_len,
                    int64_t m, int64_t k);
+int32_t cf_to_image_entry(const int64_t *a, const double *f);
+int32_t cf_to_buffer_entry(const int64_t *a, const double *f);

@@ -59,3 +59,16 @@ int cf_arena_free(void *p, int64_t nbytes)
         return CF_ESIZE;
     return munmap(p, (size_t)nbytes) == 0 ? CF_OK : CF_ENOMEM;
 }
+
+/* Cache maintenance as entries of a native program (csrc/dispatch.c): iargs = {address, bytes}. */
+int32_t cf_cache_clean_entry(const int64_t *a, const double *f)
+{
+    (void)f;
+    return a ? cache_walk((void *)(intptr_t)a[0], a[1], 0) : CF_ENULL;
+}
+
+int32_t cf_cache_flush_entry(const int64_t *a, const double *f)
+{
+    (void)f;
+    return a ? cache_walk((void *)(intptr_t)a[0], a[1], 1) : CF_ENULL;
+}

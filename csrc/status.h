@@ -6,5 +6,9 @@ enum cf_status {
     CF_ERANGE = -3,
     CF_ESIZE = -4,
     CF_ENOMEM = -5,
-    CF_EALIGN = -6
+    CF_EALIGN = -6,
+    CF_EKERNEL = -7,
+    CF_ETIMEOUT = -8,
+    CF_EABORT = -9,
+    CF_EKIND = -10
 };

@@ -65,6 +65,8 @@ from ..kernels import LAYOUTS, layout
 from ..kernels import args as _args
 from ..kernels import buffer as kb
 from ..kernels import image as ki
+from ..kernels.entry import buffer as eb
+from ..kernels.entry import image as ei
 from ..kernels.geometry import pool_output_size
 
 if TYPE_CHECKING:  # the IR imports this module; it needs the IR's types only for annotations
@@ -124,11 +126,17 @@ class LayoutKernels:
     ``{"rows": (r0, r1)}`` / ``{"channels": (c0, c1)}`` (see :attr:`OpSpec.region`).
     ``supports(graph, op)`` says whether the kernels handle this instance;
     ``prepare(graph, op)`` converts the op's weights for this layout, once.
+    ``native(graph, op, weights, ins, out, region)`` is ``call`` bound instead of run: a
+    :class:`coinfer.kernels.entry.NativeCall` for a native program (the same kernel loop on
+    the same arrays), through the layout's entry module (``coinfer.kernels.entry.buffer`` /
+    ``.image``); it raises ``coinfer.kernels.entry.NoEntry`` for an instance that has none,
+    and is None for an op with no native entry at all.
     """
 
     call: Callable[..., None]
     supports: Callable[["Graph", "Op"], bool] = _always
     prepare: Callable[["Graph", "Op"], dict] = _plain_weights
+    native: Callable[..., object] | None = None
 
 
 @dataclass(frozen=True)
@@ -267,9 +275,12 @@ def _split_on(*dims: str):
     return split_dims
 
 
-def _same_call(fn) -> dict:
-    """Both layouts call ``fn(K, graph, op, weights, ins, out, region)`` with their kernel module ``K``."""
-    return {"buffer": LayoutKernels(partial(fn, kb)), "image": LayoutKernels(partial(fn, ki))}
+def _same_call(fn, native=None) -> dict:
+    """Both layouts call ``fn(K, graph, op, weights, ins, out, region)`` with their kernel module ``K``,
+    and bind it natively with their entry module (``native``, by default ``fn`` itself)."""
+    native = fn if native is None else native
+    return {"buffer": LayoutKernels(partial(fn, kb), native=partial(native, eb)),
+            "image": LayoutKernels(partial(fn, ki), native=partial(native, ei))}
 
 
 def _channels(graph: "Graph", op: "Op") -> int:
@@ -356,15 +367,15 @@ def _conv_image_weights(graph, op) -> dict:
     return {"w": wi, "b": op.params.get("b")}
 
 
-def _conv_buffer(graph, op, p, ins, out, reg) -> None:
+def _conv_buffer(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    kb.conv2d(ins[0], p["w"], p["b"], stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+    return K.conv2d(ins[0], p["w"], p["b"], stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
               groups=a["groups"], relu=a["relu"], out=out, **reg)
 
 
-def _conv_image(graph, op, p, ins, out, reg) -> None:
+def _conv_image(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    ki.conv2d(ins[0], p["w"], p["b"], stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
+    return K.conv2d(ins[0], p["w"], p["b"], stride=a["stride"], padding=a["padding"], dilation=a["dilation"],
               groups=a["groups"], relu=a["relu"], out=out, out_channels=_channels(graph, op), **reg)
 
 
@@ -418,9 +429,9 @@ def _pool_window(graph, op) -> Window:
     return Window(a["stride"][0], a["padding"][0], a["kernel"][0], 1)
 
 
-def _maxpool_call(K, graph, op, p, ins, out, reg) -> None:
+def _maxpool_call(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    K.max_pool2d(ins[0], a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
+    return K.max_pool2d(ins[0], a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
                  out=out, **reg)
 
 
@@ -429,9 +440,9 @@ def _maxpool_reference(graph, op, xs, k):
     return k.max_pool2d(xs[0], a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"])
 
 
-def _avgpool_call(K, graph, op, p, ins, out, reg) -> None:
+def _avgpool_call(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    K.avg_pool2d(ins[0], a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
+    return K.avg_pool2d(ins[0], a["kernel"], stride=a["stride"], padding=a["padding"], ceil_mode=a["ceil_mode"],
                  count_include_pad=a["count_include_pad"], out=out, **reg)
 
 
@@ -445,6 +456,10 @@ def _globalavgpool_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     (x,) = shapes
     _rank(who(op), "input", x, 4)
     return {}, (x[0], x[1], 1, 1)
+
+
+def _globalavgpool_call(K, graph, op, p, ins, out, reg):
+    return K.global_avg_pool(ins[0], out=out, **reg)
 
 
 def _globalavgpool_reference(graph, op, xs, k):
@@ -471,12 +486,12 @@ def _fc_flops(graph, op) -> int:
     return 2 * _n_out(graph, op) * op.params["w"].shape[1]
 
 
-def _fc_buffer(graph, op, p, ins, out, reg) -> None:
-    kb.fully_connected(ins[0], p["w"], p["b"], relu=op.attrs["relu"], out=out, **reg)
+def _fc_buffer(K, graph, op, p, ins, out, reg):
+    return K.fully_connected(ins[0], p["w"], p["b"], relu=op.attrs["relu"], out=out, **reg)
 
 
-def _fc_image(graph, op, p, ins, out, reg) -> None:
-    ki.fully_connected(ins[0], p["w"], p["b"], relu=op.attrs["relu"], out=out,
+def _fc_image(K, graph, op, p, ins, out, reg):
+    return K.fully_connected(ins[0], p["w"], p["b"], relu=op.attrs["relu"], out=out,
                        out_channels=_channels(graph, op), **reg)
 
 
@@ -500,8 +515,8 @@ def _per_output(graph, op) -> int:
     return _n_out(graph, op)
 
 
-def _relu_call(K, graph, op, p, ins, out, reg) -> None:
-    K.relu(ins[0], out=out, **reg)
+def _relu_call(K, graph, op, p, ins, out, reg):
+    return K.relu(ins[0], out=out, **reg)
 
 
 def _clip_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
@@ -514,12 +529,12 @@ def _clip_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"min": lo, "max": hi}, shapes[0]  # min > max: every element becomes max (ONNX)
 
 
-def _clip_buffer(graph, op, p, ins, out, reg) -> None:
-    kb.clip(ins[0], min=op.attrs["min"], max=op.attrs["max"], out=out, **reg)
+def _clip_buffer(K, graph, op, p, ins, out, reg):
+    return K.clip(ins[0], min=op.attrs["min"], max=op.attrs["max"], out=out, **reg)
 
 
-def _clip_image(graph, op, p, ins, out, reg) -> None:
-    ki.clip(ins[0], min=op.attrs["min"], max=op.attrs["max"], out=out, c=_channels(graph, op), **reg)
+def _clip_image(K, graph, op, p, ins, out, reg):
+    return K.clip(ins[0], min=op.attrs["min"], max=op.attrs["max"], out=out, c=_channels(graph, op), **reg)
 
 
 def _clip_reference(graph, op, xs, k):
@@ -539,8 +554,8 @@ def _add_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"relu": bool(op.attrs.get("relu", False))}, a
 
 
-def _add_call(K, graph, op, p, ins, out, reg) -> None:
-    K.add(ins[0], ins[1], relu=op.attrs["relu"], out=out, **reg)
+def _add_call(K, graph, op, p, ins, out, reg):
+    return K.add(ins[0], ins[1], relu=op.attrs["relu"], out=out, **reg)
 
 
 # ---------------------------------------------------------------------------
@@ -565,14 +580,14 @@ def _lrn_flops(graph, op) -> int:
     return _n_out(graph, op) * (2 * op.attrs["size"] + 3)
 
 
-def _lrn_buffer(graph, op, p, ins, out, reg) -> None:
+def _lrn_buffer(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    kb.lrn(ins[0], size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
+    return K.lrn(ins[0], size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"], out=out, **reg)
 
 
-def _lrn_image(graph, op, p, ins, out, reg) -> None:
+def _lrn_image(K, graph, op, p, ins, out, reg):
     a = op.attrs
-    ki.lrn(ins[0], _channels(graph, op), size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"],
+    return K.lrn(ins[0], _channels(graph, op), size=a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"],
            out=out, **reg)
 
 
@@ -586,13 +601,13 @@ def _softmax_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"axis": _axis(who(op), op.attrs.get("axis", 1), len(x))}, x
 
 
-def _softmax_buffer(graph, op, p, ins, out, reg) -> None:
-    kb.softmax(ins[0], axis=op.attrs["axis"], out=out)
+def _softmax_buffer(K, graph, op, p, ins, out, reg):
+    return K.softmax(ins[0], axis=op.attrs["axis"], out=out)
 
 
-def _softmax_image(graph, op, p, ins, out, reg) -> None:
+def _softmax_image(K, graph, op, p, ins, out, reg):
     """Any axis; a 2-D (N, K) tensor is the image of (N, K, 1, 1), so its axes keep their numbers."""
-    ki.softmax(ins[0], _channels(graph, op), out=out, axis=op.attrs["axis"])
+    return K.softmax(ins[0], _channels(graph, op), out=out, axis=op.attrs["axis"])
 
 
 # ---------------------------------------------------------------------------
@@ -616,13 +631,13 @@ def _concat_splits(graph, op) -> frozenset:
     return frozenset() if op.attrs["axis"] == 2 else _split_on("H")(graph, op)
 
 
-def _concat_buffer(graph, op, p, ins, out, reg) -> None:
-    kb.concat(ins, axis=op.attrs["axis"], out=out, **reg)
+def _concat_buffer(K, graph, op, p, ins, out, reg):
+    return K.concat(ins, axis=op.attrs["axis"], out=out, **reg)
 
 
-def _concat_image(graph, op, p, ins, out, reg) -> None:
+def _concat_image(K, graph, op, p, ins, out, reg):
     """Any axis; a 2-D (N, K) tensor is the image of (N, K, 1, 1), so its axes keep their numbers."""
-    ki.concat(ins, [graph.shape(i)[1] for i in op.inputs], out, axis=op.attrs["axis"], rows=reg.get("rows"),
+    return K.concat(ins, [graph.shape(i)[1] for i in op.inputs], out, axis=op.attrs["axis"], rows=reg.get("rows"),
               out_region=reg.get("channels"))
 
 
@@ -682,15 +697,37 @@ def _copy_call(K, graph, op, p, ins, out, reg) -> None:
     np.copyto(out, ins[0])
 
 
+def _copy_native(E, graph, op, p, ins, out, reg):
+    return E.copy(ins[0], out)
+
+
+def _reshape_buffer_native(graph, op, p, ins, out, reg):
+    return eb.copy(ins[0], out)
+
+
+def _reshape_image_native(graph, op, p, ins, out, reg):
+    return ei.reshape(ins[0], graph.shape(op.inputs[0]), out, graph.shape(op.output))
+
+
 # ---------------------------------------------------------------------------
 # The table.
 
-_RESHAPE_KERNELS = {"buffer": LayoutKernels(_reshape_buffer), "image": LayoutKernels(_reshape_image)}
+_RESHAPE_KERNELS = {"buffer": LayoutKernels(_reshape_buffer, native=_reshape_buffer_native),
+                    "image": LayoutKernels(_reshape_image, native=_reshape_image_native)}
+
+
+def _layouts(buffer_fn, image_fn, buffer_prepare=None, image_prepare=None) -> dict:
+    """Each layout's own call (``fn(K, graph, op, ...)``), bound to its kernel module and, natively,
+    to its entry module."""
+    out = {}
+    for lay, fn, k, e, prep in (("buffer", buffer_fn, kb, eb, buffer_prepare), ("image", image_fn, ki, ei, image_prepare)):
+        extra = {} if prep is None else {"prepare": prep}
+        out[lay] = LayoutKernels(partial(fn, k), native=partial(fn, e), **extra)
+    return out
 
 SPECS: dict[str, OpSpec] = {s.type: s for s in (
     OpSpec("conv", 1, _conv_infer, _conv_flops, _conv_reference,
-           {"buffer": LayoutKernels(_conv_buffer, prepare=_conv_buffer_weights),
-            "image": LayoutKernels(_conv_image, prepare=_conv_image_weights)},
+           _layouts(_conv_buffer, _conv_image, _conv_buffer_weights, _conv_image_weights),
            split_dims=_conv_splits, window=_conv_window, flags=("relu",)),
     OpSpec("maxpool", 1, _pool_infer, _pool_flops, _maxpool_reference, _same_call(_maxpool_call),
            split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True),
@@ -698,31 +735,31 @@ SPECS: dict[str, OpSpec] = {s.type: s for s in (
            split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True),
     OpSpec("globalavgpool", 1, _globalavgpool_infer, lambda graph, op: math.prod(graph.shape(op.inputs[0])),
            _globalavgpool_reference,
-           _same_call(lambda K, graph, op, p, ins, out, reg: K.global_avg_pool(ins[0], out=out, **reg)),
+           _same_call(_globalavgpool_call),
            split_dims=_split_on("OC"), channel_local=True),
     OpSpec("fc", 1, _fc_infer, _fc_flops, _fc_reference,
-           {"buffer": LayoutKernels(_fc_buffer), "image": LayoutKernels(_fc_image, prepare=_fc_image_weights)},
+           _layouts(_fc_buffer, _fc_image, image_prepare=_fc_image_weights),
            split_dims=_split_on("OC"), region="vector", flags=("relu",)),
     OpSpec("relu", 1, _same_infer, _per_output, lambda graph, op, xs, k: k.relu(xs[0]), _same_call(_relu_call),
            split_dims=_split_on("H", "OC"), channel_local=True, fuses_as="relu"),
     OpSpec("clip", 1, _clip_infer, _per_output, _clip_reference,
-           {"buffer": LayoutKernels(_clip_buffer), "image": LayoutKernels(_clip_image)},
+           _layouts(_clip_buffer, _clip_image),
            split_dims=_split_on("H", "OC"), channel_local=True),
     OpSpec("lrn", 1, _lrn_infer, _lrn_flops, _lrn_reference,
-           {"buffer": LayoutKernels(_lrn_buffer), "image": LayoutKernels(_lrn_image)},
+           _layouts(_lrn_buffer, _lrn_image),
            split_dims=_split_on("H", "OC")),
     OpSpec("softmax", 1, _softmax_infer, lambda graph, op: 3 * _n_out(graph, op),
            lambda graph, op, xs, k: k.softmax(xs[0], axis=op.attrs["axis"]),
-           {"buffer": LayoutKernels(_softmax_buffer), "image": LayoutKernels(_softmax_image)},
+           _layouts(_softmax_buffer, _softmax_image),
            region="whole"),
     OpSpec("concat", None, _concat_infer, _no_flops,
            lambda graph, op, xs, k: k.concat(list(xs), axis=op.attrs["axis"]),
-           {"buffer": LayoutKernels(_concat_buffer), "image": LayoutKernels(_concat_image)},
+           _layouts(_concat_buffer, _concat_image),
            split_dims=_concat_splits),
     OpSpec("add", 2, _add_infer, _per_output, lambda graph, op, xs, k: k.add(xs[0], xs[1], relu=op.attrs["relu"]),
            _same_call(_add_call), split_dims=_split_on("H", "OC"), flags=("relu",)),
     OpSpec("flatten", 1, _flatten_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
-    OpSpec("dropout", 1, _same_infer, _no_flops, lambda graph, op, xs, k: xs[0], _same_call(_copy_call),
+    OpSpec("dropout", 1, _same_infer, _no_flops, lambda graph, op, xs, k: xs[0], _same_call(_copy_call, _copy_native),
            region="whole"),
     OpSpec("reshape", 1, _reshape_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
 )}

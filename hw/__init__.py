@@ -88,7 +88,14 @@ submission times kept (``gaps=False`` drops them: an ideal runtime).
 makespan.  ``to_chrome(path, profile=None)`` writes Perfetto JSON (pid per
 processor, tid per thread); ``summary(profile=None)`` gives time per kind and
 processor and ``sharing_share`` = (transform + map + unmap + sync) / busy.
-``trace.clear()`` after a warm-up run.
+``dispatch_gaps()`` lists each processor task's measured gap (its start after
+it was ready and submitted).  ``trace.clear()`` after a warm-up run.
+
+Native programs (``coinfer.hw.dispatch.Program``): the same calls (transform,
+map, unmap, sync, and kernel calls bound as ``coinfer.kernels.entry``
+NativeCalls) built once, then run by one worker per processor in C
+(``csrc/dispatch.c``) with the interpreter lock released; the tasks are
+recorded in the trace after the run, as the Python path records them.
 
 Profiles: ``profiles()``, ``get_profile(name)`` -> :class:`CostProfile`:
 ``host`` (nothing added), ``snapdragon855`` (CoDL's measured sharing costs,

@@ -21,7 +21,8 @@ from coinfer.kernels.args import check_status
 
 from ._native import ffi, lib
 
-__all__ = ["map_block", "unmap_block", "block_buffer", "cache_clean", "cache_flush", "new_flag", "spin_wait"]
+__all__ = ["map_block", "unmap_block", "block_buffer", "cache_clean", "cache_flush", "bind_cache_clean",
+           "bind_cache_flush", "new_flag", "spin_wait", "entry_address"]
 
 
 def map_block(nbytes: int):
@@ -72,6 +73,30 @@ def cache_flush(a) -> int:
     if n:
         check_status(lib.cf_cache_flush(p, n), "cache_flush")
     return n
+
+
+def entry_address(name: str) -> int:
+    """The address of one of this extension's native-program entries (csrc: ``*_entry``)."""
+    return int(ffi.cast("intptr_t", ffi.addressof(lib, name)))
+
+
+def _bind_cache(kind: str, a):
+    from coinfer.kernels.entry.call import NativeCall
+
+    p, n = _byte_span(a)
+    address = int(ffi.cast("intptr_t", p)) if n else a.ctypes.data  # an empty view walks nothing
+    iargs = np.array([address, n], np.int64)
+    return NativeCall(kind, entry_address(f"cf_{kind}_entry"), iargs, np.zeros(1), keep=(a,))
+
+
+def bind_cache_clean(a):
+    """:func:`cache_clean` of the view ``a`` as a native call (``coinfer.kernels.entry.NativeCall``)."""
+    return _bind_cache("cache_clean", a)
+
+
+def bind_cache_flush(a):
+    """:func:`cache_flush` of the view ``a`` as a native call (``coinfer.kernels.entry.NativeCall``)."""
+    return _bind_cache("cache_flush", a)
 
 
 def new_flag():

@@ -78,12 +78,13 @@ def _fine_timer() -> float:
 
 class _Tile:
     __slots__ = ("task", "index", "fn", "args", "kwargs", "region", "nbytes", "submitted", "timeout",
-                 "steps")
+                 "steps", "raw")
 
-    def __init__(self, task, index, fn, args, kwargs, region, nbytes, submitted, timeout, steps=None):
+    def __init__(self, task, index, fn, args, kwargs, region, nbytes, submitted, timeout, steps=None, raw=False):
         self.task, self.index, self.fn, self.args, self.kwargs = task, index, fn, args, kwargs
         self.region, self.nbytes, self.submitted, self.timeout = region, nbytes, submitted, timeout
         self.steps = steps  # a command list: [(op, fn, kwargs, region, nbytes), ...]
+        self.raw = raw  # run fn(*args) as it is, unrecorded (Processor.call)
 
 
 class _Pool:
@@ -147,6 +148,12 @@ def _wait_deps(pool: _Pool, tile: _Tile):
 
 def _run_tile(pool: _Pool, k: int, tile: _Tile, overshoot: float) -> None:
     task = tile.task
+    if tile.raw:
+        try:
+            task._finish(0, tile.fn(*tile.args), None, None)
+        except Exception as e:
+            task._finish(0, None, None, (TaskError, f"{pool.name}: '{task.op}' failed: {type(e).__name__}: {e}", e))
+        return
     dep_ids, failure = _wait_deps(pool, tile)
     if failure is not None:
         task._finish(tile.index, None, None, failure)
@@ -412,6 +419,22 @@ class Processor:
             raise ValueError(f"{self.name}: op '{op}': thread must be in [0, {self.threads}), got {thread!r}")
         task = Task(self._pool, op, "compute", 1, deps)
         tile = _Tile(task, 0, None, (), {}, {}, 0, time.perf_counter(), timeout, steps=items)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.name}: processor is closed")
+            self._queues[int(thread)].put(tile)
+        return task
+
+    def call(self, fn, *args, op: str = "call", thread: int = 0) -> Task:
+        """Run ``fn(*args)`` on worker ``thread`` as it is: no dependencies, nothing recorded in
+        the trace (a native program records its own tasks).  The handle's result is ``[fn's
+        return value]``; an exception fails it, naming ``op``."""
+        if not callable(fn):
+            raise TypeError(f"{self.name}: op '{op}': fn must be callable, got {type(fn).__name__}")
+        if not (isinstance(thread, (int, np.integer)) and 0 <= thread < self.threads):
+            raise ValueError(f"{self.name}: op '{op}': thread must be in [0, {self.threads}), got {thread!r}")
+        task = Task(self._pool, op, "compute", 1, ())
+        tile = _Tile(task, 0, fn, args, {}, {}, 0, time.perf_counter(), None, raw=True)
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self.name}: processor is closed")

@@ -109,27 +109,9 @@ class SoC:
         the region (cells outside it in ``out`` are untouched).  Bytes are the
         region's float32 bytes, N * rows * W * channels * 4.
         """
-        name = f"transform {op!r}"
-        if to == "buffer":
-            img = _args.array(name, "src", src, 5)
-            buf = _args.out_array(name, out, _shape_of(name, out, 4))
-            fn = layout.to_buffer
-            call = (img, buf.shape[1])
-        elif to == "image":
-            buf = _args.array(name, "src", src, 4)
-            img = _args.out_array(name, out, layout.image_shape(buf.shape))
-            fn = layout.to_image
-            call = (buf,)
-        else:
-            raise ValueError(f"{name}: to must be 'buffer' or 'image', got {to!r}")
-        n, c, h, w = buf.shape
-        if img.shape != layout.image_shape(buf.shape):
-            raise ValueError(f"{name}: image shape {img.shape} does not match buffer shape {buf.shape}")
-        r = _args.region(name, "rows", rows, h)
-        ch = _args.region(name, "channels", channels, c)
-        nbytes = 4 * n * (r[1] - r[0]) * w * (ch[1] - ch[0])
-        return self[on].submit(fn, *call, out=out, tiles=[{"rows": r, "channels": ch}], op=op, after=after,
-                               kind="transform", nbytes=nbytes, thread=thread)
+        fn, _, call, region, nbytes = transform_args(src, to, out, rows, channels, op)
+        return self[on].submit(fn, *call, out=out, tiles=[region], op=op, after=after, kind="transform",
+                               nbytes=nbytes, thread=thread)
 
     def map(self, region: np.ndarray, *, op: str = "", on="gpu", after=(), thread: int | None = None) -> Task:
         """Hand ``region`` (an array view) to the other processor's reads: write back and
@@ -178,6 +160,28 @@ class SoC:
 
     def __repr__(self) -> str:
         return f"SoC(cpu={self.cpu!r}, gpu={self.gpu!r}, profile={self.profile.name!r})"
+
+
+def transform_args(src, to: str, out, rows, channels, op: str) -> tuple:
+    """The checks of :meth:`SoC.transform` -> (the layout function, its native binder, their leading
+    arguments, the region ``{"rows": .., "channels": ..}``, the region's bytes)."""
+    name = f"transform {op!r}"
+    if to == "buffer":
+        img = _args.array(name, "src", src, 5)
+        buf = _args.out_array(name, out, _shape_of(name, out, 4))
+        fn, bind, call = layout.to_buffer, layout.bind_to_buffer, (img, buf.shape[1])
+    elif to == "image":
+        buf = _args.array(name, "src", src, 4)
+        img = _args.out_array(name, out, layout.image_shape(buf.shape))
+        fn, bind, call = layout.to_image, layout.bind_to_image, (buf,)
+    else:
+        raise ValueError(f"{name}: to must be 'buffer' or 'image', got {to!r}")
+    n, c, h, w = buf.shape
+    if img.shape != layout.image_shape(buf.shape):
+        raise ValueError(f"{name}: image shape {img.shape} does not match buffer shape {buf.shape}")
+    r = _args.region(name, "rows", rows, h)
+    ch = _args.region(name, "channels", channels, c)
+    return fn, bind, call, {"rows": r, "channels": ch}, 4 * n * (r[1] - r[0]) * w * (ch[1] - ch[0])
 
 
 def _shape_of(name: str, a, ndim: int) -> tuple:

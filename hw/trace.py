@@ -148,6 +148,24 @@ class Trace:
             r_span[t.id] = (start, end)
         return max(e for _, e in r_span.values()) - origin, r_span
 
+    def dispatch_gaps(self) -> list:
+        """Each processor task's measured dispatch gap (s), in id order: how long it started after
+        the later of being ready (its dependencies and its thread's previous task done) and
+        being submitted (the gap replay keeps).  Host tasks (transfers) are left out."""
+        tasks = self.tasks
+        free: dict = {}
+        end: dict = {}
+        gaps = []
+        for t in tasks:
+            key = (t.processor, t.thread)
+            ready = max([free.get(key, float("-inf"))] + [end[d] for d in t.deps])
+            sub = float("-inf") if t.submitted is None else t.submitted
+            free[key] = end[t.id] = t.end
+            begin = max(ready, sub)
+            if t.processor != "host" and begin > float("-inf"):
+                gaps.append(max(0.0, t.start - begin))
+        return gaps
+
     # -- reports ------------------------------------------------------------
     def summary(self, profile=None) -> dict:
         """Busy time per kind and processor, and the sharing overhead's share.

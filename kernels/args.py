@@ -138,12 +138,21 @@ _MESSAGES = {
     -4: "array too small for the given shape",
     -5: "out of memory",
     -6: "misaligned pointer",
+    -7: "the kernel raised an exception",
+    -8: "timed out",
+    -9: "stopped: another processor failed",
+    -10: "unknown step kind",
 }
+
+
+def status_message(status: int) -> str:
+    """What one of csrc's status codes means."""
+    return _MESSAGES.get(status, f"unknown status {status}")
 
 
 def check_status(status: int, op: str, detail: str = "") -> None:
     """Raise ValueError naming ``op`` if ``status`` is one of csrc's negative error codes."""
     if status == CF_OK:
         return
-    msg = _MESSAGES.get(status, f"unknown status {status}")
+    msg = status_message(status)
     raise ValueError(f"{op}: C layer refused the call ({msg}){': ' + detail if detail else ''}")

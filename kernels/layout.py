@@ -18,6 +18,8 @@ __all__ = [
     "image_shape",
     "to_image",
     "to_buffer",
+    "bind_to_image",
+    "bind_to_buffer",
     "filter_to_image",
     "depthwise_to_image",
     "fc_to_image",
@@ -76,6 +78,23 @@ def _ptr(a: np.ndarray):
     return ffi.cast("float *", a.ctypes.data)
 
 
+def _to_image_args(x, out, rows, channels, make_out: bool) -> tuple:
+    """The checks of :func:`to_image` -> (x, out, the C call's arguments after the pointers)."""
+    op = "to_image"
+    x = _contig_in(op, "x", _f32(op, "x", x, 4))
+    n, c, h, w = x.shape
+    if c < 1:
+        raise ValueError(f"{op}: x must have at least one channel, got shape {x.shape}")
+    shape = image_shape(x.shape)
+    if out is None and make_out:
+        out = np.zeros(shape, np.float32)
+    else:
+        _check_out(op, out, shape)
+    r0, r1 = _region(op, "rows", rows, h)
+    c0, c1 = _region(op, "channels", channels, c)
+    return x, out, (n, c, h, w, r0, r1, c0, c1)
+
+
 def to_image(x, out=None, rows=None, channels=None) -> np.ndarray:
     """NCHW float32 -> image ``(N, H, CB, W, 4)``.
 
@@ -83,25 +102,13 @@ def to_image(x, out=None, rows=None, channels=None) -> np.ndarray:
     region; cells outside it in ``out`` are untouched.  When the channel region
     reaches the last channel, the last block's padding lanes are zeroed.
     """
-    op = "to_image"
-    x = _contig_in(op, "x", _f32(op, "x", x, 4))
-    n, c, h, w = x.shape
-    if c < 1:
-        raise ValueError(f"{op}: x must have at least one channel, got shape {x.shape}")
-    shape = image_shape(x.shape)
-    if out is None:
-        out = np.zeros(shape, np.float32)
-    else:
-        _check_out(op, out, shape)
-    r0, r1 = _region(op, "rows", rows, h)
-    c0, c1 = _region(op, "channels", channels, c)
-    st = lib.cf_to_image(_ptr(x), x.size, _ptr(out), out.size, n, c, h, w, r0, r1, c0, c1)
-    check_status(st, op)
+    x, out, dims = _to_image_args(x, out, rows, channels, True)
+    check_status(lib.cf_to_image(_ptr(x), x.size, _ptr(out), out.size, *dims), "to_image")
     return out
 
 
-def to_buffer(img, c: int, out=None, rows=None, channels=None) -> np.ndarray:
-    """Image ``(N, H, CB, W, 4)`` -> NCHW float32 with ``c`` true channels."""
+def _to_buffer_args(img, c, out, rows, channels, make_out: bool) -> tuple:
+    """The checks of :func:`to_buffer` -> (img, out, the C call's arguments after the pointers)."""
     op = "to_buffer"
     img = _contig_in(op, "img", _f32(op, "img", img, 5))
     n, h, cb, w, four = img.shape
@@ -113,15 +120,50 @@ def to_buffer(img, c: int, out=None, rows=None, channels=None) -> np.ndarray:
     if not (4 * cb - 3 <= c <= 4 * cb) or c < 1:
         raise ValueError(f"{op}: c={c} does not fit {cb} channel blocks (expected {max(1, 4 * cb - 3)}..{4 * cb})")
     shape = (n, c, h, w)
-    if out is None:
+    if out is None and make_out:
         out = np.empty(shape, np.float32) if rows is None and channels is None else np.zeros(shape, np.float32)
     else:
         _check_out(op, out, shape)
     r0, r1 = _region(op, "rows", rows, h)
     c0, c1 = _region(op, "channels", channels, c)
-    st = lib.cf_to_buffer(_ptr(img), img.size, _ptr(out), out.size, n, c, h, w, r0, r1, c0, c1)
-    check_status(st, op)
+    return img, out, (n, c, h, w, r0, r1, c0, c1)
+
+
+def to_buffer(img, c: int, out=None, rows=None, channels=None) -> np.ndarray:
+    """Image ``(N, H, CB, W, 4)`` -> NCHW float32 with ``c`` true channels."""
+    img, out, dims = _to_buffer_args(img, c, out, rows, channels, True)
+    check_status(lib.cf_to_buffer(_ptr(img), img.size, _ptr(out), out.size, *dims), "to_buffer")
     return out
+
+
+def _entry(name: str, fn: str, src: np.ndarray, dst: np.ndarray, dims: tuple):
+    from .entry.call import NativeCall
+
+    address = int(ffi.cast("intptr_t", ffi.addressof(lib, fn)))
+    iargs = np.array([src.ctypes.data, src.size, dst.ctypes.data, dst.size, *dims], np.int64)
+    return NativeCall(name, address, iargs, np.zeros(1), keep=(src, dst))
+
+
+def _in_place(op: str, a) -> None:
+    if isinstance(a, np.ndarray) and not a.flags.c_contiguous:
+        raise ValueError(f"{op}: a native call reads its arrays in place; give a C-contiguous array, got "
+                         f"strides {a.strides}")
+
+
+def bind_to_image(x, out, rows=None, channels=None):
+    """:func:`to_image` into ``out`` as a :class:`~coinfer.kernels.entry.NativeCall` (the same checks;
+    ``x`` must be C-contiguous: the call reads it when it runs)."""
+    _in_place("to_image", x)
+    x, out, dims = _to_image_args(x, out, rows, channels, False)
+    return _entry("to_image", "cf_to_image_entry", x, out, dims)
+
+
+def bind_to_buffer(img, c: int, out, rows=None, channels=None):
+    """:func:`to_buffer` into ``out`` as a :class:`~coinfer.kernels.entry.NativeCall` (the same checks;
+    ``img`` must be C-contiguous)."""
+    _in_place("to_buffer", img)
+    img, out, dims = _to_buffer_args(img, c, out, rows, channels, False)
+    return _entry("to_buffer", "cf_to_buffer_entry", img, out, dims)
 
 
 def filter_to_image(w) -> np.ndarray:

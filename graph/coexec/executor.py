@@ -18,8 +18,16 @@ every sync from what each task reads and writes.
 
 Every step is a task on a processor thread, submitted ahead with its
 dependencies and recorded in ``soc.trace``.  A plan is compiled once into a
-program of SoC calls (``Executor.program``); ``run`` replays it, sending each
-chain side's kernels to a one-thread pool as one command list.
+program of SoC calls (``Executor.program``).  By default that program is then
+compiled once more, into a native program (:class:`coinfer.hw.dispatch.Program`):
+every kernel call bound to its arrays as a C entry point, which each
+processor's worker runs with no interpreter in its loop.  ``run`` runs it and
+records the same tasks in the trace.  ``native=False`` (or a plan with a
+kernel call that has no native entry, or a processor with several threads:
+``native_reason`` says which) replays the program of SoC calls in Python
+instead, sending each chain side's kernels to a one-thread pool as one
+command list: the reference implementation, with the same outputs, bit for
+bit, and the same task graph.
 """
 from __future__ import annotations
 
@@ -28,6 +36,7 @@ import time
 import numpy as np
 
 from ...hw import Arena
+from ...kernels.entry import NoEntry
 from ..ops import image_shape, who
 from . import lower
 from .plan import Plan
@@ -61,7 +70,7 @@ def arena_for(graph, plan: Plan, with_image: set):
 
 
 class Executor:
-    """``Executor(graph, plan, soc, prepared=None)``; ``run(x)`` returns the graph's output(s).
+    """``Executor(graph, plan, soc, prepared=None, native=None)``; ``run(x)`` returns the graph's output(s).
 
     ``prepared`` is :func:`coinfer.graph.coexec.lower.prepare` of ``graph`` (its
     view and weights per layout), shared with the planner and other executors;
@@ -69,12 +78,20 @@ class Executor:
     :class:`~coinfer.hw.Arena` planned over chain lifetimes: a buffer per
     tensor, and an image for those an image chain makes or reads.  ``timeout``
     bounds every wait, so a stuck run fails instead of hanging.
+
+    ``native``: None (the default) runs the native program when every kernel call of
+    the plan has a native entry and each processor has one thread, else the Python
+    path; True requires the native program (ValueError saying why not); False runs
+    the Python path.  ``self.native`` says which runs, ``self.native_reason`` why not
+    native (None when native).
     """
 
     def __init__(self, graph, plan: Plan, soc, *, prepared: lower.Prepared | None = None,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, native: bool | None = None):
         self.graph, self.plan, self.soc = graph, plan, soc
         self.timeout = float(timeout)
+        if native not in (None, True, False):
+            raise TypeError(f"Executor: native must be None, True or False, got {native!r}")
         names = [n for c in plan.chains for n in c.ops]
         if sorted(names) != sorted(op.name for op in graph.ops) or len(set(names)) != len(names):
             raise ValueError(f"Executor: plan {plan.strategy!r} must cover every op of graph "
@@ -101,8 +118,16 @@ class Executor:
                                          f"the cpu or on a buffer chain")
         self.regions = [chain_regions(self.view, c) for c in plan.chains]
         self._alloc(image_tensors(self.view, plan, self.regions))
+        self.native_reason = "native=False" if native is False else None
         self._build()
+        self._native = None if self.native_reason else self._native_program()
+        if native and self._native is None:
+            raise ValueError(f"Executor: plan {plan.strategy!r} cannot run natively: {self.native_reason}")
 
+    @property
+    def native(self) -> bool:
+        """Whether ``run`` runs the native program (else the Python path)."""
+        return self._native is not None
     # -- memory -------------------------------------------------------------
     def _alloc(self, with_image: set) -> None:
         self.arena, self.buf, self.img = arena_for(self.graph, self.plan, with_image)
@@ -150,6 +175,34 @@ class Executor:
                         self.regions)
         self._last = comp.compile()
 
+    def _native_program(self):
+        """The program of SoC calls compiled for the native dispatch loop, or None (with
+        ``native_reason``) when it cannot be."""
+        from ...hw.dispatch import Program
+
+        try:
+            prog = Program(self.soc, sync_timeout=self.soc.sync_timeout)
+        except ValueError as e:
+            self.native_reason = str(e)
+            return None
+        methods = {"transform": prog.transform, "map": prog.map, "unmap": prog.unmap, "sync": prog.sync,
+                   "cpu_list": lambda steps, **kw: prog.run_list("cpu", steps, **kw),
+                   "gpu_list": lambda steps, **kw: prog.run_list("gpu", steps, **kw)}
+        handles = []
+        for step in self.program:
+            if step is _YIELD:
+                continue
+            method, args, kw, ref_key = step
+            if method not in methods:
+                self.native_reason = f"the program calls {method!r}, which a native program does not have"
+                return None
+            if ref_key is not None:
+                kw = dict(kw)
+                kw[ref_key] = [handles[i] for i in kw[ref_key]]
+            handles.append(methods[method](*args, **kw))
+        self._handles = handles
+        return prog
+
     def run(self, x, *, keep_trace: bool = False):
         """Run once; returns the output array (a dict if the graph has several).
 
@@ -171,6 +224,8 @@ class Executor:
         t1 = time.perf_counter()
         trace.record("host", 0, "transfer", "input", t0 - trace.t0, t1 - trace.t0, submitted=t0 - trace.t0,
                      bytes=sum(a.nbytes for a in xs.values()))
+        if self._native is not None:
+            return self._run_native(t0, t1)
         methods = {"transform": soc.transform, "map": soc.map, "unmap": soc.unmap, "sync": soc.sync,
                    "cpu": soc.cpu.run, "gpu": soc.gpu.run,
                    "cpu_list": soc.cpu.run_list, "gpu_list": soc.gpu.run_list}
@@ -196,6 +251,24 @@ class Executor:
         t3 = time.perf_counter()
         self.last_wall = t3 - t0
         last = [i for k in self._last for i in tasks[k].ids]
+        trace.record("host", 0, "transfer", "output", t2 - trace.t0, t3 - trace.t0, deps=last,
+                     submitted=t1 - trace.t0, bytes=sum(a.nbytes for a in outs.values()))
+        return outs[self.graph.outputs[0]] if len(outs) == 1 else outs
+
+    def _run_native(self, t0: float, t1: float):
+        trace, prog = self.soc.trace, self._native
+        taken = {}
+
+        def take():
+            taken["t2"] = time.perf_counter()
+            taken["outs"] = {t: self.buf[t].copy() for t in self.graph.outputs}
+            taken["t3"] = time.perf_counter()
+
+        prog.run(timeout=self.timeout, then=take)
+        self.submit_s = prog.submitted - t0
+        t2, t3, outs = taken["t2"], taken["t3"], taken["outs"]
+        self.last_wall = t3 - t0
+        last = [prog.ids[self._handles[k]] for k in self._last if self._handles[k] in prog.ids]
         trace.record("host", 0, "transfer", "output", t2 - trace.t0, t3 - trace.t0, deps=last,
                      submitted=t1 - trace.t0, bytes=sum(a.nbytes for a in outs.values()))
         return outs[self.graph.outputs[0]] if len(outs) == 1 else outs
@@ -232,7 +305,13 @@ class Executor:
         oshape = self.graph.shape(op.output)
         nbytes = self.view.nbytes(oshape, rows=(region[0], region[1]) if len(oshape) == 4 else None,
                                   channels=(region[2], region[3]))
-        return (name, fn, kw, dict(kw), nbytes, {"layout": lay, "op_class": self._op_class(name)})
+        meta = {"layout": lay, "op_class": self._op_class(name)}
+        if self.native_reason is None:
+            try:
+                meta["native"] = lower.bind(graph, op, lay, w, ins, out, **kw)
+            except NoEntry as e:
+                self.native_reason = str(e)
+        return (name, fn, kw, dict(kw), nbytes, meta)
 
     def _op_class(self, name: str) -> str:
         from ..costs.emulated import op_class

@@ -6,7 +6,8 @@ each op's weights converted for each layout (conv weights packed for the tiles o
 either layout; depthwise and FC images for image kernels).  :func:`call` then runs an op on
 input arrays into ``out`` over ``rows`` x ``channels`` of the output, through
 the op table (:mod:`coinfer.graph.ops`), so a strategy differs only in where
-each region runs.
+each region runs; :func:`bind` makes the same call a native call, for a native
+program (``coinfer.hw.dispatch``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...kernels import LAYOUTS
+from ...kernels.entry import NoEntry
 from ..ops import SPECS
 from .view import GraphView, view_of
 
@@ -79,3 +81,28 @@ def call(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=No
     if channels is not None:
         reg["channels"] = channels
     SPECS[op.type].kernels[lay].call(graph, op, weights, ins, out, reg)
+
+
+def bind(graph, op, lay: str, weights: dict, ins: list, out: np.ndarray, rows=None, channels=None):
+    """:func:`call` bound instead of run: a :class:`coinfer.kernels.entry.NativeCall` that computes the
+    same region of ``op`` into ``out`` when a native program runs it (reading ``ins`` then).
+
+    Raises :class:`coinfer.kernels.entry.NoEntry` naming the op when its ``lay`` kernels have no
+    native entry for this instance, or an array is not C-contiguous (a native call reads its
+    arrays in place).
+    """
+    spec = SPECS[op.type].kernels[lay]
+    if spec.native is None:
+        raise NoEntry(f"op {op.name!r} ({op.type}) has no native entry on {lay}")
+    for a in (*ins, out):
+        if not a.flags.c_contiguous:
+            raise NoEntry(f"op {op.name!r} ({op.type}): an array is not C-contiguous")
+    reg = {}
+    if rows is not None and len(graph.shape(op.output)) == 4:
+        reg["rows"] = rows
+    if channels is not None:
+        reg["channels"] = channels
+    try:
+        return spec.native(graph, op, weights, ins, out, reg)
+    except NoEntry as e:
+        raise NoEntry(f"op {op.name!r} ({op.type}) on {lay}: {e}") from None

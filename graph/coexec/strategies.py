@@ -210,12 +210,17 @@ def sample_input(graph, seed: int = 0):
     return next(iter(xs.values())) if len(xs) == 1 else xs
 
 
+#: Warm-up runs of each plan before :func:`measure_plans` times it: in a fresh process the first
+#: two or three runs of a plan were 1.5-3x slower than the rest (AVX-512 host, resnet18).
+WARMUP_RUNS = 3
+
+
 def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared | None = None,
                   profile=None) -> list:
     """Median wall seconds of each plan on ``soc``, runs interleaved round by round
-    (one warm-up run each first).  With ``profile`` (a cost-profile name or object other
-    than the host's), each run's seconds are its trace replayed under that profile: the
-    latency on the emulated SoC."""
+    (:data:`WARMUP_RUNS` warm-up runs each first).  With ``profile`` (a cost-profile name or
+    object other than the host's), each run's seconds are its trace replayed under that
+    profile: the latency on the emulated SoC."""
     exs = []
     emulate = profile is not None and getattr(profile, "name", profile) != "host"
     try:
@@ -228,7 +233,7 @@ def measure_plans(graph, soc, plans, x, *, rounds: int = 5, prepared: Prepared |
                 return soc.trace.replay(profile) if emulate else ex.last_wall
             return sample
 
-        timings = measure_interleaved([sampler(ex) for ex in exs], rounds=rounds, warmup=1)
+        timings = measure_interleaved([sampler(ex) for ex in exs], rounds=rounds, warmup=WARMUP_RUNS)
         return [t.median for t in timings]
     finally:
         for ex in exs:

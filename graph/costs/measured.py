@@ -128,8 +128,37 @@ class MeasuredCosts:
         v = self.view.op(op.name)
         return (0, v.out_rows, 0, v.out_channels)
 
+    def _native_program(self):
+        """A native program on this SoC (the executor's default path), or None when its
+        processors cannot run one (then the Python path's overheads are measured)."""
+        from ...hw.dispatch import Program
+
+        try:
+            return Program(self.soc)
+        except ValueError:
+            return None
+
+    def _native_span(self, prog, n_steps: int) -> float:
+        """Run ``prog`` twice (the first warms it up); seconds from the first step's start to the
+        last step's end of the second run."""
+        prog.run(timeout=60)
+        self.soc.trace.clear()
+        prog.run(timeout=60)
+        tasks = self.soc.trace.tasks
+        self.soc.trace.clear()
+        return (max(t.end for t in tasks) - min(t.start for t in tasks)) / n_steps
+
     def _dispatch(self, proc: str) -> float:
-        """Per-task overhead of a processor thread: queue, wrapper, trace record."""
+        """Per-task overhead of a processor thread: on the native path a step of its loop (a
+        no-op kernel entry), else the queue, wrapper and trace record of the Python path."""
+        prog = self._native_program()
+        if prog is not None:
+            from ...kernels.entry import buffer as native_calls
+
+            n, last = 200, ()
+            for _ in range(n):
+                last = prog.compute(proc, "dispatch", native_calls.noop(), after=last)
+            return self._native_span(prog, n)
         p = self.soc[proc]
         n = 200
         t0 = time.perf_counter()
@@ -215,9 +244,22 @@ class MeasuredCosts:
         return out
 
     def _profile_sync(self) -> float:
-        """Seconds one processor's thread takes to notice the other's event (ping-pong)."""
+        """Seconds one processor's thread takes to notice the other's event (ping-pong), on the
+        path the executor takes (see :meth:`_dispatch`)."""
         soc = self.soc
         n = 50
+        prog = self._native_program()
+        if prog is not None:
+            from ...kernels.entry import buffer as native_calls
+
+            last = None
+            for _ in range(n):
+                a = prog.compute("cpu", "ping", native_calls.noop(), after=() if last is None else last)
+                s = prog.sync([a], on="gpu", op="ping")
+                b = prog.compute("gpu", "pong", native_calls.noop(), after=s)
+                last = prog.sync([b], on="cpu", op="pong")
+            per = self._native_span(prog, 2 * n)
+            return max(0.0, per - 2 * min(self.task_s.values()))
         t0 = time.perf_counter()
         last = None
         for i in range(n):

@@ -112,7 +112,8 @@ def _cmd_run(args) -> int:
     profile = profiles()[args.soc].on_host()
     with SoC.host() as soc:
         results, outputs, _ = run_strategies(graph, soc, strategies, x, repeat=args.repeat,
-                                             progress=not args.quiet, trace_path=args.trace, profile=profile)
+                                             progress=not args.quiet, trace_path=args.trace, profile=profile,
+                                             python_path=not args.native_only)
     if args.output:
         np.save(args.output, np.asarray(outputs[strategies[0]]), allow_pickle=False)
     if args.json:
@@ -200,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r.add_argument("--input-size", type=int, default=None, help="zoo models: input side (default: the model's)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--native-only", action="store_true",
+                   help="skip the runs of each plan on the Python path (py ms, py gap us)")
     r.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r.set_defaults(func=_cmd_run)
     q = sub.add_parser("predict", help="measure sampled ops, fit the latency predictors (codl, flops, edgent, "

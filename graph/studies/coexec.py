@@ -72,6 +72,13 @@ class StrategyResult:
     emulated_ms: float = float("nan")
     emulated_runs_ms: list = field(default_factory=list)
     plan: object = None
+    #: Whether the runs took the native dispatch loop (else the Python path), and the median
+    #: over the runs of the median dispatch gap per task (microseconds, ``Trace.dispatch_gaps``).
+    native: bool = False
+    gap_us: float = float("nan")
+    #: The same plan on the Python path, in the same rounds (``python_path=True``): median ms, gap.
+    py_ms: float = float("nan")
+    py_gap_us: float = float("nan")
 
     @property
     def choice(self) -> dict:
@@ -84,7 +91,8 @@ class StrategyResult:
                "chains": self.n_chains, "splits": self.n_splits, "predicted_ms": self.predicted_ms,
                "sharing_share": self.sharing_share, "times_ms": self.times_ms, "replays_ms": self.replays_ms,
                "fallback_ops": len(self.fallback), "fallback": self.fallback, "gpu_layouts": list(self.layouts),
-               "emulated_ms": self.emulated_ms, "emulated_runs_ms": self.emulated_runs_ms}
+               "emulated_ms": self.emulated_ms, "emulated_runs_ms": self.emulated_runs_ms,
+               "native": self.native, "gap_us": self.gap_us, "py_ms": self.py_ms, "py_gap_us": self.py_gap_us}
         choice = self.choice
         if choice:
             choice["candidates"] = {k: {f"{m[:-2]}_ms": t * 1e3 for m, t in v.items()}
@@ -95,7 +103,7 @@ class StrategyResult:
 
 def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool = True,
                    trace_path: str | None = None, trace_strategy: str | None = None, costs=None,
-                   verify: bool = True, profile=None):
+                   verify: bool = True, profile=None, python_path: bool = False):
     """Run ``strategies`` on ``graph``; returns (results, outputs by strategy, costs).
 
     Every strategy is planned first (``costs`` defaults to
@@ -113,6 +121,10 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     compared by their traces replayed under it), the kernels run on this host,
     and each run's own trace is replayed under it (``emulated_ms``, the median;
     equal to ``replay_ms`` under ``host``).
+
+    Executors run the native dispatch loop where they can (``StrategyResult.native``).
+    ``python_path`` also runs each plan on the Python path in the same rounds, for
+    ``py_ms`` and ``py_gap_us``.
     """
     for s in strategies:
         if s not in STRATEGIES:
@@ -142,6 +154,10 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
                                  profile=prof)
     with contextlib.ExitStack() as stack:
         exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared)) for s in order}
+        gaps = {s: [] for s in order}
+        py_exs = {s: stack.enter_context(Executor(graph, plans[s], soc, prepared=prepared, native=False))
+                  for s in (order if python_path else ())}
+        py_runs = {s: [] for s in py_exs}
 
         def sampler(s):
             def once():
@@ -149,16 +165,26 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
                 # this run's own trace, replayed on the host and under the emulated SoC
                 host = soc.trace.replay("host")
                 runs[s].append((exs[s].last_wall, host, host if prof.name == "host" else soc.trace.replay(prof)))
+                gaps[s].append(_median_gap_us(soc.trace))
                 summaries[s] = soc.trace.summary()
                 if trace_path and s == traced:
                     soc.trace.to_chrome(trace_path)
                 return exs[s].last_wall
             return once
 
+        def py_sampler(s):
+            def once():
+                py_exs[s].run(x)
+                py_runs[s].append((py_exs[s].last_wall, _median_gap_us(soc.trace)))
+                return py_exs[s].last_wall
+            return once
+
         if progress:
-            print(f"run {graph.name}: {len(order)} strategies x {max(1, repeat)} runs, interleaved",
-                  file=sys.stderr)
-        measure_interleaved([sampler(s) for s in order], rounds=max(1, repeat), warmup=1)
+            print(f"run {graph.name}: {len(order)} strategies x {max(1, repeat)} runs, interleaved"
+                  + (", each also on the Python path" if python_path else ""), file=sys.stderr)
+        measure_interleaved([sampler(s) for s in order] + [py_sampler(s) for s in py_exs], rounds=max(1, repeat),
+                            warmup=1)
+        native = {s: exs[s].native for s in order}
     results = {}
     for s in order:
         kept = runs[s][1:]  # the first run is the warm-up
@@ -173,7 +199,11 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
             replay_ratio=float(np.median([r / w for w, r, _ in kept])),
             fallback=list(plan.notes.get("fallback", [])),
             layouts=tuple(sorted(plan.layouts)), notes=dict(plan.notes),
-            emulated_ms=float(np.median(emulated)), emulated_runs_ms=emulated, plan=plan)
+            emulated_ms=float(np.median(emulated)), emulated_runs_ms=emulated, plan=plan,
+            native=native[s], gap_us=float(np.median(gaps[s][1:])))
+        if s in py_runs:
+            results[s].py_ms = float(np.median([w * 1e3 for w, _ in py_runs[s][1:]]))
+            results[s].py_gap_us = float(np.median([g for _, g in py_runs[s][1:]]))
     ref = outputs["cpu"]
     best_single = min(results[s].median_ms for s in ("cpu", "gpu") if s in results)
     for s, r in results.items():
@@ -182,22 +212,34 @@ def run_strategies(graph, soc, strategies, x, *, repeat: int = 5, progress: bool
     return [results[s] for s in strategies], outputs, costs
 
 
+def _median_gap_us(trace) -> float:
+    gaps = trace.dispatch_gaps()
+    return float(np.median(gaps)) * 1e6 if gaps else float("nan")
+
+
 def format_table(model: str, soc_name: str, results) -> str:
     """One model's results as the ``coinfer run`` table, then how codl chose and what fell back."""
     emu = soc_name != "host"
+    py = any(np.isfinite(r.py_ms) for r in results)
     head = (f"{'strategy':<14} {'median ms':>10} {'replay ms':>10} {'replay/wall':>11} "
             + (f"{'emulated ms':>12} " if emu else "") + f"{'speedup':>8} "
-            f"{'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8} {'fallback':>9} {'gpu on':>13}")
+            f"{'max|err|':>10} {'chains':>7} {'splits':>7} {'sharing':>8} {'fallback':>9} {'gpu on':>13} "
+            f"{'path':>6} {'gap us':>7}" + (f" {'py ms':>8} {'py gap us':>9}" if py else ""))
     lines = [f"model {model} on soc {soc_name}", head, "-" * len(head)]
     for r in results:
         lines.append(f"{r.name:<14} {r.median_ms:>10.2f} {r.replay_ms:>10.2f} {r.replay_ratio:>11.3f} "
                      + (f"{r.emulated_ms:>12.2f} " if emu else "")
                      + f"{r.speedup:>7.2f}x {r.max_abs_err:>10.2e} {r.n_chains:>7d} {r.n_splits:>7d} "
-                     f"{100 * r.sharing_share:>7.1f}% {len(r.fallback):>9d} {'+'.join(r.layouts):>13}")
+                     f"{100 * r.sharing_share:>7.1f}% {len(r.fallback):>9d} {'+'.join(r.layouts):>13} "
+                     f"{'native' if r.native else 'python':>6} {r.gap_us:>7.1f}"
+                     + (f" {r.py_ms:>8.2f} {r.py_gap_us:>9.1f}" if py else ""))
     lines.append("speedup: best single-processor median / this median; replay ms: median of the host replays "
                  "of each run's own trace; replay/wall: median per-run ratio; max|err|: against the cpu output; "
                  "sharing: transform+map+unmap+sync share of busy time; fallback: ops sent to the cpu for lack "
-                 "of an image kernel; gpu on: the layouts the gpu works in"
+                 "of an image kernel; gpu on: the layouts the gpu works in; path: the native dispatch loop or "
+                 "the Python path; gap us: median over the runs of the median dispatch gap per task (its start "
+                 "after it was ready and submitted)"
+                 + ("; py ms, py gap us: the same plan on the Python path, in the same rounds" if py else "")
                  + (f"; emulated ms: median replay of the runs under the {soc_name} profile, with this host's "
                     "throughput per op class measured once per machine (median ms is this host's wall time)"
                     if emu else ""))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -110,6 +111,31 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=F
     untouched (a new output is zero there).  ``relu`` applies max(y, 0), keeping
     NaN; NaN and infinities propagate as in IEEE arithmetic.
     """
+    c = checked(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels)
+    if c.region[0] < c.region[1] and c.region[2] < c.region[3]:
+        _compute(c.x.reshape(-1), c.w.reshape(-1), c.packed, c.bias, c.out.reshape(-1), c.geometry,
+                 c.no_far_padding, c.groups, c.region, c.relu)
+    return c.out
+
+
+class Checked(NamedTuple):
+    """A checked conv2d call: the arrays, ``geometry`` = (N, C, H, W, OC, OH, OW, KH, KW, sh, sw,
+    dh, dw, pt, pl), and the output ``region`` (r0, r1, c0, c1)."""
+
+    x: np.ndarray
+    w: np.ndarray
+    packed: "PackedWeights | None"
+    bias: np.ndarray
+    out: np.ndarray
+    geometry: tuple
+    no_far_padding: bool
+    groups: int
+    region: tuple
+    relu: int
+
+
+def checked(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels) -> Checked:
+    """The argument checks of :func:`conv2d` (ValueError/TypeError naming the argument)."""
     x = _args.array(_OP, "x", x, 4)
     packed = None
     if isinstance(w, PackedWeights):
@@ -146,11 +172,8 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=1, relu=F
     r0, r1 = _args.region(_OP, "rows", rows, oh)
     c0, c1 = _args.region(_OP, "channels", channels, oc)
     out = _args.output(_OP, out, (n, oc, oh, ow), (r0, r1, c0, c1) == (0, oh, 0, oc))
-    if r0 < r1 and c0 < c1:
-        geometry = (n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
-        _compute(x.reshape(-1), w.reshape(-1), packed, b, out.reshape(-1), geometry,
-                 pb == pr == 0, groups, (r0, r1, c0, c1), int(bool(relu)))
-    return out
+    geometry = (n, c, h, wd, oc, oh, ow, kh, kw, sh, sw, dh, dw, pt, pl)
+    return Checked(x, w, packed, b, out, geometry, pb == pr == 0, groups, (r0, r1, c0, c1), int(bool(relu)))
 
 
 @lru_cache(maxsize=256)

@@ -79,17 +79,27 @@ def _view3(shape, region):
     return (nb, nc, h * w), (c0, c1, r0 * w, r1 * w)
 
 
-def _clamp_call(op, x, lo, hi, out, rows, channels):
+def clamp_call(op, x, lo, hi, out, rows, channels):
+    """Checks of a clamp of ``x`` to [lo, hi] -> (out, the arguments of ``_rowloops.clamp_rows``)."""
     x = _any_rank(op, "x", x)
     reg = _region(op, x.shape, rows, channels)
     out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (b0, b1, e0, e1) = _view3(x.shape, reg)
-    out3 = out.reshape(shape3)
     # min(max(x, lo), hi): every value is max when min >= max (ONNX), NaN stays NaN.
     use_lo, use_hi = lo > -np.inf, hi < np.inf
-    _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0), np.float32(hi if use_hi else 0.0),
-           bool(use_lo), bool(use_hi), b0, b1, e0, e1)
+    return out, (x.reshape(shape3), out.reshape(shape3), np.float32(lo if use_lo else 0.0),
+                 np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), b0, b1, e0, e1)
+
+
+def _clamp_call(op, x, lo, hi, out, rows, channels):
+    out, call = clamp_call(op, x, lo, hi, out, rows, channels)
+    _clamp(*call)
     return out
+
+
+def clip_bounds(min, max):  # noqa: A002
+    """Clip's checked bounds (float32 values)."""
+    return _args.clip_bound("clip", "min", min), _args.clip_bound("clip", "max", max)
 
 
 def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
@@ -107,9 +117,8 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None) -> n
     ``out`` may be ``x`` itself; ``rows`` / ``channels`` as for :func:`relu`.
     ReLU6 is ``clip(x, min=0, max=6)``.
     """
-    op = "clip"
-    lo, hi = _args.clip_bound(op, "min", min), _args.clip_bound(op, "max", max)
-    return _clamp_call(op, x, lo, hi, out, rows, channels)
+    lo, hi = clip_bounds(min, max)
+    return _clamp_call("clip", x, lo, hi, out, rows, channels)
 
 
 def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
@@ -117,6 +126,13 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
 
     ``out`` may be ``a`` or ``b`` itself; ``rows`` / ``channels`` as for :func:`relu`.
     """
+    out, call = add_call(a, b, relu, out, rows, channels)
+    _add(*call)
+    return out
+
+
+def add_call(a, b, relu, out, rows, channels):
+    """The checks of :func:`add` -> (out, the arguments of ``_rowloops.add_rows``)."""
     op = "add"
     a = _any_rank(op, "a", a)
     b = _any_rank(op, "b", b)
@@ -127,8 +143,7 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
     reg = _region(op, a.shape, rows, channels)
     out = _args.output(op, out, a.shape, reg[4], (a, b), in_place=True)
     shape3, (b0, b1, e0, e1) = _view3(a.shape, reg)
-    _add(a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), bool(relu), b0, b1, e0, e1)
-    return out
+    return out, (a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), bool(relu), b0, b1, e0, e1)
 
 
 def _concat_views(xs, out, axis, reg):
@@ -163,6 +178,14 @@ def concat(xs, axis=1, out=None, rows=None, channels=None) -> np.ndarray:
     output (rows: 4-D only; channels: axis 1 of a 4-D or 2-D output); a channel
     region of a channel concat may span several inputs.
     """
+    out, blocks = concat_call(xs, axis, out, rows, channels)
+    for v, dst, idx in blocks:
+        _copy_block(v, dst, idx)
+    return out
+
+
+def concat_call(xs, axis, out, rows, channels):
+    """The checks of :func:`concat` -> (out, the ``_copy_block`` calls (src view, dst view, index))."""
     op = "concat"
     if not isinstance(xs, (list, tuple)) or len(xs) == 0:
         raise TypeError(f"{op}: xs must be a non-empty list of arrays, got {type(xs).__name__}")
@@ -183,19 +206,19 @@ def concat(xs, axis=1, out=None, rows=None, channels=None) -> np.ndarray:
     reg = _region(op, shape, rows, channels)
     out = _args.output(op, out, shape, reg[4], xs)
     if out.size == 0:
-        return out
+        return out, []
     views, dst, ax, region = _concat_views(xs, out, axis, reg)
     start = [r[0] for r in region]
     size = [r[1] - r[0] for r in region]
     if min(size[k] for k in range(4) if k != ax) <= 0:
-        return out
-    off = 0
+        return out, []
+    blocks, off = [], 0
     for v in views:
         k = v.shape[ax]
         lo, hi = max(region[ax][0], off), min(region[ax][1], off + k)
         if lo < hi:
             s, d, ln = list(start), list(start), list(size)
             s[ax], d[ax], ln[ax] = lo - off, lo, hi - lo
-            _copy_block(v, dst, np.array((s, d, ln), np.int64))
+            blocks.append((v, dst, np.array((s, d, ln), np.int64)))
         off += k
-    return out
+    return out, blocks

@@ -117,12 +117,8 @@ def fc_kernel(x, w, bias, out, N, K, M, c0, c1, relu):
             _gemm4x4(x, w, bias, out, N, K, M, n0, c0, c1, relu)
 
 
-def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None):
-    """``x`` (N, K) times ``w`` (M, K) transposed, plus ``bias`` (M,) -> (N, M).
-
-    ``channels=(c0, c1)`` computes only output columns [c0, c1); other cells of
-    ``out`` are left untouched (a new output is zero there).
-    """
+def checked(x, w, bias, relu, out, channels) -> tuple:
+    """The argument checks of :func:`fully_connected` -> (x, w, bias, out, N, K, M, c0, c1, relu)."""
     x = _args.array(_OP, "x", x, 2)
     w = _args.array(_OP, "w", w, 2)
     n, k = x.shape
@@ -134,7 +130,17 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None):
     b = _args.bias(_OP, bias, m)
     c0, c1 = _args.region(_OP, "channels", channels, m)
     out = _args.output(_OP, out, (n, m), (c0, c1) == (0, m))
+    return x, w, b, out, n, k, m, c0, c1, int(bool(relu))
+
+
+def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None):
+    """``x`` (N, K) times ``w`` (M, K) transposed, plus ``bias`` (M,) -> (N, M).
+
+    ``channels=(c0, c1)`` computes only output columns [c0, c1); other cells of
+    ``out`` are left untouched (a new output is zero there).
+    """
+    x, w, b, out, n, k, m, c0, c1, relu = checked(x, w, bias, relu, out, channels)
     if n == 0 or c0 == c1:
         return out
-    fc_kernel(x.reshape(-1), w.reshape(-1), b, out.reshape(-1), n, k, m, c0, c1, int(bool(relu)))
+    fc_kernel(x.reshape(-1), w.reshape(-1), b, out.reshape(-1), n, k, m, c0, c1, relu)
     return out

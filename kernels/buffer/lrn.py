@@ -27,6 +27,14 @@ def _number(op, name, v, positive=False) -> float:
 
 def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None, channels=None) -> np.ndarray:
     """ONNX LRN on x (N, C, H, W); ``rows`` / ``channels`` compute only that output region."""
+    out, call = lrn_call(x, size, alpha, beta, k, out, rows, channels)
+    if call is not None:
+        _lrn.lrn_planes(*call)
+    return out
+
+
+def lrn_call(x, size, alpha, beta, k, out, rows, channels):
+    """The checks of :func:`lrn` -> (out, the arguments of ``_lrn.lrn_planes`` or None)."""
     op = "lrn"
     x = _args.array(op, "x", x, 4)
     if not isinstance(size, (int, np.integer)) or isinstance(size, bool):
@@ -43,6 +51,6 @@ def lrn(x, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None, channel
     c0, c1 = _args.region(op, "channels", channels, shape[1])
     # out may not overlap x: the window reads neighbouring channels.
     out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, shape[2], 0, shape[1]), (x,), names=("x",))
-    if r0 < r1 and c0 < c1:
-        _lrn.lrn_planes(x, out, int(size), alpha, beta, k, (r0, r1, c0, c1))
-    return out
+    if r0 >= r1 or c0 >= c1:
+        return out, None
+    return out, (x, out, int(size), alpha, beta, k, (r0, r1, c0, c1))

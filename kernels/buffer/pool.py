@@ -49,15 +49,11 @@ def _geometry(op, x, kernel, stride, padding, ceil_mode):
     return (kh, kw), (sh, sw), (pt, pl, pb, pr), (nb, nc, oh, ow)
 
 
-def _run(x, out, mode, kernel, stride, pads, include_pad, region):
-    """Run the pooling loops on NCHW planes: plane (n, c), rows W floats apart."""
-    r0, r1, c0, c1 = region
-    if r0 >= r1 or c0 >= c1:
-        return
+def planes(x, out) -> tuple:
+    """``_pool``'s plane description of NCHW ``x`` and ``out``: plane (n, c), rows W floats apart."""
     nb, nc, h, w = x.shape
     _, _, oh, ow = out.shape
-    planes = (nb, (nc * h * w, h * w, w), (nc * oh * ow, oh * ow, ow), h, w, oh, ow)
-    _pool.pool(x, out, 1, mode, planes, kernel, stride, pads, include_pad, region)
+    return (nb, (nc * h * w, h * w, w), (nc * oh * ow, oh * ow, ow), h, w, oh, ow)
 
 
 def _output(op, x, out, shape, rows, channels):
@@ -68,17 +64,28 @@ def _output(op, x, out, shape, rows, channels):
     return _args.output(op, out, shape, whole, (x,), names=("x",)), r0, r1, c0, c1
 
 
+def pool_call(op, x, kernel, stride, padding, ceil_mode, count_include_pad, out, rows, channels):
+    """The checks of :func:`max_pool2d` (``count_include_pad=None``) and :func:`avg_pool2d` ->
+    (out, the arguments of ``_pool.pool``, or None when the region is empty)."""
+    x = _args.array(op, "x", x, 4)
+    (kh, kw), (sh, sw), pads, shape = _geometry(op, x, kernel, stride, padding, ceil_mode)
+    mode, include = (_pool.MAX, False) if count_include_pad is None else (
+        _pool.AVG, _flag(op, "count_include_pad", count_include_pad))
+    out, r0, r1, c0, c1 = _output(op, x, out, shape, rows, channels)
+    if r0 >= r1 or c0 >= c1:
+        return out, None
+    return out, (x, out, 1, mode, planes(x, out), (kh, kw), (sh, sw), pads, include, (r0, r1, c0, c1))
+
+
 def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, rows=None,
                channels=None) -> np.ndarray:
     """ONNX MaxPool on x (N, C, H, W); stride defaults to the kernel.
 
     ``rows=(r0, r1)`` / ``channels=(c0, c1)`` compute only that output region.
     """
-    op = "max_pool2d"
-    x = _args.array(op, "x", x, 4)
-    (kh, kw), (sh, sw), pads, shape = _geometry(op, x, kernel, stride, padding, ceil_mode)
-    out, r0, r1, c0, c1 = _output(op, x, out, shape, rows, channels)
-    _run(x, out, _pool.MAX, (kh, kw), (sh, sw), pads, False, (r0, r1, c0, c1))
+    out, call = pool_call("max_pool2d", x, kernel, stride, padding, ceil_mode, None, out, rows, channels)
+    if call is not None:
+        _pool.pool(*call)
     return out
 
 
@@ -88,13 +95,25 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_incl
 
     ``rows=(r0, r1)`` / ``channels=(c0, c1)`` compute only that output region.
     """
-    op = "avg_pool2d"
-    x = _args.array(op, "x", x, 4)
-    (kh, kw), (sh, sw), pads, shape = _geometry(op, x, kernel, stride, padding, ceil_mode)
-    include = _flag(op, "count_include_pad", count_include_pad)
-    out, r0, r1, c0, c1 = _output(op, x, out, shape, rows, channels)
-    _run(x, out, _pool.AVG, (kh, kw), (sh, sw), pads, include, (r0, r1, c0, c1))
+    out, call = pool_call("avg_pool2d", x, kernel, stride, padding, ceil_mode, count_include_pad, out, rows,
+                          channels)
+    if call is not None:
+        _pool.pool(*call)
     return out
+
+
+def global_avg_pool_call(x, out, rows, channels):
+    """The checks of :func:`global_avg_pool` -> (out, the arguments of ``_pool.global_avg_pool``
+    or None when the region is empty)."""
+    op = "global_avg_pool"
+    x = _args.array(op, "x", x, 4)
+    if min(x.shape) < 1:
+        raise ValueError(f"{op}: x must have no empty axis, got shape {x.shape}")
+    nb, nc, h, w = x.shape
+    out, r0, r1, c0, c1 = _output(op, x, out, (nb, nc, 1, 1), rows, channels)
+    if r0 >= r1 or c0 >= c1:
+        return out, None
+    return out, (x, out, 1, (nb, (nc * h * w, h * w, 0), (nc, 1), 1, h * w, h * w), (c0, c1))
 
 
 def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
@@ -103,13 +122,7 @@ def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
     ``channels=(c0, c1)`` computes only those output channels; ``rows`` is the
     region of the output's single row, (0, 1) or an empty one.
     """
-    op = "global_avg_pool"
-    x = _args.array(op, "x", x, 4)
-    if min(x.shape) < 1:
-        raise ValueError(f"{op}: x must have no empty axis, got shape {x.shape}")
-    nb, nc, h, w = x.shape
-    out, r0, r1, c0, c1 = _output(op, x, out, (nb, nc, 1, 1), rows, channels)
-    if r0 < r1:
-        planes = (nb, (nc * h * w, h * w, 0), (nc, 1), 1, h * w, h * w)
-        _pool.global_avg_pool(x, out, 1, planes, (c0, c1))
+    out, call = global_avg_pool_call(x, out, rows, channels)
+    if call is not None:
+        _pool.global_avg_pool(*call)
     return out

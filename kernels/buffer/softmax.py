@@ -60,6 +60,14 @@ def softmax(x, axis=1, out=None, rows=None, channels=None) -> np.ndarray:
     ``rows`` / ``channels`` compute only that output region (see the module doc);
     other cells of ``out`` are untouched, and a new output is zero outside it.
     """
+    x, out, calls = softmax_call(x, axis, out, rows, channels)
+    for view, box in calls:
+        _softmax.softmax(x, out, view, box)
+    return out
+
+
+def softmax_call(x, axis, out, rows, channels):
+    """The checks of :func:`softmax` -> (x, out, the (5-D view, box) calls of ``_softmax.softmax``)."""
     op = "softmax"
     x = _args.array(op, "x", x, None)
     rank = x.ndim
@@ -78,8 +86,4 @@ def softmax(x, axis=1, out=None, rows=None, channels=None) -> np.ndarray:
         out = _args.out_array(op, out, x.shape)
         if np.may_share_memory(out, x) and out.ctypes.data != x.ctypes.data:
             raise ValueError(f"{op}: out must be x itself or not overlap it")
-    if x.size == 0:
-        return out
-    for view, box in calls:
-        _softmax.softmax(x, out, view, box)
-    return out
+    return x, out, ([] if x.size == 0 else calls)

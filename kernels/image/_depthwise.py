@@ -66,14 +66,9 @@ def _gathered(x, c, mult, ocb, rows):
     return np.ascontiguousarray(g.reshape(nb, hi - lo, wd, ocb, 4).transpose(0, 1, 3, 2, 4), np.float32)
 
 
-def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, relu=False, out=None,
-           rows=None, channels=None, out_channels=None) -> np.ndarray:
-    """Depthwise ONNX Conv of an image x (N, H, CB, W, 4) with a filter (OCB, KH, KW, 4).
-
-    ``groups`` is the true input channel count C (optional when OC = C);
-    ``out_channels`` the true OC = multiplier * C.  Regions and the other
-    arguments as in ``image.conv2d``.
-    """
+def checked(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels) -> tuple:
+    """The argument checks of :func:`conv2d` -> (x, w, padded bias, out, C, OC, multiplier, relu,
+    (sh, sw), (dh, dw), (pt, pl), (r0, r1, b0, b1), OH, OW)."""
     from .conv import conv_output_size  # conv imports this module
 
     x = _common.image(_OP, "x", x)
@@ -100,18 +95,39 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     b0, b1 = _common.block_region(_OP, channels, ocb, oc)
     shape = (nb, oh, ocb, ow, 4)
     out = _args.output(_OP, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb), (x,), names=("x",))
+    return x, w, bias_p, out, c, oc, mult, relu, (sh, sw), (dh, dw), (pt, pl), (r0, r1, b0, b1), oh, ow
+
+
+def depthwise_call(x, w, bias_p, out, pads, h, relu, stride, dilation, region, oh, ow) -> tuple:
+    """The arguments of ``_depthwise.depthwise`` for a checked depthwise conv of image ``x``
+    (multiplier 1, or x gathered), whose input has ``h`` rows and starts at row ``-pads[0]``."""
+    nb, _, xcb, wd, _ = x.shape
+    ocb = w.shape[0]
+    planes = (nb, (h * xcb * wd * 4, wd * 4, xcb * wd * 4), (oh * ocb * ow * 4, ow * 4, ocb * ow * 4), h, wd, oh, ow)
+    return x, w, bias_p, out, 4, 1, planes, w.shape[1:3], stride, dilation, pads, relu, region
+
+
+def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, relu=False, out=None,
+           rows=None, channels=None, out_channels=None) -> np.ndarray:
+    """Depthwise ONNX Conv of an image x (N, H, CB, W, 4) with a filter (OCB, KH, KW, 4).
+
+    ``groups`` is the true input channel count C (optional when OC = C);
+    ``out_channels`` the true OC = multiplier * C.  Regions and the other
+    arguments as in ``image.conv2d``.
+    """
+    x, w, bias_p, out, c, oc, mult, relu, (sh, sw), (dh, dw), (pt, pl), region, oh, ow = checked(
+        x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels)
+    r0, r1, b0, b1 = region
     if r0 == r1 or b0 == b1:
         return out
+    h, ocb, kh = x.shape[1], w.shape[0], w.shape[1]
     if mult > 1:
         lo = max(0, r0 * sh - pt)
         hi = min(h, (r1 - 1) * sh - pt + dh * (kh - 1) + 1)
         if hi <= lo:  # the region reads only padding
             lo, hi = 0, 1
         x, pt, h = _gathered(x, c, mult, ocb, (lo, hi)), pt + lo, hi - lo
-    planes = (nb, (h * x.shape[2] * wd * 4, wd * 4, x.shape[2] * wd * 4),
-              (oh * ocb * ow * 4, ow * 4, ocb * ow * 4), h, wd, oh, ow)
-    _depthwise.depthwise(x, w, bias_p, out, 4, 1, planes, (kh, kw), (sh, sw), (dh, dw), (pt, pl), relu,
-                         (r0, r1, b0, b1))
+    _depthwise.depthwise(*depthwise_call(x, w, bias_p, out, (pt, pl), h, relu, (sh, sw), (dh, dw), region, oh, ow))
     if oc % 4 and b1 == ocb:  # padding lanes are exact zeros
         out[:, r0:r1, ocb - 1, :, oc % 4:] = 0.0
     return out

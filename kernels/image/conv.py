@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -146,6 +147,51 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     if isinstance(w, np.ndarray) and w.ndim == 4:  # depthwise, any channel multiplier
         return _depthwise.conv2d(x, w, bias, stride=stride, padding=padding, dilation=dilation, groups=groups,
                                  relu=relu, out=out, rows=rows, channels=channels, out_channels=out_channels)
+    c = checked_dense(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels, out_channels)
+    if c.c0 < c.c1 and c.r0 < c.r1:
+        xin, row0 = _input_rows(c.x, c.r0, c.r1, *c.rows_read)
+        scratch = getattr(_scratch, "tiles", None)
+        if scratch is None:
+            scratch = _scratch.tiles = tile_scratch()
+        conv_region(xin, c.wp, c.offs, c.bias16, c.out, row0, c.sh, c.sw, c.r0, c.r1, c.c0, c.c1, c.og, c.relu,
+                    *scratch)
+        if c.tail is not None:  # padding lanes are exact zeros
+            c.out[:, c.r0:c.r1, c.tail[0], :, c.tail[1]:] = 0.0
+    return c.out
+
+
+class Dense(NamedTuple):
+    """A checked dense or grouped image conv: ``conv_region``'s arrays and arguments (channels
+    [c0, c1) as lanes), ``rows_read`` = (sh, dh, kh, pt, pl, pr) for :func:`_input_rows`, the
+    input rows' image shape and first row (``padded``: whether they are a zero-padded copy),
+    and ``tail`` = (last block, first padding lane) to zero after it, or None."""
+
+    x: np.ndarray
+    wp: np.ndarray
+    offs: np.ndarray
+    bias16: np.ndarray
+    out: np.ndarray
+    sh: int
+    sw: int
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    og: int
+    relu: int
+    rows_read: tuple
+    xin_shape: tuple
+    row0: int
+    padded: bool
+    tail: tuple | None
+
+
+def checked_dense(x, w, bias, stride, padding, dilation, groups, relu, out, rows, channels,
+                  out_channels) -> Dense:
+    """The argument checks of :func:`conv2d` with a filter image or a PackedFilter; the filter
+    packed, the bias laid out per group, the taps' offsets (ValueError/TypeError naming the
+    argument)."""
+    op = "conv2d"
     w, groups = _filter(op, x, w, groups)
     ocb, kh, kw, icg, _ = w.shape
     if out_channels is None and isinstance(bias, np.ndarray) and bias.ndim == 1:
@@ -173,26 +219,23 @@ def conv2d(x, w, bias=None, *, stride=1, padding=0, dilation=1, groups=None, rel
     b0, b1 = _common.block_region(op, channels, ocb, oc)
     shape = (nb, oh, ocb, ow, 4)
     out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, oh, 0, ocb), (x,), names=("x",))
-    if r0 == r1 or b0 == b1:
-        return out
-    xin, row0 = _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr)
     packed = w if isinstance(w, PackedFilter) else prepack_filter(w, groups, oc)
     g16 = packed.data.shape[1]
     bias16 = np.zeros((groups, g16 * GROUP), np.float32)
-    if groups == 1:  # every lane of the blocks, padding lanes included (zeroed below)
+    if groups == 1:  # every lane of the blocks, padding lanes included (zeroed after)
         og, c_hi = 4 * ocb, 4 * b1
         bias16[0, :og] = bias_p
     else:
         og, c_hi = oc // groups, min(4 * b1, oc)
         bias16[:, :og] = bias_p[:oc].reshape(groups, og)
-    scratch = getattr(_scratch, "tiles", None)
-    if scratch is None:
-        scratch = _scratch.tiles = tile_scratch()
-    offs = _offsets(kh, kw, icg, groups, dh, dw, xin.shape[2] * xin.shape[3] * 4, xin.shape[3])
-    conv_region(xin, packed.data, offs, bias16, out, row0, sh, sw, r0, r1, 4 * b0, c_hi, og, int(relu), *scratch)
-    if oc % 4 and b1 == ocb:  # padding lanes are exact zeros
-        out[:, r0:r1, ocb - 1, :, oc % 4:] = 0.0
-    return out
+    lo = r0 * sh - pt
+    hi = (r1 - 1) * sh - pt + dh * (kh - 1) + 1 if r1 > r0 else lo
+    padded = not (lo >= 0 and hi <= h and pl == 0 and pr == 0)
+    xin_shape = (nb, hi - lo, cb, wd + pl + pr, 4) if padded else x.shape
+    offs = _offsets(kh, kw, icg, groups, dh, dw, xin_shape[2] * xin_shape[3] * 4, xin_shape[3])
+    tail = (ocb - 1, oc % 4) if oc % 4 and b1 == ocb else None
+    return Dense(x, packed.data, offs, bias16, out, sh, sw, r0, r1, 4 * b0, c_hi, og, int(relu),
+                 (sh, dh, kh, pt, pl, pr), xin_shape, 0 if padded else lo, padded, tail)
 
 
 def _input_rows(x, r0, r1, sh, dh, kh, pt, pl, pr):

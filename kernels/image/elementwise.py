@@ -87,15 +87,23 @@ def relu(x, out=None, rows=None, channels=None) -> np.ndarray:
     (channels: multiples of 4, c1 may end inside the last block); other cells
     of ``out`` are untouched, and a new output is zero outside the region.
     """
+    out, call = relu_call(x, out, rows, channels)
+    if call is not None:
+        _clamp(*call)
+    return out
+
+
+def relu_call(x, out, rows, channels):
+    """The checks of :func:`relu` -> (out, the arguments of ``_rowloops.clamp_rows`` or None)."""
     op = "relu"
     x = _common.image(op, "x", x)
     reg = _region(op, x.shape, rows, channels)
     out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (r0, r1, e0, e1) = _view3(x.shape, reg)
-    if r0 < r1 and e0 < e1:
-        _clamp(x.reshape(shape3), out.reshape(shape3), np.float32(0.0), np.float32(0.0),
-               True, False, r0, r1, e0, e1)
-    return out
+    if r0 >= r1 or e0 >= e1:
+        return out, None
+    return out, (x.reshape(shape3), out.reshape(shape3), np.float32(0.0), np.float32(0.0), True, False,
+                 r0, r1, e0, e1)
 
 
 def _true_channels(op, c, channels, cb, b1, keeps_zero):
@@ -124,6 +132,18 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     padding; it may be left out when the channel region ends at it, or does
     not reach the last block.
     """
+    out, call, tail = clip_call(x, min, max, out, rows, channels, c)
+    if call is not None:
+        _clamp(*call)
+    if tail is not None:
+        r0, r1, blk, k0 = tail
+        out[:, r0:r1, blk, :, k0:] = 0.0
+    return out
+
+
+def clip_call(x, min, max, out, rows, channels, c):  # noqa: A002
+    """The checks of :func:`clip` -> (out, the arguments of ``_rowloops.clamp_rows`` or None, the
+    padding lanes to zero after it, (r0, r1, block, first lane), or None)."""
     op = "clip"
     lo, hi = _args.clip_bound(op, "min", min), _args.clip_bound(op, "max", max)
     x = _common.image(op, "x", x)
@@ -137,15 +157,15 @@ def clip(x, *, min=-np.inf, max=np.inf, out=None, rows=None, channels=None, c=No
     out = _args.output(op, out, x.shape, reg[4], (x,), in_place=True)
     shape3, (v0, v1, e0, e1) = _view3(x.shape, reg)
     if v0 >= v1 or e0 >= e1:
-        return out
-    out3 = out.reshape(shape3)
+        return out, None, None
     # min(max(x, lo), hi): every value is max when min >= max (ONNX), NaN stays NaN.
     use_lo, use_hi = lo > -np.inf, hi < np.inf
-    _clamp(x.reshape(shape3), out3, np.float32(lo if use_lo else 0.0),
-           np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
+    call = (x.reshape(shape3), out.reshape(shape3), np.float32(lo if use_lo else 0.0),
+            np.float32(hi if use_hi else 0.0), bool(use_lo), bool(use_hi), v0, v1, e0, e1)
+    tail = None
     if not keeps_zero and nc is not None and nc % 4 and b1 == cb:
-        out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
-    return out
+        tail = (r0, r1, cb - 1, nc % 4)
+    return out, call, tail
 
 
 def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
@@ -153,6 +173,14 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
 
     ``rows`` / ``channels`` as for :func:`relu`.
     """
+    out, call = add_call(a, b, relu, out, rows, channels)
+    if call is not None:
+        _add(*call)
+    return out
+
+
+def add_call(a, b, relu, out, rows, channels):
+    """The checks of :func:`add` -> (out, the arguments of ``_rowloops.add_rows`` or None)."""
     op = "add"
     a = _common.image(op, "a", a)
     b = _common.image(op, "b", b)
@@ -162,9 +190,9 @@ def add(a, b, *, relu=False, out=None, rows=None, channels=None) -> np.ndarray:
     reg = _region(op, a.shape, rows, channels)
     out = _args.output(op, out, a.shape, reg[4], (a, b), in_place=True)
     shape3, (r0, r1, e0, e1) = _view3(a.shape, reg)
-    if r0 < r1 and e0 < e1:
-        _add(a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), relu, r0, r1, e0, e1)
-    return out
+    if r0 >= r1 or e0 >= e1:
+        return out, None
+    return out, (a.reshape(shape3), b.reshape(shape3), out.reshape(shape3), relu, r0, r1, e0, e1)
 
 
 def concat(xs, channels, out=None, *, axis=1, rows=None, out_region=None) -> np.ndarray:
@@ -180,6 +208,21 @@ def concat(xs, channels, out=None, *, axis=1, rows=None, out_region=None) -> np.
     inputs; other cells of ``out`` are untouched, and a new output is zero
     outside the region.  Padding lanes of the output are zero.
     """
+    out, calls, tail = concat_call(xs, channels, out, axis, rows, out_region)
+    if calls is None:
+        return _concat_spatial(*tail)
+    for x, s0, d0, cnt, r0, r1 in calls:
+        _copy_channels(x, out, s0, d0, cnt, r0, r1)
+    if tail is not None:
+        r0, r1, blk, k0 = tail
+        out[:, r0:r1, blk, :, k0:] = 0.0
+    return out
+
+
+def concat_call(xs, channels, out, axis, rows, out_region):
+    """The checks of :func:`concat` -> (out, the ``_copy_channels`` calls (x, s0, d0, cnt, r0, r1),
+    the padding lanes to zero after them (r0, r1, block, first lane) or None).  Along N, H or W:
+    (None, None, the arguments of ``_concat_spatial``)."""
     op = "concat"
     if not isinstance(xs, (list, tuple)) or len(xs) == 0:
         raise TypeError(f"{op}: xs must be a non-empty list of images, got {type(xs).__name__}")
@@ -196,7 +239,7 @@ def concat(xs, channels, out=None, *, axis=1, rows=None, out_region=None) -> np.
         raise ValueError(f"{op}: axis must be in [-4, 3] (an axis of the NCHW tensors), got {axis}")
     axis = int(axis) % 4
     if axis != 1:
-        return _concat_spatial(op, xs, counts, axis, out, rows, out_region)
+        return None, None, (op, xs, counts, axis, out, rows, out_region)
     n, h, _, w, _ = xs[0].shape
     for i, x in enumerate(xs):
         if (x.shape[0], x.shape[1], x.shape[3]) != (n, h, w):
@@ -211,16 +254,15 @@ def concat(xs, channels, out=None, *, axis=1, rows=None, out_region=None) -> np.
     out = _args.output(op, out, shape, (r0, r1, c0, c1) == (0, h, 0, total), xs,
                        names=[f"xs[{i}]" for i in range(len(xs))])
     if r0 >= r1 or c0 >= c1:
-        return out
-    start = 0
+        return out, [], None
+    calls, start = [], 0
     for x, c in zip(xs, counts):
         lo, hi = max(c0, start), min(c1, start + c)
         if lo < hi:
-            _copy_channels(x, out, lo - start, lo, hi - lo, r0, r1)
+            calls.append((x, lo - start, lo, hi - lo, r0, r1))
         start += c
-    if total % 4 and c1 == total:
-        out[:, r0:r1, blocks - 1, :, total % 4:] = 0.0
-    return out
+    tail = (r0, r1, blocks - 1, total % 4) if total % 4 and c1 == total else None
+    return out, calls, tail
 
 
 def _concat_spatial(op, xs, counts, axis, out, rows, out_region):

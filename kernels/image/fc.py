@@ -96,15 +96,8 @@ def _fc_region(x, w, bias, out, b0, b1, oc, relu):
         bt = stop
 
 
-def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None,
-                    out_channels=None) -> np.ndarray:
-    """Gemm with transB on a channel-only image x (N, 1, KB, 1, 4) -> (N, 1, MB, 1, 4).
-
-    ``w`` is (MB, K, 4) with K the true input length (``4*KB - 3 <= K <= 4*KB``).
-    ``bias`` is a plain (M,) vector.  The true output count M is ``out_channels``,
-    else the length of ``bias``, else ``4*MB``; lanes past it are exact zeros.
-    ``channels=(c0, c1)`` (multiples of 4; c1 may be M) computes only those outputs.
-    """
+def checked(x, w, bias, relu, out, channels, out_channels) -> tuple:
+    """The argument checks of :func:`fully_connected` -> (x, w, padded bias, out, b0, b1, M, relu)."""
     op = "fully_connected"
     x = _common.image(op, "x", x)
     if x.shape[1] != 1 or x.shape[3] != 1:
@@ -127,6 +120,19 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None,
     b0, b1 = _common.block_region(op, channels, mb, m)
     shape = (x.shape[0], 1, mb, 1, 4)
     out = _args.output(op, out, shape, (b0, b1) == (0, mb))
+    return x, w, bias_p, out, b0, b1, m, int(relu)
+
+
+def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None,
+                    out_channels=None) -> np.ndarray:
+    """Gemm with transB on a channel-only image x (N, 1, KB, 1, 4) -> (N, 1, MB, 1, 4).
+
+    ``w`` is (MB, K, 4) with K the true input length (``4*KB - 3 <= K <= 4*KB``).
+    ``bias`` is a plain (M,) vector.  The true output count M is ``out_channels``,
+    else the length of ``bias``, else ``4*MB``; lanes past it are exact zeros.
+    ``channels=(c0, c1)`` (multiples of 4; c1 may be M) computes only those outputs.
+    """
+    x, w, bias_p, out, b0, b1, m, relu = checked(x, w, bias, relu, out, channels, out_channels)
     if b0 < b1:
-        _fc_region(x, w, bias_p, out, b0, b1, m, int(relu))
+        _fc_region(x, w, bias_p, out, b0, b1, m, relu)
     return out

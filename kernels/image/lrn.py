@@ -34,6 +34,18 @@ def lrn(x, c, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None,
     ``rows=(r0, r1)`` and ``channels=(c0, c1)`` (multiples of 4; c1 may be c)
     compute only that output region; other cells of ``out`` are untouched.
     """
+    out, call, tail = lrn_call(x, c, size, alpha, beta, k, out, rows, channels)
+    if call is not None:
+        _lrn.lrn_texels(*call)
+    if tail is not None:  # padding lanes are exact zeros
+        r0, r1, blk, k0 = tail
+        out[:, r0:r1, blk, :, k0:] = 0.0
+    return out
+
+
+def lrn_call(x, c, size, alpha, beta, k, out, rows, channels):
+    """The checks of :func:`lrn` -> (out, the arguments of ``_lrn.lrn_texels`` or None, the padding
+    lanes to zero after it (r0, r1, block, first lane) or None)."""
     op = "lrn"
     x = _common.image(op, "x", x)
     nc = _common.channels_of(op, "c", c, x.shape[2])
@@ -45,8 +57,7 @@ def lrn(x, c, *, size=5, alpha=1e-4, beta=0.75, k=1.0, out=None, rows=None,
     b0, b1 = _common.block_region(op, channels, x.shape[2], nc)
     out = _args.output(op, out, x.shape, (r0, r1, b0, b1) == (0, x.shape[1], 0, x.shape[2]), (x,),
                        names=("x",))
-    if r0 < r1 and b0 < b1:
-        _lrn.lrn_texels(x, out, nc, size, alpha, beta, k, (r0, r1, b0, b1))
-        if nc % 4 and b1 == x.shape[2]:  # padding lanes are exact zeros
-            out[:, r0:r1, b1 - 1, :, nc % 4:] = 0.0
-    return out
+    if r0 >= r1 or b0 >= b1:
+        return out, None, None
+    tail = (r0, r1, b1 - 1, nc % 4) if nc % 4 and b1 == x.shape[2] else None
+    return out, (x, out, nc, size, alpha, beta, k, (r0, r1, b0, b1)), tail

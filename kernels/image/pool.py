@@ -43,20 +43,22 @@ def _geometry(op, x, kernel, stride, padding, ceil_mode):
     return ((kh, kw), (sh, sw), (pt, pl, pb, pr)), (nb, oh, cb, ow, 4)
 
 
-def _pool_call(op, x, kernel, stride, padding, ceil_mode, mode_of, out, rows, channels):
+def pool_call(op, x, kernel, stride, padding, ceil_mode, count_include_pad, out, rows, channels):
+    """The checks of :func:`max_pool2d` (``count_include_pad=None``) and :func:`avg_pool2d` ->
+    (out, the arguments of ``_pool.pool``, or None when the region is empty)."""
     x = _common.image(op, "x", x)
-    geo, shape = _geometry(op, x, kernel, stride, padding, ceil_mode)
-    mode = mode_of()
+    (kernel, stride, pads), shape = _geometry(op, x, kernel, stride, padding, ceil_mode)
+    mode, include = (_pool.MAX, False) if count_include_pad is None else (
+        _pool.AVG, _common.flag(op, "count_include_pad", count_include_pad))
     r0, r1 = _args.region(op, "rows", rows, shape[1])
     b0, b1 = _common.block_region(op, channels, shape[2])
     out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, shape[1], 0, shape[2]))
-    if r0 < r1 and b0 < b1:
-        nb, h, cb, w, _ = x.shape
-        _, oh, _, ow, _ = shape
-        planes = (nb, (h * cb * w * 4, w * 4, cb * w * 4), (oh * cb * ow * 4, ow * 4, cb * ow * 4), h, w, oh, ow)
-        (kernel, stride, pads), (pool_mode, include) = geo, mode
-        _pool.pool(x, out, 4, pool_mode, planes, kernel, stride, pads, include, (r0, r1, b0, b1))
-    return out
+    if r0 >= r1 or b0 >= b1:
+        return out, None
+    nb, h, cb, w, _ = x.shape
+    _, oh, _, ow, _ = shape
+    planes = (nb, (h * cb * w * 4, w * 4, cb * w * 4), (oh * cb * ow * 4, ow * 4, cb * ow * 4), h, w, oh, ow)
+    return out, (x, out, 4, mode, planes, kernel, stride, pads, include, (r0, r1, b0, b1))
 
 
 def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, rows=None,
@@ -66,8 +68,10 @@ def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, 
     ``rows=(r0, r1)`` output rows and ``channels=(c0, c1)`` output channels
     (multiples of 4; c1 may end inside the last block) compute only that region.
     """
-    return _pool_call("max_pool2d", x, kernel, stride, padding, ceil_mode, lambda: (_pool.MAX, False), out,
-                      rows, channels)
+    out, call = pool_call("max_pool2d", x, kernel, stride, padding, ceil_mode, None, out, rows, channels)
+    if call is not None:
+        _pool.pool(*call)
+    return out
 
 
 def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_include_pad=False,
@@ -76,10 +80,26 @@ def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_incl
 
     Regions as in ``max_pool2d``.
     """
-    op = "avg_pool2d"
-    return _pool_call(op, x, kernel, stride, padding, ceil_mode,
-                      lambda: (_pool.AVG, _common.flag(op, "count_include_pad", count_include_pad)),
-                      out, rows, channels)
+    out, call = pool_call("avg_pool2d", x, kernel, stride, padding, ceil_mode, count_include_pad, out, rows,
+                          channels)
+    if call is not None:
+        _pool.pool(*call)
+    return out
+
+
+def global_avg_pool_call(x, out, rows, channels):
+    """The checks of :func:`global_avg_pool` -> (out, the arguments of ``_pool.global_avg_pool``
+    or None when the region is empty)."""
+    op = "global_avg_pool"
+    x = _common.image(op, "x", x)
+    shape = (x.shape[0], 1, x.shape[2], 1, 4)
+    r0, r1 = _args.region(op, "rows", rows, 1)
+    b0, b1 = _common.block_region(op, channels, x.shape[2])
+    out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, 1, 0, x.shape[2]))
+    if r0 >= r1 or b0 >= b1:
+        return out, None
+    nb, h, cb, w, _ = x.shape
+    return out, (x, out, 4, (nb, (h * cb * w * 4, w * 4, cb * w * 4), (cb * 4, 4), h, w * 4, h * w), (b0, b1))
 
 
 def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
@@ -89,14 +109,7 @@ def global_avg_pool(x, out=None, rows=None, channels=None) -> np.ndarray:
     computes only those output channels; ``rows`` is the region of the output's
     single row, (0, 1) or an empty one.  Other cells of ``out`` are untouched.
     """
-    op = "global_avg_pool"
-    x = _common.image(op, "x", x)
-    shape = (x.shape[0], 1, x.shape[2], 1, 4)
-    r0, r1 = _args.region(op, "rows", rows, 1)
-    b0, b1 = _common.block_region(op, channels, x.shape[2])
-    out = _args.output(op, out, shape, (r0, r1, b0, b1) == (0, 1, 0, x.shape[2]))
-    if r0 < r1 and b0 < b1:
-        nb, h, cb, w, _ = x.shape
-        planes = (nb, (h * cb * w * 4, w * 4, cb * w * 4), (cb * 4, 4), h, w * 4, h * w)
-        _pool.global_avg_pool(x, out, 4, planes, (b0, b1))
+    out, call = global_avg_pool_call(x, out, rows, channels)
+    if call is not None:
+        _pool.global_avg_pool(*call)
     return out

@@ -69,6 +69,22 @@ def softmax(x, c, out=None, *, axis=1, rows=None, channels=None) -> np.ndarray:
 
     ``out`` may be ``x`` itself.  Regions as in the module doc.
     """
+    x, out, calls, tail = softmax_call(x, c, out, axis, rows, channels)
+    for view, box in calls:
+        if view is None:
+            _channel_softmax(x, out, *box)
+        else:
+            _softmax.softmax(x, out, view, box)
+    if tail is not None:  # padding lanes are exact zeros
+        r0, r1, blk, k0 = tail
+        out[:, r0:r1, blk, :, k0:] = 0.0
+    return out
+
+
+def softmax_call(x, c, out, axis, rows, channels):
+    """The checks of :func:`softmax` -> (x, out, the calls, the padding lanes to zero after them
+    (r0, r1, block, first lane) or None).  A call is (5-D view, box) of ``_softmax.softmax``, or
+    (None, (c, r0, r1)) of ``_channel_softmax``."""
     op = "softmax"
     x = _common.image(op, "x", x)
     nc = _common.channels_of(op, "c", c, x.shape[2])
@@ -82,10 +98,9 @@ def softmax(x, c, out=None, *, axis=1, rows=None, channels=None) -> np.ndarray:
     b0, b1 = _common.block_region(op, channels, cb, nc)
     out = _args.output(op, out, x.shape, (r0, r1, b0, b1) == (0, h, 0, cb), (x,), in_place=True)
     if r0 >= r1 or b0 >= b1:
-        return out
+        return x, out, [], None
     if axis == 1:
-        _channel_softmax(x, out, nc, r0, r1)
-        return out
+        return x, out, [(None, (nc, r0, r1))], None
     w4 = w * 4
     if axis == 0:
         calls = [((1, 1, 1, nb, h * cb * w4), ((0, 1), (0, 1), ((ih * cb + b0) * w4, (ih * cb + b1) * w4)))
@@ -94,8 +109,4 @@ def softmax(x, c, out=None, *, axis=1, rows=None, channels=None) -> np.ndarray:
         calls = [((nb, 1, 1, h, cb * w4), ((0, 1), (0, 1), (b0 * w4, b1 * w4)))]
     else:
         calls = [((nb, h, cb, w, 4), ((r0, r1), (b0, b1), (0, 4)))]
-    for view, box in calls:
-        _softmax.softmax(x, out, view, box)
-    if nc % 4 and b1 == cb:  # padding lanes are exact zeros
-        out[:, r0:r1, cb - 1, :, nc % 4:] = 0.0
-    return out
+    return x, out, calls, ((r0, r1, cb - 1, nc % 4) if nc % 4 and b1 == cb else None)

@@ -145,11 +145,13 @@ def test_measured_planner_runs_every_strategy(soc):
         assert np.isfinite([r.median_ms, r.replay_ms]).all()
 
 
-def test_soak_no_thread_or_arena_growth(soc):
+@pytest.mark.parametrize("native", [False, True], ids=["python", "native"])
+def test_soak_no_thread_or_arena_growth(soc, native):
     g, x, _ = small("squeezenet")
     plan = plan_codl(g, equal_costs(g, sync=1e-5), chains=True)
     threads0 = threading.active_count()
-    with Executor(g, plan, soc) as ex:
+    with Executor(g, plan, soc, native=native) as ex:
+        assert ex.native == native
         used = ex.arena.used_bytes
         first = ex.run(x)
         for _ in range(300):
@@ -174,7 +176,7 @@ def test_failing_kernel_surfaces_and_soc_stays_usable(soc, monkeypatch):
             raise RuntimeError("injected fault")
         return real(graph, op, *a, **k)
 
-    with Executor(g, plan, soc) as ex:
+    with Executor(g, plan, soc, native=False) as ex:  # the Python path (tests/graph/test_native.py: native)
         monkeypatch.setattr(opcall, "call", broken)
         with pytest.raises(TaskError, match=victim) as info:
             ex.run(x)
