@@ -10,6 +10,7 @@ arguments).  The call reads and writes the arrays given, whenever it runs.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..buffer import conv as _conv
 from ..buffer import elementwise as _ew
@@ -19,12 +20,17 @@ from ..buffer import pool as _pool
 from ..buffer.softmax import softmax_call
 from ..buffer._conv_depthwise import depthwise_call
 from .._tiles import GROUP, tile_scratch
-from ..buffer._conv_pixels import conv_pixels
+from ..buffer._conv_pixels import conv_pixels as _conv_pixels_py
 from ..buffer._conv_planes import PLANE_SLACK, plane_geometry
 from . import _window
 from ._entries import SUBCALL, make_concat, make_elementwise, make_fc, make_softmax
 from .call import Block, NativeCall
 from .generic import Scratch, bind
+
+#: The Python path runs its loop over images and groups in Python around the compiled plane copy
+#: and tile pass; a native call has no interpreter, so the same loop is compiled here (it calls
+#: the same compiled pass, so the outputs are the same bits).
+conv_pixels = njit(nogil=True, cache=True)(_conv_pixels_py)
 
 __all__ = ["conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool", "relu", "clip", "add",
            "concat", "lrn", "softmax", "copy", "noop"]

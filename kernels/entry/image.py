@@ -9,6 +9,7 @@ data movement, ``reshape(x, shape, out, out_shape)`` flatten's and reshape's.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..image import _common
 from ..image import _depthwise as _dw
@@ -19,12 +20,15 @@ from ..image.lrn import lrn_call
 from ..image import pool as _pool
 from ..image.softmax import softmax_call
 from .._tiles import tile_scratch
-from ..image._conv_tiles import conv_region
+from ..image._conv_tiles import conv_region as _conv_region_py
 from . import _window
 from ._entries import SUBCALL, make_concat, make_elementwise, make_fc, pad_rows
 from .buffer import bind_add, bind_clamp, bind_softmax, copy, noop
 from .call import Block, NativeCall, NoEntry, sequence
 from .generic import Scratch, bind
+
+#: The loop over images and groups, compiled for the native call (see ``entry.buffer.conv_pixels``).
+conv_region = njit(nogil=True, cache=True)(_conv_region_py)
 
 __all__ = ["conv2d", "fully_connected", "max_pool2d", "avg_pool2d", "global_avg_pool", "relu", "clip", "add",
            "concat", "lrn", "softmax", "copy", "reshape", "noop"]
