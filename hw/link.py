@@ -54,7 +54,7 @@ from .profile import Cost, CostProfile, get_profile
 from .task import Task
 from .trace import Trace
 
-__all__ = ["Link", "BandwidthTrace", "edge_profile", "shipped", "load_shipped", "parse_rate"]
+__all__ = ["Link", "BandwidthTrace", "edge_profile", "shipped", "load_shipped", "trace_named", "parse_rate"]
 
 MBIT = 1e6  # bits per Mbit (network convention)
 
@@ -326,6 +326,18 @@ def shipped() -> list[str]:
     """Names of the bandwidth traces shipped with coinfer (file names without ``.txt``)."""
     d = resources.files(__package__).joinpath(_TRACE_DIR)
     return sorted(p.name[:-4] for p in d.iterdir() if p.name.endswith(".txt"))
+
+
+def trace_named(arg: str) -> BandwidthTrace:
+    """A shipped trace by name, else a ``time_s Mbit/s`` file at the path ``arg``.
+
+    Raises ValueError naming both choices when ``arg`` is neither."""
+    if arg in shipped():
+        return load_shipped(arg)
+    if not os.path.isfile(arg):
+        raise ValueError(f"bandwidth trace {arg!r} is neither a shipped trace ({', '.join(shipped())}) "
+                         f"nor a file")
+    return BandwidthTrace.load(arg)
 
 
 def load_shipped(name: str) -> BandwidthTrace:

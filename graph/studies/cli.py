@@ -91,6 +91,8 @@ def _cmd_run(args) -> int:
     from ..coexec.strategies import STRATEGIES
     from .coexec import format_table, load_model, run_strategies
 
+    _writable("--output", args.output)
+    _writable("--trace", args.trace)
     graph = load_model(args.model, input_size=args.input_size)
     strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
     in_name = graph.inputs[0]
@@ -192,9 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "yolov2_tiny) or a .onnx file")
     r.add_argument("--strategy", default="all",
                    choices=["cpu", "gpu", "mulayer", "codl-nochain", "codl", "all"])
-    r.add_argument("--soc", default="host", help="the SoC to emulate: host (this machine), snapdragon855, "
-                   "raspberry_pi or desktop_edge; plans are made for it and each run is replayed under it")
-    r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
+    r.add_argument("--soc", default="host", help="the SoC to emulate: host (this machine) or a cost profile "
+                   "(snapdragon855, raspberry_pi, desktop_edge, nexus5_cpu, ...; an unknown name lists them); plans "
+                   "are made for it and each run is replayed under it")
+    r.add_argument("--repeat", type=_at_least_one, default=5, help="timed runs per strategy (median reported)")
     r.add_argument("--input", help="float32 .npy input (default: seeded random)")
     r.add_argument("--output", help="save the (first) strategy's output as .npy")
     r.add_argument("--trace", help="write a Chrome/Perfetto trace JSON of the (first) strategy's last run")
@@ -211,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--soc", default="host", help="the SoC whose whole-model latency is predicted (default host)")
     q.add_argument("--models", default=None, help="comma-separated zoo models for the whole-model check "
                    "(default alexnet,squeezenet,vgg16,resnet18,mobilenet_v1; empty: none)")
-    q.add_argument("--repeat", type=int, default=5, help="timed runs per plan (median reported)")
+    q.add_argument("--repeat", type=_at_least_one, default=5, help="timed runs per plan (median reported)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--refresh", action="store_true", help="measure the dataset again instead of reading the cache")
     q.add_argument("--no-plan-check", action="store_true", help="skip the predicted-vs-measured-choice plan check")
@@ -243,10 +246,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line(e: BaseException) -> str:
-    """The cause of a failure on one line: the message, else the exception's type."""
+def _one_line(e: BaseException, command: str = "") -> str:
+    """The cause of a failure on one line: the message (without a repeat of the
+    subcommand's own prefix), else the exception's type."""
     msg = " ".join(str(e).split())
+    for prefix in (f"coinfer {command}: ", f"{command}: "):
+        if command and msg.startswith(prefix):
+            msg = msg[len(prefix):]
     return msg if msg else type(e).__name__
+
+
+def _at_least_one(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {v}")
+    return v
+
+
+def _writable(option: str, path) -> None:
+    """Raise ValueError naming ``option`` when ``path``'s directory does not exist, before any work."""
+    import os
+
+    if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise ValueError(f"{option}: directory {os.path.dirname(os.path.abspath(path))!r} does not exist")
 
 
 def main(argv=None) -> int:
@@ -264,7 +290,8 @@ def main(argv=None) -> int:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # noqa: BLE001 - the one place errors become an exit status
-        print(f"coinfer {args.command}: {_one_line(e)} (run with --debug for the traceback)", file=sys.stderr)
+        print(f"coinfer {args.command}: {_one_line(e, args.command)} (run with --debug for the traceback)",
+              file=sys.stderr)
         return 2
 
 

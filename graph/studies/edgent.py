@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...hw.link import BandwidthTrace, Link, load_shipped, shipped
+from ...hw.link import BandwidthTrace, Link, load_shipped, shipped, trace_named
 from ..costs.measure import samples
 from ..costs.sides import MeasuredSideCosts
 from ..edgent import runtime
@@ -398,7 +398,7 @@ def cli_main(args) -> int:
             raise ValueError(f"--frames must be >= 1, got {args.frames}")
         trace = None
         if args.trace:
-            trace = load_shipped(args.trace) if args.trace in shipped() else BandwidthTrace.load(args.trace)
+            trace = trace_named(args.trace)
     except (ValueError, OSError) as e:
         print(f"coinfer edgent: {e}", file=sys.stderr)
         return 2

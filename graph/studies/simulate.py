@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...hw.link import BandwidthTrace, Link, load_shipped, shipped
+from ...hw.link import BandwidthTrace, Link, load_shipped, shipped, trace_named
 from ...hw.sim import Request, SimLink, SimProcessor, infer, simpy
 
 __all__ = ["Scenario", "Planning", "SimFrame", "FleetResult", "simulate", "scale_out", "check_real",
@@ -87,7 +87,7 @@ class Scenario:
     def trace(self, k: int) -> tuple[BandwidthTrace, float]:
         """Device ``k``'s trace and the trace time it starts at."""
         name = self.traces[k % len(self.traces)]
-        tr = load_shipped(name) if name in shipped() else BandwidthTrace.load(name)
+        tr = trace_named(name)
         return tr, (k // len(self.traces)) * self.stagger_s
 
 
