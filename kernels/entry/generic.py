@@ -9,9 +9,9 @@ bit for bit.  An array is passed as its address and shape, a number in the int64
 or float64 block.
 
 The entry's source is written once per (loop, types, kernel sources) to a file
-in the entry cache directory (``$COINFER_ENTRY_DIR``, else
-``~/.cache/coinfer/entries``), so Numba can cache its compiled ``cfunc`` on disk;
-the kernel sources' hash (:func:`~.call.sources_salt`) is in the file, so a
+in the entry cache directory (``$COINFER_ENTRY_DIR``, else ``entries`` in
+coinfer's cache directory: ``$COINFER_CACHE_DIR`` or ``~/.cache/coinfer``), so
+Numba can cache its compiled ``cfunc`` on disk; the kernel sources' hash (:func:`~.call.sources_salt`) is in the file, so a
 change to any kernel recompiles it.  Each distinct (loop, types) pair is one
 compile (about a second once, then a cache load).
 """
@@ -106,8 +106,15 @@ def _pack(args) -> tuple:
 
 
 def _entry_dir() -> Path:
+    """``$COINFER_ENTRY_DIR``, else ``entries`` in coinfer's cache directory (``$COINFER_CACHE_DIR``,
+    ``$XDG_CACHE_HOME/coinfer`` or ``~/.cache/coinfer``, as for the cost tables)."""
     env = os.environ.get("COINFER_ENTRY_DIR")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coinfer" / "entries"
+    if env:
+        base = Path(env)
+    else:
+        cache = os.environ.get("COINFER_CACHE_DIR")
+        base = (Path(cache) if cache else
+                Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "coinfer") / "entries"
     base.mkdir(parents=True, exist_ok=True)
     return base
 
