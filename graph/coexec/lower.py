@@ -11,6 +11,8 @@ program (``coinfer.hw.dispatch``).
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +47,22 @@ class Prepared:
         missing = [lay for lay in layouts if lay not in self.layouts]
         if missing:
             raise ValueError(f"{who}: prepared lacks the weights of layout(s) {missing}")
+
+
+_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # graph -> {op name: buffer weights}
+_WEIGHTS_LOCK = threading.Lock()
+
+
+def buffer_weights(graph) -> dict:
+    """Every op's weights prepared once for the buffer kernels (conv filters packed for the
+    tiles, :mod:`coinfer.graph.ops`), kept while the graph lives; ops then run without
+    packing their filters on every call (as a deployed model does after its load)."""
+    with _WEIGHTS_LOCK:
+        w = _WEIGHTS.get(graph)
+        if w is None:
+            w = {op.name: SPECS[op.type].kernels["buffer"].prepare(graph, op) for op in graph.ops}
+            _WEIGHTS[graph] = w
+        return w
 
 
 def prepare(graph, layouts=LAYOUTS) -> Prepared:

@@ -16,13 +16,12 @@ only the exit and the range.  For a cut these are exactly the crossings of
 """
 from __future__ import annotations
 
-import threading
 import time
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..coexec.lower import buffer_weights
 from ..coexec.lower import call as lower_call
 from ..edgent.exits import check_exits, submodel_ops
 from ..ops import SPECS
@@ -30,22 +29,6 @@ from .shaping import sleep_until
 
 __all__ = ["n_exits", "exit_ops", "range_io", "edge_range", "run_range", "warm_range", "RangeTime",
            "buffer_weights"]
-
-_WEIGHTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # graph -> {op name: buffer weights}
-_WEIGHTS_LOCK = threading.Lock()
-
-
-def buffer_weights(graph) -> dict:
-    """Every op's weights prepared once for the buffer kernels (conv filters packed for the
-    tiles, :mod:`coinfer.graph.ops`), kept while the graph lives; ops then run without
-    packing their filters on every call."""
-    with _WEIGHTS_LOCK:
-        w = _WEIGHTS.get(graph)
-        if w is None:
-            w = {op.name: SPECS[op.type].kernels["buffer"].prepare(graph, op) for op in graph.ops}
-            _WEIGHTS[graph] = w
-        return w
-
 
 def n_exits(graph) -> int:
     return len(check_exits(graph)) if graph.exits else 1
