@@ -28,7 +28,8 @@ import numpy as np
 from ..ir import Graph, GraphBuilder
 from .exits import Exit
 
-__all__ = ["branchy_alexnet", "branchy_lenet", "MODELS", "build", "load_weights", "weights_meta"]
+__all__ = ["branchy_alexnet", "branchy_lenet", "MODELS", "build", "load_weights", "weights_meta", "pack_params",
+           "unpack_params", "INT8_MIN_SIZE"]
 
 NUM_CLASSES = 10
 
@@ -125,6 +126,50 @@ def _lenet(batch: int, seed: int) -> Graph:
 MODELS = {"branchy_alexnet": _alexnet, "branchy_lenet": _lenet}
 
 
+#: Parameters of at least this many elements are stored as int8, one float32 scale per output
+#: channel (axis 0), which keeps B-AlexNet's file under 1 MiB; smaller ones as float16.
+INT8_MIN_SIZE = 1 << 16
+_SCALE = ".scale"
+
+
+def pack_params(params: dict) -> dict:
+    """The arrays a weights file stores for ``params`` (``{"op.w": float array}``).
+
+    A tensor of fewer than :data:`INT8_MIN_SIZE` elements is stored as float16.  A larger one
+    is stored as int8 ``q`` under its key, with ``s`` (float32, one per output channel) under
+    ``key + ".scale"``: symmetric per-channel quantization, ``s = max|w_c| / 127``,
+    ``q = round(w / s)``; :func:`unpack_params` gives back ``q * s``.
+    """
+    out = {}
+    for k, w in params.items():
+        w = np.asarray(w, np.float32)
+        if w.size < INT8_MIN_SIZE:
+            out[k] = w.astype(np.float16)
+            continue
+        rows = w.reshape(w.shape[0], -1)
+        s = np.abs(rows).max(axis=1) / np.float32(127)
+        s[s == 0] = 1.0
+        out[k] = np.clip(np.rint(rows / s[:, None]), -127, 127).astype(np.int8).reshape(w.shape)
+        out[k + _SCALE] = s.astype(np.float32)
+    return out
+
+
+def unpack_params(files) -> dict:
+    """``{"op.w": float32 array}`` from the arrays of a weights file (a mapping such as an open
+    ``.npz``; see :func:`pack_params`).  Keys without a dot (``meta``) are not parameters."""
+    out = {}
+    for k in files:
+        if "." not in k or k.endswith(_SCALE):
+            continue
+        a = np.asarray(files[k])
+        if k + _SCALE in files:
+            s = np.asarray(files[k + _SCALE], np.float32)
+            out[k] = (a.reshape(a.shape[0], -1).astype(np.float32) * s[:, None]).reshape(a.shape)
+        else:
+            out[k] = a.astype(np.float32)
+    return out
+
+
 def _weights_file(name: str):
     return resources.files(__package__).joinpath("weights", f"{name}.npz")
 
@@ -144,7 +189,7 @@ def load_weights(graph: Graph, path=None) -> Graph:
         from contextlib import nullcontext
         ctx = nullcontext(path)
     with ctx as p, np.load(p, allow_pickle=False) as z:
-        params = {k: z[k] for k in z.files if "." in k}
+        params = unpack_params({k: z[k] for k in z.files})
         meta = json.loads(str(z["meta"]))
     ops = []
     for op in graph.ops:
@@ -154,7 +199,7 @@ def load_weights(graph: Graph, path=None) -> Graph:
             if key not in params or params[key].shape != v.shape:
                 raise ValueError(f"load_weights({graph.name}): {key} missing or of shape "
                                  f"{None if key not in params else params[key].shape}, expected {v.shape}")
-            new[k] = params[key].astype(np.float32)
+            new[k] = params[key]
         op.params = new
         ops.append(op)
     exits = [Exit(e.name, e.root, e.ops, e.output, float(meta["thresholds"][i]), float(meta["accuracy"][i]))

