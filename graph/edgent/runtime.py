@@ -289,6 +289,7 @@ class FrameRecord:
     met: bool
     exit_accuracy: float  # the exit's measured accuracy
     accuracy: float  # the exit's accuracy if met, else 0
+    transfer_s: float = 0.0  # of emulated_s, the link's transfers (modelled by the link and its trace)
 
 
 @dataclass
@@ -399,7 +400,7 @@ def run_episodes(runner: CoRunner, bw: BandwidthTrace, strategies=STRATEGIES, *,
             met = mid.emulated_s <= target_s
             acc = full.exit_accuracy[key[0]]
             records[pol.name].append(FrameRecord(t, sample, est, key, pred, mid.emulated_s, key[0], bool(met), acc,
-                                                 acc if met else 0.0))
+                                                 acc if met else 0.0, mid.transfer_s))
         if progress is not None:
             progress()
     return records

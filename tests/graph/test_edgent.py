@@ -44,7 +44,7 @@ def test_branchy_models_list_their_exits():
 
     for name in ("branchy_alexnet", "branchy_lenet"):
         size = resources.files("coinfer.graph.edgent").joinpath("weights", name + ".npz").stat().st_size
-        assert size < 2 * 1024 * 1024
+        assert size < 1024 * 1024
 
 
 def test_entropy():
@@ -219,7 +219,7 @@ def test_runtime_output_equals_the_submodel(runner, key):
     np.testing.assert_array_equal(fr.probabilities, interpret.run(ex.submodel(LENET, key[0]), x, buffer))
     xfers = [t for t in fr.trace.tasks if t.kind == "transfer"]
     assert [(t.processor, t.bytes) for t in xfers] == [("link", c.nbytes) for c in fr.placement.crossings]
-    assert fr.emulated_s >= sum(link.transfer_time(c.nbytes) for c in fr.placement.crossings)
+    assert fr.transfer_s == pytest.approx(sum(link.transfer_time(c.nbytes) for c in fr.placement.crossings))
     sides = {t.processor for t in fr.trace.tasks if t.kind == "compute"}
     assert sides == set(fr.placement.sides)
 
@@ -235,12 +235,13 @@ def test_episode_records_and_summary(runner):
     for s in ("device-only", "edge-only", "neurosurgeon", "edgent-static", "edgent-dynamic"):
         recs = run_episode(runner, s, tr, target_s=0.05, frame_s=0.5, frames=6, planners=planners,
                            config_map=cmap)
-        assert len(recs) == 6 and all(r.emulated_s > 0 for r in recs)
+        assert len(recs) == 6 and all(np.isfinite(r.emulated_s) for r in recs)
+        assert all((r.transfer_s > 0) == bool(runner.placement(*r.plan).crossings) for r in recs)
         assert all(r.accuracy == (r.exit_accuracy if r.met else 0.0) for r in recs)
         sm = summarize(s, recs)
         assert set(sm.as_json()) == {"name", "deadline_met", "mean_accuracy", "mean_ms", "p95_ms", "switches"}
     edge = run_episode(runner, "edge-only", tr, target_s=0.05, frame_s=0.5, frames=4, planners=planners)
-    assert edge[2].emulated_s > 1.0  # frame at t=1 s waits out the 0 Mbit/s second
+    assert edge[2].transfer_s > 1.0  # frame at t=1 s waits out the 0 Mbit/s second (modelled link time)
 
 
 # -- the command line ----------------------------------------------------------------------
