@@ -91,6 +91,8 @@ def _cmd_run(args) -> int:
     from ..coexec.strategies import STRATEGIES
     from .coexec import format_table, load_model, run_strategies
 
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
     _writable("--output", args.output)
     _writable("--trace", args.trace)
     graph = load_model(args.model, input_size=args.input_size)
@@ -134,6 +136,8 @@ def _cmd_predict(args) -> int:
         print(f"coinfer predict: unknown --soc {args.soc!r}; choose from {', '.join(sorted(profiles()))}",
               file=sys.stderr)
         return 2
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
     if args.samples < 10:
         print(f"coinfer predict: --samples must be >= 10, got {args.samples}", file=sys.stderr)
         return 2
@@ -197,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--soc", default="host", help="the SoC to emulate: host (this machine) or a cost profile "
                    "(snapdragon855, raspberry_pi, desktop_edge, nexus5_cpu, ...; an unknown name lists them); plans "
                    "are made for it and each run is replayed under it")
-    r.add_argument("--repeat", type=_at_least_one, default=5, help="timed runs per strategy (median reported)")
+    r.add_argument("--repeat", type=int, default=5, help="timed runs per strategy (median reported)")
     r.add_argument("--input", help="float32 .npy input (default: seeded random)")
     r.add_argument("--output", help="save the (first) strategy's output as .npy")
     r.add_argument("--trace", help="write a Chrome/Perfetto trace JSON of the (first) strategy's last run")
@@ -214,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--soc", default="host", help="the SoC whose whole-model latency is predicted (default host)")
     q.add_argument("--models", default=None, help="comma-separated zoo models for the whole-model check "
                    "(default alexnet,squeezenet,vgg16,resnet18,mobilenet_v1; empty: none)")
-    q.add_argument("--repeat", type=_at_least_one, default=5, help="timed runs per plan (median reported)")
+    q.add_argument("--repeat", type=int, default=5, help="timed runs per plan (median reported)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--refresh", action="store_true", help="measure the dataset again instead of reading the cache")
     q.add_argument("--no-plan-check", action="store_true", help="skip the predicted-vs-measured-choice plan check")
@@ -254,17 +258,6 @@ def _one_line(e: BaseException, command: str = "") -> str:
         if command and msg.startswith(prefix):
             msg = msg[len(prefix):]
     return msg if msg else type(e).__name__
-
-
-def _at_least_one(text: str) -> int:
-    """argparse type: an int >= 1."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be an int >= 1, got {v}")
-    return v
 
 
 def _writable(option: str, path) -> None:
