@@ -317,7 +317,7 @@ def cli_remote(args, *, target: float, rtt: float, bandwidth: float, trace, dirs
     from ..edgent import runtime
     from .edgent import Study, format_candidates, format_summaries, parse_time
 
-    timeout = parse_time(args.edge_timeout)
+    timeout = parse_time(args.edge_timeout, "--edge-timeout")
     if timeout <= 0 or args.repeat < 1 or not args.speedup > 0:
         raise ValueError(f"--edge-timeout must be > 0, --repeat >= 1 and --speedup > 0, got "
                          f"{args.edge_timeout!r}, {args.repeat}, {args.speedup}")

@@ -40,8 +40,8 @@ SWEEP_STRATEGIES = ("device-only", "edge-only", "neurosurgeon", "edgent")
 SPEEDS = tuple(np.round(np.geomspace(0.6, 2.5, 16), 3))
 
 
-def parse_time(text) -> float:
-    """``"300ms"``, ``"0.3s"``, ``"300"`` (ms) -> seconds."""
+def parse_time(text, option: str = "a time") -> float:
+    """``"300ms"``, ``"0.3s"``, ``"300"`` (ms) -> seconds; a ValueError names ``option``."""
     s = str(text).strip().lower()
     try:
         if s.endswith("ms"):
@@ -51,9 +51,9 @@ def parse_time(text) -> float:
         else:
             v = float(s) / 1e3
     except ValueError:
-        raise ValueError(f"edgent: a time must look like '300ms' or '0.3s', got {text!r}") from None
+        raise ValueError(f"{option} must look like '300ms' or '0.3s', got {text!r}") from None
     if not (np.isfinite(v) and v >= 0):
-        raise ValueError(f"edgent: a time must be >= 0, got {text!r}")
+        raise ValueError(f"{option} must be >= 0, got {text!r}")
     return v
 
 
@@ -391,8 +391,8 @@ def cli_main(args) -> int:
     from ...hw.link import parse_rate
 
     try:
-        target = parse_time(args.target)
-        rtt = parse_time(args.rtt)
+        target = parse_time(args.target, "--target")
+        rtt = parse_time(args.rtt, "--rtt")
         bandwidth = parse_rate(args.bandwidth)
         if args.frames < 1:
             raise ValueError(f"--frames must be >= 1, got {args.frames}")

@@ -486,8 +486,8 @@ def cli_main(args) -> int:
         ns = [int(v) for v in args.devices.split(",") if v.strip()]
         if not ns or min(ns) < 1:
             raise ValueError(f"--devices must list numbers >= 1, got {args.devices!r}")
-        sc = Scenario(model=args.model, device=args.device, edge=args.edge, target_s=parse_time(args.target),
-                      frame_s=args.frame_ms / 1e3, frames=args.frames, rtt_s=parse_time(args.rtt),
+        sc = Scenario(model=args.model, device=args.device, edge=args.edge, target_s=parse_time(args.target, "--target"),
+                      frame_s=args.frame_ms / 1e3, frames=args.frames, rtt_s=parse_time(args.rtt, "--rtt"),
                       workers=args.workers, traces=tuple(t.strip() for t in args.traces.split(",") if t.strip()))
         from ...hw.profile import get_profile
 
