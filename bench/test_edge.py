@@ -36,7 +36,7 @@ def remote(study_table):
     study_table("Edge server: measured vs predicted (B-AlexNet, raspberry_pi device, desktop_edge edge over "
                 "loopback, RTT 20 ms, target 300 ms)", lambda: LINES.get("compare", []) + LINES.get("live", []))
     with ServerProcess("--soc", "desktop_edge") as server, \
-            study_mod.Study("branchy_alexnet", progress=False) as study, RemoteStudy(study, server.address) as rs:
+            study_mod.Study("branchy_alexnet", progress=False, packed=True) as study, RemoteStudy(study, server.address) as rs:
         yield rs
 
 

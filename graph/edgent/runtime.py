@@ -40,6 +40,8 @@ from ...hw import Link, Processor, Trace
 from ...hw.link import BandwidthTrace, edge_profile
 from ...kernels import buffer as buffer_kernels
 from .. import interpret
+from ..coexec.lower import buffer_weights
+from ..coexec.lower import call as lower_call
 from ..costs.measure import samples
 from .cut import Placement, placement
 from .exits import check_exits
@@ -55,8 +57,17 @@ def trimmed_mean(values, cut: float = 0.2) -> float:
     return float(v[k:len(v) - k].mean()) if len(v) > 2 * k else float(v.mean())
 
 
-def _run_op(graph, op, env):
-    env[op.output] = interpret.run_op(graph, op, [env[t] for t in op.inputs], buffer_kernels)
+def _run_op(graph, op, env, weights=None):
+    """Run ``op`` on tensors in ``env``: with ``weights`` (the graph's
+    :func:`~coinfer.graph.coexec.lower.buffer_weights`) on filters packed once, else
+    through the interpreter, which prepares the op's weights on every call."""
+    ins = [env[t] for t in op.inputs]
+    if weights is None:
+        env[op.output] = interpret.run_op(graph, op, ins, buffer_kernels)
+    else:
+        out = np.empty(graph.shape(op.output), np.float32)
+        lower_call(graph, op, "buffer", weights[op.name], ins, out)
+        env[op.output] = out
 
 
 @dataclass
@@ -71,15 +82,23 @@ class FrameRun:
 
 
 class CoRunner:
-    """``CoRunner(graph, device="raspberry_pi", edge="desktop_edge")``: device and edge
-    processors (cores 0 and 1, or whichever this process may use), one trace,
-    and :attr:`profile` = ``edge_profile(device, edge)``.  Close it (or use
-    ``with``) to end the threads."""
+    """``CoRunner(graph, device="raspberry_pi", edge="desktop_edge", packed=False)``: device
+    and edge processors (cores 0 and 1, or whichever this process may use), one
+    trace, and :attr:`profile` = ``edge_profile(device, edge)``.  Close it (or use
+    ``with``) to end the threads.
+
+    ``packed``: run and time ops on weights prepared once per model
+    (:func:`~coinfer.graph.coexec.lower.buffer_weights`, as the edge client and
+    server run them) rather than through the interpreter, which repacks a conv's
+    filter on every call.  The emulated studies keep the interpreter's path (their
+    costs and their frames use the same one); a study whose frames run on packed
+    weights must time its ops on them too."""
 
     def __init__(self, graph, device="raspberry_pi", edge="desktop_edge", *, device_core: int = 0,
-                 edge_core: int = 1, timeout: float = 120.0):
+                 edge_core: int = 1, timeout: float = 120.0, packed: bool = False):
         check_exits(graph)
         self.graph = graph
+        self.packed = bool(packed)
         self.timeout = float(timeout)
         self.profile = edge_profile(device, edge)
         self.trace = Trace()
@@ -124,7 +143,8 @@ class CoRunner:
         run on ``side`` as one command list (after ``warmup`` discarded runs)."""
         g = self.graph
         env = {g.inputs[0]: np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)}
-        steps = [(n, (lambda op=g.op(n): _run_op(g, op, env)), {}, {}, 0) for n in self.placement(exit, 0, "edge-first").ops]
+        w = self.weights()
+        steps = [(n, (lambda op=g.op(n): _run_op(g, op, env, w)), {}, {}, 0) for n in self.placement(exit, 0, "edge-first").ops]
 
         def one_run():
             self.trace.clear()
@@ -162,6 +182,10 @@ class CoRunner:
         return predicted, float(np.median(frames))
 
     # -- running ----------------------------------------------------------------
+    def weights(self) -> dict | None:
+        """The packed weights ops run on, or None for the interpreter's path (see ``packed``)."""
+        return buffer_weights(self.graph) if self.packed else None
+
     def placement(self, exit: int, cut: int, direction: str) -> Placement:
         key = (exit, cut, direction)
         if key not in self._placements:
@@ -175,6 +199,7 @@ class CoRunner:
         e, p, d = (plan.exit, plan.cut, plan.direction) if hasattr(plan, "exit") else plan
         pl = self.placement(e, p, d)
         g, trace = self.graph, self.trace
+        w = self.weights()
         trace.clear()
         env = {"device": {g.inputs[0]: np.ascontiguousarray(x, dtype=np.float32)}, "edge": {}}
         last = {"device": None, "edge": None}
@@ -203,7 +228,7 @@ class CoRunner:
             steps = []
             for name in pl.ops[j:k]:
                 op = g.op(name)
-                steps.append((name, (lambda op=op, env=env[side]: _run_op(g, op, env)), {}, {},
+                steps.append((name, (lambda op=op, env=env[side]: _run_op(g, op, env, w)), {}, {},
                               g.tensors[op.output].nbytes))
             after = [last[side]] if last[side] is not None else []
             last[side] = self.procs[side].run_list(steps, after=after, timeout=self.timeout)

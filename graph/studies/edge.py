@@ -19,7 +19,9 @@ study's ``device`` processor and whose edge part runs on an edge server.
 - :meth:`RemoteStudy.live` plays a bandwidth trace live with Edgent's dynamic
   strategy (:func:`coinfer.graph.edge.live.play`).
 
-The prediction is the planner's: per-op costs x profile scale + RTT/2 +
+The prediction is the planner's: per-op costs (timed on weights packed once
+per model, ``Study(packed=True)``, as the client's device part and the server
+run them) x profile scale + RTT/2 +
 8 x bytes / bandwidth per crossing tensor.  The measurement also carries what
 the prediction leaves out: the frames' 64-byte headers (they cross the
 shaped link), and the server's and client's own Python overheads.  A
@@ -95,6 +97,11 @@ class RemoteStudy:
     def __init__(self, study, address: str, *, timeout: float = 5.0, retry_s: float = 2.0):
         host, port = parse_address(address)
         self.study, self.address = study, f"{host}:{port}"
+        if not study.runner.packed:
+            # The client's device part and the server run on weights packed once per
+            # model (edge.parts.run_range); the planner's per-op costs must be timed the same way.
+            study.runner.packed = True
+            study.remeasure()
         self.client = EdgeClient(host, port, timeout=timeout)
         prof = study.runner.profile
         self.runner = RemoteRunner(study.graph, study.runner.procs["device"], prof.scale("device"), self.client,
@@ -324,7 +331,8 @@ def cli_remote(args, *, target: float, rtt: float, bandwidth: float, trace, dirs
     host, port = parse_address(args.edge, require_port=True)
     with EdgeClient(host, port, timeout=timeout) as first:  # the server's --soc is the edge's profile
         edge = profile_for_scale(first.open(args.model).edge_scale)
-    study = Study(args.model, device=args.device, edge=edge, rtt_s=rtt, directions=dirs, progress=not args.quiet)
+    study = Study(args.model, device=args.device, edge=edge, rtt_s=rtt, directions=dirs, progress=not args.quiet,
+                  packed=True)
     with study, RemoteStudy(study, args.edge, timeout=timeout) as rs:
         if trace is None:
             res = study.static(bandwidth, target)

@@ -5,7 +5,10 @@ a branchy model with its trained weights, starts the co-inference runtime,
 measures every op on both sides (:class:`MeasuredSideCosts`) and builds the
 planners: Edgent's over every exit, cut and the chosen directions, and
 Neurosurgeon's (last exit, device-first).  The CLI (``coinfer edgent``) and
-``bench/test_edgent.py`` call it.
+``bench/test_edgent.py`` call it.  ``packed=True`` runs and times the ops on
+weights packed once per model (:class:`~coinfer.graph.edgent.runtime.CoRunner`),
+as the edge client and server do; the emulated study keeps the interpreter's
+path, on which its costs and frames agree.
 
 Strategies, each as a plan (exit, cut, direction) at a bandwidth:
 
@@ -88,14 +91,14 @@ class StaticResult:
 
 class Study:
     def __init__(self, model: str, *, device="raspberry_pi", edge="desktop_edge", rtt_s: float = 0.02,
-                 directions=DIRECTIONS, repeats: int = 20, progress: bool = True):
+                 directions=DIRECTIONS, repeats: int = 20, progress: bool = True, packed: bool = False):
         if model not in MODELS:
             raise ValueError(f"coinfer edgent: unknown model {model!r}; branchy models: {', '.join(MODELS)}")
         self.graph = build(model)
         self.model, self.rtt_s, self.progress = model, float(rtt_s), progress
         self.device, self.edge = device, edge
         self.directions, self.repeats = directions, repeats
-        self.runner = runtime.CoRunner(self.graph, device, edge)
+        self.runner = runtime.CoRunner(self.graph, device, edge, packed=packed)
         try:
             self.last = len(check_exits(self.graph)) - 1
             self.n_ops = len(self.runner.placement(self.last, 0, "edge-first").ops)

@@ -224,6 +224,20 @@ def test_runtime_output_equals_the_submodel(runner, key):
     assert sides == set(fr.placement.sides)
 
 
+def test_packed_runner_matches_the_interpreter_and_times_every_op():
+    x = _x(4)
+    link = Link(1e6, rtt_s=0.01)
+    with CoRunner(LENET, packed=True) as r:
+        assert r.weights() is not None
+        for key in [(2, 0, "edge-first"), (2, 5, "device-first")]:
+            fr = r.run(x, key, link)
+            ref = interpret.run(ex.submodel(LENET, key[0]), x, buffer)
+            tol = 1e-4 * float(np.max(np.abs(ref))) + 1e-6
+            assert float(np.max(np.abs(fr.probabilities - ref))) <= tol
+        costs = r.time_ops("device", repeats=2)
+    assert set(costs) == {op.name for op in LENET.ops} and all(c > 0 for c in costs.values())
+
+
 def test_episode_records_and_summary(runner):
     g = LENET
     costs = TableSideCosts({op.name: {"device": 1e-3, "edge": 1e-4} for op in g.ops})
