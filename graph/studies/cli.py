@@ -283,8 +283,10 @@ def main(argv=None) -> int:
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as e:  # noqa: BLE001 - the one place errors become an exit status
-        print(f"coinfer {args.command}: {_one_line(e, args.command)} (run with --debug for the traceback)",
-              file=sys.stderr)
+        # ValueError/TypeError/OSError name a mistake in the input (the message says which);
+        # anything else may be a fault in coinfer, whose traceback --debug shows.
+        hint = "" if isinstance(e, (ValueError, TypeError, OSError)) else " (run with --debug for the traceback)"
+        print(f"coinfer {args.command}: {_one_line(e, args.command)}{hint}", file=sys.stderr)
         return 2
 
 

@@ -67,6 +67,8 @@ MODES = ("plan", "execute")
 SCHEDULERS = ("local", "processes", "local-dask", "dask://HOST:PORT")
 
 #: Output columns and their types ("str", "float", "int", "bool"); None where they do not apply.
+#: ``exit`` is the 0-based index into ``Graph.exits`` (as in the API); the ``plan`` text counts exits from 1,
+#: as Edgent's paper and the CLI tables do.
 COLUMNS = (
     ("model", "str"), ("soc", "str"), ("strategy", "str"), ("bandwidth", "str"), ("bandwidth_bps", "float"),
     ("target_ms", "float"), ("mode", "str"), ("edge", "str"), ("rtt_ms", "float"),
