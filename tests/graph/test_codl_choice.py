@@ -105,8 +105,9 @@ def test_choice_by_measurement_keeps_the_fastest(squeeze, soc):
     plan = plan_codl(g, TableCosts(same, sync_s=1e-3), prepared=prep, verify_on=soc, x=x, rounds=1)
     n = plan.notes
     assert n["chosen_by"] == "measurement" and "measured" in n["why"]
-    measured = {k: v["measured_s"] for k, v in n["candidates"].items() if "measured_s" in v}
-    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(measured)  # always measured
+    measured = {k: v.get("runoff_s", v["measured_s"]) for k, v in n["candidates"].items() if "measured_s" in v}
+    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(n["candidates"])  # always measured
+    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(measured)
     assert measured[n["chosen"]] <= min(measured.values()) / (1 - MEASURED_MARGIN)
 
 
@@ -126,6 +127,31 @@ def test_co_execution_must_beat_the_single_processors_by_the_margin(squeeze, mon
     assert n["chosen"] == (fastest if chosen == "co-executed" else chosen)
     if chosen == "cpu only":
         assert "by less than 3%" in n["why"]
+
+
+def test_a_run_off_decides_between_close_candidates(squeeze, monkeypatch):
+    g, x, _, prep = squeeze
+    same = {op.name: {"cpu": 1e-3, "gpu": 1e-3, "gpu_buffer": 1e-3} for op in prep.view.ops}
+    calls = []
+
+    def fake_measure(graph, soc, plans, x, rounds=5, **kw):
+        # First pass: every candidate within 1% (0.800, 0.801, ...); in the run-off (twice the
+        # rounds) single processors take 1.0 s and the co-executed plans reverse their order.
+        calls.append((len(plans), rounds))
+        if len(calls) == 1:
+            return [0.80 + 1e-3 * i for i in range(len(plans))]
+        co = [i for i, p in enumerate(plans) if any(c.split for c in p.chains)]
+        out = [1.0] * len(plans)
+        for r, i in enumerate(co):
+            out[i] = 0.80 - 1e-3 * r
+        return out
+
+    monkeypatch.setattr(strategies, "measure_plans", fake_measure)
+    plan = plan_codl(g, TableCosts(same, sync_s=1e-3), prepared=prep, verify_on=object(), x=x, rounds=3)
+    n = plan.notes
+    ran_off = {k: v["runoff_s"] for k, v in n["candidates"].items() if "runoff_s" in v}
+    assert len(calls) == 2 and calls[1][1] == 6 and calls[1][0] == len(ran_off) > 1
+    assert n["chosen"] == min(ran_off, key=ran_off.get) and "run-off" in n["why"]
 
 
 # -- the cost model across layouts ------------------------------------------------------
