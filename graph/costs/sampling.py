@@ -108,16 +108,22 @@ def flops(desc: dict) -> int:
     return ops.SPECS[desc["type"]].flops(dims(desc))
 
 
-def build(desc: dict, seed: int = 0):
-    """A one-op :class:`~coinfer.graph.ir.Graph` for ``desc`` (seeded weights); raises
-    ValueError when the description is not a valid op."""
+def flat(desc: dict) -> bool:
+    """Whether the op ``desc`` describes takes and gives (N, K) tensors: FC, and softmax over
+    a 1x1 map; every other op takes NCHW ones."""
+    return desc["type"] == FC or (desc["type"] == SOFTMAX and desc["h"] == desc["w"] == 1)
+
+
+def build(desc: dict, seed: int = 0, params: dict | None = None):
+    """A one-op :class:`~coinfer.graph.ir.Graph` for ``desc``, with seeded weights or the given
+    ``params`` (``{"w": ..., "b": ...}``, float32, of the op's shapes); raises ValueError when the
+    description is not a valid op.  The inputs are ``x`` (``x0``, ``x1``, ... for add and
+    concat); the op and its output are ``op``."""
     from ..ir import GraphBuilder
 
     rng = np.random.default_rng(seed)
     t, d = desc["type"], desc
-    # FC and softmax over a 1x1 map take (N, K); every other op an NCHW tensor.
-    flat = t == FC or (t == SOFTMAX and d["h"] == d["w"] == 1)
-    shape = (d["n"], d["c"]) if flat else (d["n"], d["c"], d["h"], d["w"])
+    shape = (d["n"], d["c"]) if flat(d) else (d["n"], d["c"], d["h"], d["w"])
     ins = {"x": shape}
     if t == CONCAT:
         k = max(2, d["inputs"])
@@ -130,19 +136,22 @@ def build(desc: dict, seed: int = 0):
     names = list(ins)
     relu = bool(d[FUSED_RELU])
     if t == CONV:
-        cg = d["c"] // d["groups"]
-        w = rng.standard_normal((d["oc"], cg, d["kh"], d["kw"]), dtype=np.float32)
-        w *= np.float32(math.sqrt(2.0 / (cg * d["kh"] * d["kw"])))
-        bias = rng.standard_normal(d["oc"], dtype=np.float32) * np.float32(0.01)
-        b.add(t, "op", names, params={"w": w, "b": bias}, stride=(d["sh"], d["sw"]),
+        if params is None:
+            cg = d["c"] // d["groups"]
+            w = rng.standard_normal((d["oc"], cg, d["kh"], d["kw"]), dtype=np.float32)
+            w *= np.float32(math.sqrt(2.0 / (cg * d["kh"] * d["kw"])))
+            params = {"w": w, "b": rng.standard_normal(d["oc"], dtype=np.float32) * np.float32(0.01)}
+        b.add(t, "op", names, params=params, stride=(d["sh"], d["sw"]),
               padding=(d["pt"], d["pl"], d["pb"], d["pr"]), dilation=(d["dh"], d["dw"]), groups=d["groups"],
               relu=relu)
     elif t in POOLS:
         b.add(t, "op", names, kernel=(d["kh"], d["kw"]), stride=(d["sh"], d["sw"]),
               padding=(d["pt"], d["pl"], d["pb"], d["pr"]), ceil_mode=bool(d["ceil"]))
     elif t == FC:
-        w = rng.standard_normal((d["oc"], d["c"]), dtype=np.float32) * np.float32(math.sqrt(2.0 / d["c"]))
-        b.add(t, "op", names, params={"w": w, "b": np.zeros(d["oc"], np.float32)}, relu=relu)
+        if params is None:
+            w = rng.standard_normal((d["oc"], d["c"]), dtype=np.float32) * np.float32(math.sqrt(2.0 / d["c"]))
+            params = {"w": w, "b": np.zeros(d["oc"], np.float32)}
+        b.add(t, "op", names, params=params, relu=relu)
     elif t == LRN:
         b.add(t, "op", names, size=max(1, d["size"]))
     elif t in (SOFTMAX, CONCAT):
@@ -171,6 +180,15 @@ def _base(t: str, **kw) -> dict:
     d.update(type=t, n=1, kh=1, kw=1, sh=1, sw=1, dh=1, dw=1, groups=1, inputs=1, axis=1)
     d.update(kw)
     return d
+
+
+def one_op(t: str, **fields) -> dict:
+    """The whole description of a one-op graph of type ``t`` given some of its fields (batch 1,
+    unit strides and dilations and one group unless ``fields`` say otherwise): what
+    :func:`describe` reads off :func:`build`'s op, the output's size filled in."""
+    from ..coexec.view import view_of
+
+    return describe(view_of(build(_base(t, **fields))).ops[0])
 
 
 def _uniform(rng, t: str) -> dict:
