@@ -111,6 +111,17 @@ class _Net:
     def op(self, type: str, name: str, inputs: list[str], **attrs) -> str:
         return self.b.add(type, name, inputs, **attrs)
 
+    def classifier(self, x: str, hidden: tuple[int, int], classes: int) -> str:
+        """AlexNet's and VGG's classifier: flatten, fc6 and fc7 (``hidden`` widths, ReLU, each
+        followed by dropout), fc8 to ``classes``, softmax ``prob``."""
+        x = self.op("flatten", "flatten", [x])
+        x = self.fc("fc6", x, hidden[0])
+        x = self.op("dropout", "drop6", [x])
+        x = self.fc("fc7", x, hidden[1])
+        x = self.op("dropout", "drop7", [x])
+        x = self.fc("fc8", x, classes, relu=False)
+        return self.op("softmax", "prob", [x], axis=1)
+
     def classifier_head(self, x: str) -> str:
         """Global average pool, flatten, softmax (for nets whose last conv gives class maps)."""
         x = self.op("globalavgpool", "pool_global", [x])
@@ -129,13 +140,7 @@ def _alexnet(n: _Net, towers: int = 1) -> str:
     x = n.conv("conv4", x, 384, 3, pad=1, groups=towers)
     x = n.conv("conv5", x, 256, 3, pad=1, groups=towers)
     x = n.maxpool("pool5", x, 3, 2, ceil=True)
-    x = n.op("flatten", "flatten", [x])
-    x = n.fc("fc6", x, 4096)
-    x = n.op("dropout", "drop6", [x])
-    x = n.fc("fc7", x, 4096)
-    x = n.op("dropout", "drop7", [x])
-    x = n.fc("fc8", x, 1000, relu=False)
-    return n.op("softmax", "prob", [x], axis=1)
+    return n.classifier(x, (4096, 4096), 1000)
 
 
 def _nin(n: _Net) -> str:
@@ -189,13 +194,7 @@ def _vgg16(n: _Net) -> str:
         for i in range(1, reps + 1):
             x = n.conv(f"conv{block}_{i}", x, width, 3, pad=1)
         x = n.maxpool(f"pool{block}", x, 2, 2)
-    x = n.op("flatten", "flatten", [x])
-    x = n.fc("fc6", x, 4096)
-    x = n.op("dropout", "drop6", [x])
-    x = n.fc("fc7", x, 4096)
-    x = n.op("dropout", "drop7", [x])
-    x = n.fc("fc8", x, 1000, relu=False)
-    return n.op("softmax", "prob", [x], axis=1)
+    return n.classifier(x, (4096, 4096), 1000)
 
 
 def _resnet18(n: _Net) -> str:
@@ -360,13 +359,7 @@ def _branchy_alexnet(batch: int, seed: int) -> Graph:
     root, first = x, len(n.b.ops)
     x = n.conv("conv5", x, 64, 3, pad=1)
     x = n.maxpool("pool5", x, 3, 2, ceil=True)
-    x = n.op("flatten", "flatten", [x])
-    x = n.fc("fc6", x, 256)
-    x = n.op("dropout", "drop6", [x])
-    x = n.fc("fc7", x, 128)
-    x = n.op("dropout", "drop7", [x])
-    x = n.fc("fc8", x, NUM_CLASSES, relu=False)
-    x = n.op("softmax", "prob", [x], axis=1)
+    x = n.classifier(x, (256, 128), NUM_CLASSES)
     _main_exit(n, root, first, exits, "exit5", x)
     return n.b.build([e.output for e in exits], exits=exits)
 
