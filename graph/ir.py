@@ -313,7 +313,7 @@ class GraphBuilder:
     given), so layers chain naturally::
 
         b = GraphBuilder("tiny", {"data": (1, 3, 32, 32)})
-        y = b.add('conv', 'conv1', ['data'], params={'w': w}, padding=1, relu=True)
+        y = b.add(ops.CONV, "conv1", ["data"], params={"w": w}, padding=1, relu=True)
         g = b.build()
     """
 
