@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from .ops import DTYPE_BYTES, OP_TYPES, SPECS
+from .ops import flops as _flops
 from .ops import who as _who
 
 #: Op types that carry an output flag (a fused ReLU) which :func:`fuse_relu` may set.
@@ -247,7 +248,7 @@ class Graph:
     def flops(self, op: Op | str) -> int:
         """Floating-point operations of one op (the rules are the op table's, :mod:`coinfer.graph.ops`)."""
         op = self._op(op)
-        return SPECS[op.type].flops(self, op)
+        return _flops(self, op)
 
     def bytes(self, op: Op | str) -> int:
         """Bytes an op touches: inputs + output + weights (float32)."""
@@ -312,7 +313,7 @@ class GraphBuilder:
     given), so layers chain naturally::
 
         b = GraphBuilder("tiny", {"data": (1, 3, 32, 32)})
-        y = b.add('conv', 'conv1', ['data'], params={'w': w}, padding=1, relu=True)
+        y = b.add(ops.CONV, "conv1", ["data"], params={"w": w}, padding=1, relu=True)
         g = b.build()
     """
 

@@ -11,6 +11,14 @@ interpreter.  The IR, the interpreter, the planners' view, the lowering to
 kernel calls, the measured costs and the executor all read :data:`SPECS`;
 adding an op means one ``OpSpec``, its kernels and its tests.
 
+Op types have names here (:data:`CONV` = ``"conv"``, ...; ``op.type`` stays a plain
+str), with grouped sets (:data:`POOLS`, :data:`WINDOWED`, :data:`ELEMENTWISE`,
+:data:`MOVEMENT`, :data:`WEIGHTED`) and cost families (:data:`FAMILIES`,
+:func:`cost_family`: what a latency predictor fits one model per, and a device
+profile scales by).  Every other module uses these names, not the strings; only
+ONNX import and export (which map ONNX's names) and the model zoo spell them out
+(``tests/graph/test_op_names.py`` checks it).
+
 Op types and attributes (defaults in brackets):
 
 ==============  ==============================================================
@@ -37,7 +45,8 @@ Pooling output size follows ONNX/onnxruntime (the same rule as
 ``coinfer.kernels.geometry.pool_output_size``): in ceil mode a last window that
 would start inside the end padding is dropped.
 
-FLOPs per op: conv and fc count 2 per multiply-accumulate (bias and a fused
+FLOPs per op (``OpSpec.flops`` of a :class:`Dims`, the one rule for a graph's op and for a
+predictor's description of one): conv and fc count 2 per multiply-accumulate (bias and a fused
 ReLU are not counted); max/avg pool count the window size per output; global
 average pool counts one per input element; relu, clip and add count one per
 output element; LRN counts 2*size + 3 per output (square and sum over the
@@ -74,6 +83,54 @@ if TYPE_CHECKING:  # the IR imports this module; it needs the IR's types only fo
 
 Shape = tuple
 DTYPE_BYTES = 4  # float32
+
+# ---------------------------------------------------------------------------
+# Op types, their grouped sets and cost families: the names every other module
+# uses (``op.type`` stays a plain str, so JSON, CSV datasets and traces hold the
+# same text).
+
+CONV = "conv"
+MAXPOOL = "maxpool"
+AVGPOOL = "avgpool"
+GLOBALAVGPOOL = "globalavgpool"
+FC = "fc"
+RELU = "relu"
+CLIP = "clip"
+LRN = "lrn"
+SOFTMAX = "softmax"
+CONCAT = "concat"
+ADD = "add"
+FLATTEN = "flatten"
+DROPOUT = "dropout"
+RESHAPE = "reshape"
+
+#: The attribute, and output flag, of a ReLU fused into a conv, an fc or an add.
+FUSED_RELU = "relu"
+
+#: Pools over a kernel window (kernel, stride, padding, ceil_mode).
+POOLS = frozenset({MAXPOOL, AVGPOOL})
+#: Ops whose output row reads a window of input rows wider than one (conv and the pools).
+WINDOWED = frozenset({CONV}) | POOLS
+#: One FLOP per output element, output shaped as the input.
+ELEMENTWISE = frozenset({RELU, CLIP, ADD})
+#: Ops that only move data (no FLOPs).
+MOVEMENT = frozenset({CONCAT, FLATTEN, DROPOUT, RESHAPE})
+#: Ops with a weight ``w`` (and an optional bias ``b``).
+WEIGHTED = frozenset({CONV, FC})
+
+#: Cost families: op instances whose kernels scale alike.  A latency predictor fits one
+#: model per family, and a device profile scales each by its own factor (they are the op
+#: classes of :data:`coinfer.hw.calibration.CLASSES`, which adds ``transform``).
+FAMILY_CONV = "conv"
+FAMILY_DEPTHWISE = "depthwise"
+FAMILY_POOL = "pool"
+FAMILY_GLOBALPOOL = "globalpool"
+FAMILY_FC = "fc"
+FAMILY_ELTWISE = "eltwise"
+FAMILY_LRN = "lrn"
+FAMILY_SOFTMAX = "softmax"
+FAMILIES = (FAMILY_CONV, FAMILY_DEPTHWISE, FAMILY_POOL, FAMILY_GLOBALPOOL, FAMILY_FC, FAMILY_ELTWISE, FAMILY_LRN,
+            FAMILY_SOFTMAX)
 #: An OC split needs at least two texels of output channels.
 MIN_SPLIT_CHANNELS = 8
 
@@ -139,6 +196,18 @@ class LayoutKernels:
     native: Callable[..., object] | None = None
 
 
+class Dims(NamedTuple):
+    """What an op's FLOPs rule reads: its input shapes, its output shape, its normalised
+    attributes and its weight's shape (None for an op without weights).  :func:`dims` reads
+    it off an op of a graph; :func:`coinfer.graph.costs.sampling.dims` off a latency
+    predictor's flat description of one, so both count FLOPs by the same rule."""
+
+    in_shapes: tuple
+    out_shape: tuple
+    attrs: Mapping
+    weight_shape: tuple | None = None
+
+
 @dataclass(frozen=True)
 class OpSpec:
     """Everything coinfer knows about one op type.
@@ -146,7 +215,8 @@ class OpSpec:
     - ``n_inputs``: the number of inputs, ``None`` for one or more.
     - ``infer(op, in_shapes) -> (attrs, out_shape)``: normalised attributes (defaults
       filled in, types checked) and the output shape; raises ValueError/TypeError naming the op.
-    - ``flops(graph, op) -> int`` and ``bytes(graph, op) -> int`` (see the module docstring).
+    - ``flops(dims) -> int`` (of a :class:`Dims`; :func:`flops` reads an op's) and
+      ``bytes(graph, op) -> int`` (see the module docstring).
     - ``reference(graph, op, xs, kernels) -> array``: the whole op with a kernel module that
       allocates its outputs (``coinfer.kernels.reference`` or ``coinfer.kernels.buffer``).
     - ``kernels``: ``{layout: LayoutKernels}`` for ``buffer`` and ``image``.
@@ -157,8 +227,10 @@ class OpSpec:
     - ``region``: how a kernel call names part of the output: ``"map"`` (``rows=`` and
       ``channels=`` on a 4-D output, nothing on a 2-D one), ``"vector"`` (``channels=`` on an
       (N, K) output) or ``"whole"`` (the op always runs whole).
-    - ``flags``: boolean output flags the op carries (``("relu",)``: a fused ReLU).
+    - ``flags``: boolean output flags the op carries (``(FUSED_RELU,)``: a fused ReLU).
     - ``fuses_as``: for an op that may fold into its producer, the producer's flag it becomes.
+    - ``family``: the cost family (one of :data:`FAMILIES`; a depthwise conv is
+      :data:`FAMILY_DEPTHWISE`, see :func:`cost_family`).
     """
 
     type: str
@@ -174,12 +246,16 @@ class OpSpec:
     flags: tuple = ()
     fuses_as: str | None = None
     bytes: Callable[["Graph", "Op"], int] = _io_bytes
+    family: str = FAMILY_ELTWISE
 
     def __post_init__(self):
         if set(self.kernels) != set(LAYOUTS):
             raise ValueError(f"OpSpec {self.type!r}: kernels must cover the layouts {LAYOUTS}")
         if self.region not in ("map", "vector", "whole"):
             raise ValueError(f"OpSpec {self.type!r}: region must be 'map', 'vector' or 'whole'")
+        if self.family not in FAMILIES or self.family == FAMILY_DEPTHWISE:
+            raise ValueError(f"OpSpec {self.type!r}: family must be one of {FAMILIES} but depthwise, "
+                             f"got {self.family!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -194,6 +270,29 @@ def who(op: "Op") -> str:
 def supports(graph: "Graph", op: "Op", layout_name: str) -> bool:
     """Whether the ``layout_name`` kernel set can compute this instance of ``op``."""
     return SPECS[op.type].kernels[layout_name].supports(graph, op)
+
+
+def dims(graph: "Graph", op: "Op") -> Dims:
+    """What ``op``'s FLOPs rule reads (see :class:`Dims`)."""
+    w = op.params.get("w")
+    return Dims(tuple(graph.shape(t) for t in op.inputs), graph.shape(op.output), op.attrs,
+                None if w is None else tuple(w.shape))
+
+
+def flops(graph: "Graph", op: "Op") -> int:
+    """Floating-point operations of ``op`` (the rules are in the module docstring)."""
+    return SPECS[op.type].flops(dims(graph, op))
+
+
+def cost_family(op_type: str, *, groups: int = 1, in_channels: int = 0, out_channels: int = 0) -> str:
+    """The cost family of an op of ``op_type`` (one of :data:`FAMILIES`): the spec's
+    ``family``, except that a conv with one filter per channel (``groups`` > 1 and
+    ``groups == in_channels == out_channels``) is :data:`FAMILY_DEPTHWISE`.
+    Raises KeyError for an unknown op type."""
+    fam = SPECS[op_type].family
+    if fam == FAMILY_CONV and groups > 1 and groups == in_channels == out_channels:
+        return FAMILY_DEPTHWISE
+    return fam
 
 
 def layouts_of(graph: "Graph", op: "Op") -> frozenset:
@@ -321,9 +420,9 @@ def _conv_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return attrs, (x[0], oc, oh, ow)
 
 
-def _conv_flops(graph, op) -> int:
-    _, cg, kh, kw = op.params["w"].shape
-    return 2 * _n_out(graph, op) * cg * kh * kw
+def _conv_flops(d: Dims) -> int:
+    _, cg, kh, kw = d.weight_shape
+    return 2 * math.prod(d.out_shape) * cg * kh * kw
 
 
 def _conv_depthwise(graph, op) -> bool:
@@ -419,9 +518,9 @@ def _avgpool_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return attrs, out
 
 
-def _pool_flops(graph, op) -> int:
-    kh, kw = op.attrs["kernel"]
-    return _n_out(graph, op) * kh * kw
+def _pool_flops(d: Dims) -> int:
+    kh, kw = d.attrs["kernel"]
+    return math.prod(d.out_shape) * kh * kw
 
 
 def _pool_window(graph, op) -> Window:
@@ -482,8 +581,8 @@ def _fc_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"relu": bool(op.attrs.get("relu", False))}, (x[0], w.shape[0])
 
 
-def _fc_flops(graph, op) -> int:
-    return 2 * _n_out(graph, op) * op.params["w"].shape[1]
+def _fc_flops(d: Dims) -> int:
+    return 2 * math.prod(d.out_shape) * d.weight_shape[1]
 
 
 def _fc_buffer(K, graph, op, p, ins, out, reg):
@@ -511,8 +610,8 @@ def _same_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {}, shapes[0]
 
 
-def _per_output(graph, op) -> int:
-    return _n_out(graph, op)
+def _per_output(d: Dims) -> int:
+    return math.prod(d.out_shape)
 
 
 def _relu_call(K, graph, op, p, ins, out, reg):
@@ -576,8 +675,8 @@ def _lrn_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return attrs, x
 
 
-def _lrn_flops(graph, op) -> int:
-    return _n_out(graph, op) * (2 * op.attrs["size"] + 3)
+def _lrn_flops(d: Dims) -> int:
+    return math.prod(d.out_shape) * (2 * d.attrs["size"] + 3)
 
 
 def _lrn_buffer(K, graph, op, p, ins, out, reg):
@@ -673,7 +772,7 @@ def _reshape_infer(op: "Op", shapes: list) -> tuple[dict, Shape]:
     return {"shape": tuple(int(v) for v in target)}, tuple(t)
 
 
-def _no_flops(graph, op) -> int:
+def _no_flops(d: Dims) -> int:
     return 0
 
 
@@ -726,42 +825,42 @@ def _layouts(buffer_fn, image_fn, buffer_prepare=None, image_prepare=None) -> di
     return out
 
 SPECS: dict[str, OpSpec] = {s.type: s for s in (
-    OpSpec("conv", 1, _conv_infer, _conv_flops, _conv_reference,
+    OpSpec(CONV, 1, _conv_infer, _conv_flops, _conv_reference,
            _layouts(_conv_buffer, _conv_image, _conv_buffer_weights, _conv_image_weights),
-           split_dims=_conv_splits, window=_conv_window, flags=("relu",)),
-    OpSpec("maxpool", 1, _pool_infer, _pool_flops, _maxpool_reference, _same_call(_maxpool_call),
-           split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True),
-    OpSpec("avgpool", 1, _avgpool_infer, _pool_flops, _avgpool_reference, _same_call(_avgpool_call),
-           split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True),
-    OpSpec("globalavgpool", 1, _globalavgpool_infer, lambda graph, op: math.prod(graph.shape(op.inputs[0])),
+           split_dims=_conv_splits, window=_conv_window, flags=(FUSED_RELU,), family=FAMILY_CONV),
+    OpSpec(MAXPOOL, 1, _pool_infer, _pool_flops, _maxpool_reference, _same_call(_maxpool_call),
+           split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True, family=FAMILY_POOL),
+    OpSpec(AVGPOOL, 1, _avgpool_infer, _pool_flops, _avgpool_reference, _same_call(_avgpool_call),
+           split_dims=_split_on("H", "OC"), window=_pool_window, channel_local=True, family=FAMILY_POOL),
+    OpSpec(GLOBALAVGPOOL, 1, _globalavgpool_infer, lambda d: math.prod(d.in_shapes[0]),
            _globalavgpool_reference,
            _same_call(_globalavgpool_call),
-           split_dims=_split_on("OC"), channel_local=True),
-    OpSpec("fc", 1, _fc_infer, _fc_flops, _fc_reference,
+           split_dims=_split_on("OC"), channel_local=True, family=FAMILY_GLOBALPOOL),
+    OpSpec(FC, 1, _fc_infer, _fc_flops, _fc_reference,
            _layouts(_fc_buffer, _fc_image, image_prepare=_fc_image_weights),
-           split_dims=_split_on("OC"), region="vector", flags=("relu",)),
-    OpSpec("relu", 1, _same_infer, _per_output, lambda graph, op, xs, k: k.relu(xs[0]), _same_call(_relu_call),
-           split_dims=_split_on("H", "OC"), channel_local=True, fuses_as="relu"),
-    OpSpec("clip", 1, _clip_infer, _per_output, _clip_reference,
+           split_dims=_split_on("OC"), region="vector", flags=(FUSED_RELU,), family=FAMILY_FC),
+    OpSpec(RELU, 1, _same_infer, _per_output, lambda graph, op, xs, k: k.relu(xs[0]), _same_call(_relu_call),
+           split_dims=_split_on("H", "OC"), channel_local=True, fuses_as=FUSED_RELU),
+    OpSpec(CLIP, 1, _clip_infer, _per_output, _clip_reference,
            _layouts(_clip_buffer, _clip_image),
            split_dims=_split_on("H", "OC"), channel_local=True),
-    OpSpec("lrn", 1, _lrn_infer, _lrn_flops, _lrn_reference,
+    OpSpec(LRN, 1, _lrn_infer, _lrn_flops, _lrn_reference,
            _layouts(_lrn_buffer, _lrn_image),
-           split_dims=_split_on("H", "OC")),
-    OpSpec("softmax", 1, _softmax_infer, lambda graph, op: 3 * _n_out(graph, op),
+           split_dims=_split_on("H", "OC"), family=FAMILY_LRN),
+    OpSpec(SOFTMAX, 1, _softmax_infer, lambda d: 3 * math.prod(d.out_shape),
            lambda graph, op, xs, k: k.softmax(xs[0], axis=op.attrs["axis"]),
            _layouts(_softmax_buffer, _softmax_image),
-           region="whole"),
-    OpSpec("concat", None, _concat_infer, _no_flops,
+           region="whole", family=FAMILY_SOFTMAX),
+    OpSpec(CONCAT, None, _concat_infer, _no_flops,
            lambda graph, op, xs, k: k.concat(list(xs), axis=op.attrs["axis"]),
            _layouts(_concat_buffer, _concat_image),
            split_dims=_concat_splits),
-    OpSpec("add", 2, _add_infer, _per_output, lambda graph, op, xs, k: k.add(xs[0], xs[1], relu=op.attrs["relu"]),
-           _same_call(_add_call), split_dims=_split_on("H", "OC"), flags=("relu",)),
-    OpSpec("flatten", 1, _flatten_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
-    OpSpec("dropout", 1, _same_infer, _no_flops, lambda graph, op, xs, k: xs[0], _same_call(_copy_call, _copy_native),
+    OpSpec(ADD, 2, _add_infer, _per_output, lambda graph, op, xs, k: k.add(xs[0], xs[1], relu=op.attrs["relu"]),
+           _same_call(_add_call), split_dims=_split_on("H", "OC"), flags=(FUSED_RELU,)),
+    OpSpec(FLATTEN, 1, _flatten_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
+    OpSpec(DROPOUT, 1, _same_infer, _no_flops, lambda graph, op, xs, k: xs[0], _same_call(_copy_call, _copy_native),
            region="whole"),
-    OpSpec("reshape", 1, _reshape_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
+    OpSpec(RESHAPE, 1, _reshape_infer, _no_flops, _reshape_reference, _RESHAPE_KERNELS, region="whole"),
 )}
 
 #: Every op type, in table order.

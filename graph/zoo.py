@@ -31,6 +31,11 @@ Modelling choices, per model:
 
 Caffe-derived models (alexnet, nin, squeezenet) use ceil-mode pools.
 Classifiers end in ``softmax`` over (N, 1000); the output tensor is ``prob``.
+
+The branchy models with early exits (:data:`BRANCHY`: Edgent's B-AlexNet and
+BranchyNet's B-LeNet, see :func:`branchy_alexnet`) are defined here too, with
+He-initialised weights and zero biases; :mod:`coinfer.graph.edgent.models`
+loads their trained weights, exit thresholds and accuracies.
 """
 from __future__ import annotations
 
@@ -66,10 +71,15 @@ MIN_SIZE = {
 class _Net:
     """Layer helpers over a GraphBuilder that draw He-initialised weights in build order."""
 
-    def __init__(self, name: str, batch: int, hw: tuple[int, int], seed: int, weights: bool):
-        self.b = GraphBuilder(name, {"data": (batch, 3, *hw)})
+    def __init__(self, name: str, batch: int, hw: tuple[int, int], seed: int, weights: bool, *,
+                 in_channels: int = 3, zero_bias: bool = False):
+        self.b = GraphBuilder(name, {"data": (batch, in_channels, *hw)})
         self.rng = np.random.default_rng(seed)
         self.weights = weights
+        self.zero_bias = zero_bias  # biases all zero (none drawn) instead of normal, std 0.01
+
+    def _bias(self, m: int) -> np.ndarray:
+        return np.zeros(m, np.float32) if self.zero_bias else self._normal((m,), 0.01)
 
     def _normal(self, shape: tuple, std: float) -> np.ndarray:
         if not self.weights:
@@ -85,14 +95,14 @@ class _Net:
              groups: int = 1, relu: bool = True, gain: float = 1.0) -> str:
         cg = self.channels(x) // groups
         w = self._normal((oc, cg, k, k), gain * np.sqrt(2.0 / (cg * k * k)))
-        b = self._normal((oc,), 0.01)
+        b = self._bias(oc)
         return self.b.add("conv", name, [x], params={"w": w, "b": b}, stride=stride,
                           padding=pad, groups=groups, relu=relu)
 
     def fc(self, name: str, x: str, m: int, *, relu: bool = True) -> str:
         k = self.b.shape(x)[1]
         w = self._normal((m, k), np.sqrt(2.0 / k))
-        b = self._normal((m,), 0.01)
+        b = self._bias(m)
         return self.b.add("fc", name, [x], params={"w": w, "b": b}, relu=relu)
 
     def maxpool(self, name: str, x: str, k: int, s: int, *, pad=0, ceil: bool = False) -> str:
@@ -100,6 +110,17 @@ class _Net:
 
     def op(self, type: str, name: str, inputs: list[str], **attrs) -> str:
         return self.b.add(type, name, inputs, **attrs)
+
+    def classifier(self, x: str, hidden: tuple[int, int], classes: int) -> str:
+        """AlexNet's and VGG's classifier: flatten, fc6 and fc7 (``hidden`` widths, ReLU, each
+        followed by dropout), fc8 to ``classes``, softmax ``prob``."""
+        x = self.op("flatten", "flatten", [x])
+        x = self.fc("fc6", x, hidden[0])
+        x = self.op("dropout", "drop6", [x])
+        x = self.fc("fc7", x, hidden[1])
+        x = self.op("dropout", "drop7", [x])
+        x = self.fc("fc8", x, classes, relu=False)
+        return self.op("softmax", "prob", [x], axis=1)
 
     def classifier_head(self, x: str) -> str:
         """Global average pool, flatten, softmax (for nets whose last conv gives class maps)."""
@@ -119,13 +140,7 @@ def _alexnet(n: _Net, towers: int = 1) -> str:
     x = n.conv("conv4", x, 384, 3, pad=1, groups=towers)
     x = n.conv("conv5", x, 256, 3, pad=1, groups=towers)
     x = n.maxpool("pool5", x, 3, 2, ceil=True)
-    x = n.op("flatten", "flatten", [x])
-    x = n.fc("fc6", x, 4096)
-    x = n.op("dropout", "drop6", [x])
-    x = n.fc("fc7", x, 4096)
-    x = n.op("dropout", "drop7", [x])
-    x = n.fc("fc8", x, 1000, relu=False)
-    return n.op("softmax", "prob", [x], axis=1)
+    return n.classifier(x, (4096, 4096), 1000)
 
 
 def _nin(n: _Net) -> str:
@@ -179,13 +194,7 @@ def _vgg16(n: _Net) -> str:
         for i in range(1, reps + 1):
             x = n.conv(f"conv{block}_{i}", x, width, 3, pad=1)
         x = n.maxpool(f"pool{block}", x, 2, 2)
-    x = n.op("flatten", "flatten", [x])
-    x = n.fc("fc6", x, 4096)
-    x = n.op("dropout", "drop6", [x])
-    x = n.fc("fc7", x, 4096)
-    x = n.op("dropout", "drop7", [x])
-    x = n.fc("fc8", x, 1000, relu=False)
-    return n.op("softmax", "prob", [x], axis=1)
+    return n.classifier(x, (4096, 4096), 1000)
 
 
 def _resnet18(n: _Net) -> str:
@@ -292,6 +301,98 @@ def bvlc_alexnet(*, batch: int = 1, input_size=None, seed: int = 0, weights: boo
         raise ValueError(f"zoo.bvlc_alexnet: batch must be a positive int, got {batch!r}")
     net = _Net("bvlc_alexnet", int(batch), _size("alexnet", input_size), seed, weights)
     return net.b.build([_alexnet(net, towers=2)])
+
+
+# ---------------------------------------------------------------------------
+# Branchy models: early exits (BranchyNet, Teerapittayanon et al. 2016; Edgent, Li et al. 2018)
+
+#: Classes every exit of a branchy model scores (CIFAR-10 / MNIST digits).
+NUM_CLASSES = 10
+
+
+def _side_exit(n: _Net, prefix: str, x: str, exits: list, name: str, conv: int | None = None,
+               pool=(3, 2)) -> str:
+    """A side branch from ``x``: [conv 3x3 (``conv`` maps), max pool ``pool`` (ceil mode),]
+    flatten, fc to :data:`NUM_CLASSES`, softmax; its :class:`~coinfer.graph.edgent.exits.Exit`
+    (rooted at ``x``) is appended to ``exits``."""
+    from .edgent.exits import Exit
+
+    first = len(n.b.ops)
+    y = x
+    if conv:
+        y = n.conv(f"{prefix}_conv", y, conv, 3, pad=1)
+        y = n.maxpool(f"{prefix}_pool", y, *pool, ceil=True)
+    y = n.op("flatten", f"{prefix}_flatten", [y])
+    y = n.fc(f"{prefix}_fc", y, NUM_CLASSES, relu=False)
+    y = n.op("softmax", f"{prefix}_prob", [y], axis=1)
+    exits.append(Exit(name, x, tuple(o.name for o in n.b.ops[first:]), y))
+    return y
+
+
+def _main_exit(n: _Net, root: str, first: int, exits: list, name: str, y: str) -> None:
+    """The last exit: every op built since op number ``first``, from ``root`` to ``y``."""
+    from .edgent.exits import Exit
+
+    exits.append(Exit(name, root, tuple(o.name for o in n.b.ops[first:]), y))
+
+
+def _branchy_alexnet(batch: int, seed: int) -> Graph:
+    """B-AlexNet (Edgent, MECOMM 2018): BranchyNet's AlexNet for 32x32x3 input with five
+    exits, side branches after norm1, norm2, conv3 and conv4 and the main classifier.
+    Trunk: conv 5x5/32, pool 3/2, LRN, conv 5x5/64, pool 3/2, LRN, conv 3x3/96, 3x3/96,
+    3x3/64, pool 3/2, fc 256, fc 128, fc 10, softmax; each side branch a 3x3 conv (32 maps),
+    a 3/2 max pool, a flatten, an fc to 10 classes and a softmax."""
+    n = _Net("branchy_alexnet", batch, (32, 32), seed, True, zero_bias=True)
+    exits: list = []
+    x = n.conv("conv1", "data", 32, 5, pad=2)
+    x = n.maxpool("pool1", x, 3, 2, ceil=True)
+    x = n.op("lrn", "norm1", [x], size=5, alpha=1e-4, beta=0.75, k=1.0)
+    _side_exit(n, "b1", x, exits, "exit1", conv=32)
+    x = n.conv("conv2", x, 64, 5, pad=2)
+    x = n.maxpool("pool2", x, 3, 2, ceil=True)
+    x = n.op("lrn", "norm2", [x], size=5, alpha=1e-4, beta=0.75, k=1.0)
+    _side_exit(n, "b2", x, exits, "exit2", conv=32)
+    x = n.conv("conv3", x, 96, 3, pad=1)
+    _side_exit(n, "b3", x, exits, "exit3", conv=32)
+    x = n.conv("conv4", x, 96, 3, pad=1)
+    _side_exit(n, "b4", x, exits, "exit4", conv=32)
+    root, first = x, len(n.b.ops)
+    x = n.conv("conv5", x, 64, 3, pad=1)
+    x = n.maxpool("pool5", x, 3, 2, ceil=True)
+    x = n.classifier(x, (256, 128), NUM_CLASSES)
+    _main_exit(n, root, first, exits, "exit5", x)
+    return n.b.build([e.output for e in exits], exits=exits)
+
+
+def _branchy_lenet(batch: int, seed: int) -> Graph:
+    """B-LeNet (BranchyNet) for 28x28x1 input, three exits: after pool1 (conv 3x3/8, pool 2/2,
+    fc 10), after pool2 (fc 10), and LeNet-5's classifier (conv 5x5/6, pool, conv 5x5/16,
+    pool, fc 120, fc 84, fc 10)."""
+    n = _Net("branchy_lenet", batch, (28, 28), seed, True, in_channels=1, zero_bias=True)
+    exits: list = []
+    x = n.conv("conv1", "data", 6, 5, pad=2)
+    x = n.maxpool("pool1", x, 2, 2)
+    _side_exit(n, "b1", x, exits, "exit1", conv=8, pool=(2, 2))
+    x = n.conv("conv2", x, 16, 5)
+    x = n.maxpool("pool2", x, 2, 2)
+    _side_exit(n, "b2", x, exits, "exit2")
+    root, first = x, len(n.b.ops)
+    x = n.op("flatten", "flatten", [x])
+    x = n.fc("fc3", x, 120)
+    x = n.fc("fc4", x, 84)
+    x = n.fc("fc5", x, NUM_CLASSES, relu=False)
+    x = n.op("softmax", "prob", [x], axis=1)
+    _main_exit(n, root, first, exits, "exit3", x)
+    return n.b.build([e.output for e in exits], exits=exits)
+
+
+#: The branchy models by name: ``BRANCHY[name](batch, seed)`` builds one with He-initialised
+#: weights drawn with ``seed`` (no thresholds or accuracies; see :func:`branchy_alexnet` for the
+#: trained ones).
+BRANCHY: dict[str, Callable[[int, int], Graph]] = {
+    "branchy_alexnet": _branchy_alexnet,
+    "branchy_lenet": _branchy_lenet,
+}
 
 
 def branchy_alexnet(*, batch: int = 1, trained: bool = True, seed: int = 0) -> Graph:

@@ -14,12 +14,13 @@ the host may not be best there.
 from __future__ import annotations
 
 from ...hw.profile import get_profile
-from .features import family
-from .sampling import describe
+from ..ops import FAMILY_CONV
+from .sampling import describe, family
 
 
 def op_class(op) -> str:
-    """The op class of a planner's op (:data:`coinfer.hw.calibration.CLASSES`)."""
+    """The op class of a planner's op (:data:`coinfer.hw.calibration.CLASSES`): its cost family
+    (:func:`coinfer.graph.ops.cost_family`)."""
     return family(describe(op))
 
 
@@ -62,7 +63,7 @@ class EmulatedCosts:
     def throughput(self, key: str) -> float:
         """The wrapped source's FLOPs/s of ``key`` (cpu, gpu, gpu_buffer) on the emulated SoC."""
         name, lay = {"cpu": ("cpu", "buffer"), "gpu": ("gpu", "image"), "gpu_buffer": ("gpu", "buffer")}[key]
-        return self.costs.throughput(key) / self.profile.scale(name, lay, "conv")
+        return self.costs.throughput(key) / self.profile.scale(name, lay, FAMILY_CONV)
 
     def __getattr__(self, name):  # the wrapped source's reports (fits, full, ...) stay reachable
         if name == "costs":

@@ -31,9 +31,13 @@ from __future__ import annotations
 import math
 
 from ...kernels.target import conv_tiles
-from .sampling import DESC_KEYS
+from ..ops import (CONV, FAMILY_CONV, FAMILY_DEPTHWISE, FAMILY_FC, FAMILY_GLOBALPOOL, FAMILY_LRN, FAMILY_POOL,
+                   FAMILY_SOFTMAX, FC, GLOBALAVGPOOL, LRN, POOLS)
+from .sampling import DESC_KEYS, family
+from .sampling import flops as _desc_flops
 
-ELEMENTWISE = ("relu", "clip", "add", "concat", "dropout", "flatten", "reshape")
+__all__ = ["family", "codl", "flops", "edgent", "raw", "op_flops", "region_share", "METHODS", "RAW_KEYS"]
+
 #: Floats that stay in one core's L2 (2 MB on Zen 4; 1 MB on many AVX2 parts) and in the
 #: shared L3: data beyond them streams from the next level, a cost linear in its bytes.
 L2_FLOATS = 256 * 1024
@@ -47,20 +51,6 @@ def _beyond(floats: float, traffic: float) -> tuple[float, float]:
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def family(desc: dict) -> str:
-    """The model family of an op: conv, depthwise, pool, globalpool, fc, eltwise, lrn, softmax."""
-    t = desc["type"]
-    if t == "conv":
-        return "depthwise" if desc["groups"] > 1 and desc["groups"] == desc["c"] == desc["oc"] else "conv"
-    if t in ("maxpool", "avgpool"):
-        return "pool"
-    if t == "globalavgpool":
-        return "globalpool"
-    if t in ("fc", "lrn", "softmax"):
-        return t
-    return "eltwise"
 
 
 def _region_dims(desc: dict, region) -> tuple[int, int]:
@@ -146,7 +136,7 @@ def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
     planes = _cdiv(nc, 4) if layout == "image" else nc
     rows = n * planes * nr
     sw = desc["sw"]
-    vector = sw <= 2 and (desc["type"] == "conv" or kw <= 3)
+    vector = sw <= 2 and (desc["type"] == CONV or kw <= 3)
     vec = rows * _cdiv(desc["ow"] * cell * sw, 16) if vector else 0
     scalar = 0 if vector else rows * desc["ow"] * cell * kh * kw
     rows_in = min(desc["h"], (nr - 1) * desc["sh"] + (kh - 1) * max(1, desc["dh"]) + 1) if nr else 0
@@ -160,23 +150,23 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     nr, nc = _region_dims(desc, region)
     n = desc["n"]
     plane = desc["oh"] * desc["ow"]
-    if fam == "conv":
+    if fam == FAMILY_CONV:
         return fam, {"one": 1.0, **_conv_tiles(desc, region, layout, isa)}
-    if fam in ("depthwise", "pool"):
+    if fam in (FAMILY_DEPTHWISE, FAMILY_POOL):
         return fam, {"one": 1.0, **_window_terms(desc, region, layout, desc["kh"], desc["kw"])}
-    if fam == "globalpool":
+    if fam == FAMILY_GLOBALPOOL:
         planes = _cdiv(nc, 4) if layout == "image" else nc
         cell = 4 if layout == "image" else 1
         return fam, {"one": 1.0, "in": n * planes * desc["h"] * desc["w"] * cell, "planes": n * planes}
-    if fam == "fc":
+    if fam == FAMILY_FC:
         return fam, {"one": 1.0, "macs": n * desc["c"] * nc, "out": n * nc, "in": n * desc["c"]}
     out = n * nr * nc * (desc["ow"] if desc["oh"] > 1 or desc["ow"] > 1 else 1)
     if plane > 1 and nr:
         out = n * nc * nr * desc["ow"]
     rows = n * nc * max(nr, 1)
-    if fam == "lrn":
+    if fam == FAMILY_LRN:
         return fam, {"one": 1.0, "out": out, "window": out * desc["size"], "rows": rows}
-    if fam == "softmax":
+    if fam == FAMILY_SOFTMAX:
         whole = n * desc["c"] * desc["h"] * desc["w"]
         return fam, {"one": 1.0, "elems": whole, "vectors": n * desc["h"] * desc["w"]}
     moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
@@ -191,24 +181,8 @@ def region_share(desc: dict, region) -> float:
 
 
 def op_flops(desc: dict) -> float:
-    """FLOPs of the whole op (the op table's rule, from a description)."""
-    t, n = desc["type"], desc["n"]
-    out = n * desc["oc"] * desc["oh"] * desc["ow"]
-    if t == "conv":
-        return 2.0 * out * (desc["c"] // desc["groups"]) * desc["kh"] * desc["kw"]
-    if t == "fc":
-        return 2.0 * n * desc["oc"] * desc["c"]
-    if t in ("maxpool", "avgpool"):
-        return float(out * desc["kh"] * desc["kw"])
-    if t == "globalavgpool":
-        return float(n * desc["c"] * desc["h"] * desc["w"])
-    if t == "lrn":
-        return float(out * (2 * desc["size"] + 3))
-    if t == "softmax":
-        return 3.0 * out
-    if t in ("relu", "clip", "add"):
-        return float(out)
-    return 0.0
+    """FLOPs of the whole op (the op table's rule, :func:`~.sampling.flops`)."""
+    return float(_desc_flops(desc))
 
 
 def flops(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
@@ -222,13 +196,13 @@ def edgent(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     s = region_share(desc, region)
     size_in = desc["n"] * desc["c"] * desc["h"] * desc["w"]
     size_out = desc["n"] * desc["oc"] * desc["oh"] * desc["ow"]
-    if t == "conv":
+    if t == CONV:
         fam = family(desc)
         return fam, {"one": s, "in": size_in * s,
                      "filters": (desc["kh"] / desc["sh"]) ** 2 * desc["oc"] * s}
-    if t in ("maxpool", "avgpool", "globalavgpool", "fc"):
-        return {"fc": "fc"}.get(t, "pool"), {"one": s, "in": size_in * s, "out": size_out * s}
-    return {"lrn": "lrn"}.get(t, "other"), {"one": s, "in": size_in * s}
+    if t == FC or t == GLOBALAVGPOOL or t in POOLS:
+        return (FAMILY_FC if t == FC else FAMILY_POOL), {"one": s, "in": size_in * s, "out": size_out * s}
+    return (FAMILY_LRN if t == LRN else "other"), {"one": s, "in": size_in * s}
 
 
 RAW_KEYS = tuple(k for k in DESC_KEYS) + ("rows", "chans", "share", "flops", "log_flops")

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..ops import ADD, CONCAT, CONV, ELEMENTWISE, FAMILY_DEPTHWISE, GLOBALAVGPOOL, LRN, POOLS
 from . import features as F
-from .sampling import describe
+from .sampling import describe, dims
 
 METHODS = tuple(F.METHODS)
 PROCESSORS = {"cpu": "buffer", "gpu": "image"}
@@ -200,25 +201,29 @@ def fit_gaps(dataset, exclude=()) -> tuple[dict, list, list]:
     return gaps, main_wake, host_copy
 
 
+#: Ops whose band of output rows reads the same share of the input rows (a 4-D output) ...
+_ROW_SHARE = frozenset({CONV, LRN, CONCAT}) | POOLS | ELEMENTWISE
+#: ... and those (with depthwise convs) whose band of output channels reads the same share
+#: of the input channels; the others read every input channel.
+_CHANNEL_SHARE = frozenset({GLOBALAVGPOOL, LRN, CONCAT}) | POOLS | ELEMENTWISE
+
+
 def io_bytes(desc: dict, region) -> tuple[float, float]:
     """(activation bytes read and written, weight bytes read) by ``region`` of the op ``desc``:
-    a height band reads its share of the input rows, a channel band all of them."""
+    a height band reads its share of the input rows, a channel band all of them (but for the
+    ops of ``_CHANNEL_SHARE`` and depthwise convs, which read their share)."""
     r0, r1, c0, c1 = region
     n = desc["n"]
     rows = max(0, r1 - r0) / max(1, desc["oh"])
     chans = max(0, c1 - c0)
     out = n * chans * max(0, r1 - r0) * desc["ow"] if desc["oh"] * desc["ow"] > 1 else n * chans
-    ins = n * desc["c"] * desc["h"] * desc["w"] * max(1, desc["inputs"] if desc["type"] == "add" else 1)
-    if desc["type"] in ("conv", "maxpool", "avgpool", "lrn", "relu", "clip", "add", "concat") and desc["oh"] > 1:
+    ins = n * desc["c"] * desc["h"] * desc["w"] * max(1, desc["inputs"] if desc["type"] == ADD else 1)
+    if desc["type"] in _ROW_SHARE and desc["oh"] > 1:
         ins *= rows
-    if F.family(desc) == "depthwise" or desc["type"] in ("maxpool", "avgpool", "lrn", "relu", "clip", "add",
-                                                          "concat", "globalavgpool"):
+    if F.family(desc) == FAMILY_DEPTHWISE or desc["type"] in _CHANNEL_SHARE:
         ins *= chans / max(1, desc["oc"])
-    w = 0.0
-    if desc["type"] == "conv":
-        w = chans * (desc["c"] // desc["groups"]) * desc["kh"] * desc["kw"]
-    elif desc["type"] == "fc":
-        w = chans * desc["c"]
+    weight = dims(desc).weight_shape
+    w = chans * math.prod(weight[1:]) if weight else 0.0
     return 4.0 * (ins + out), 4.0 * w
 
 

@@ -2,14 +2,10 @@
 
 ``branchy_alexnet()``: BranchyNet's AlexNet for 32x32x3 CIFAR-10 input, with
 five exits as in Edgent (MECOMM 2018): side branches after norm1, norm2, conv3
-and conv4, and the main classifier.  Trunk: conv 5x5/32, pool 3/2, LRN,
-conv 5x5/64, pool 3/2, LRN, conv 3x3/96, 3x3/96, 3x3/64, pool 3/2,
-fc 256, fc 128, fc 10, softmax.  Each side branch is a 3x3 conv (32 maps), a
-3/2 max pool, a flatten, an fc to 10 classes and a softmax.
-
-``branchy_lenet()``: B-LeNet for 28x28x1 input, three exits: after pool1
-(conv 3x3/8, pool 2/2, fc 10), after pool2 (fc 10), and LeNet-5's classifier
-(conv 5x5/6, pool, conv 5x5/16, pool, fc 120, fc 84, fc 10).
+and conv4, and the main classifier.  ``branchy_lenet()``: B-LeNet for 28x28x1
+input, three exits.  Their graphs are defined in the model zoo
+(:data:`coinfer.graph.zoo.BRANCHY`, where the layers are listed); this module
+holds their weights files: packing, loading, metadata.
 
 With ``trained=True`` (the default) the weights, the exits' entropy
 thresholds and their measured held-out accuracies come from the ``.npz``
@@ -25,105 +21,16 @@ from importlib import resources
 
 import numpy as np
 
-from ..ir import Graph, GraphBuilder
+from ..ir import Graph
+from ..zoo import BRANCHY, NUM_CLASSES
 from .exits import Exit
 
-__all__ = ["branchy_alexnet", "branchy_lenet", "MODELS", "build", "load_weights", "weights_meta", "pack_params",
-           "unpack_params", "INT8_MIN_SIZE"]
+__all__ = ["branchy_alexnet", "branchy_lenet", "MODELS", "NUM_CLASSES", "build", "load_weights", "weights_meta",
+           "pack_params", "unpack_params", "INT8_MIN_SIZE"]
 
-NUM_CLASSES = 10
-
-
-class _Builder:
-    def __init__(self, name: str, shape: tuple, seed: int):
-        self.b = GraphBuilder(name, {"data": shape})
-        self.rng = np.random.default_rng(seed)
-
-    def _he(self, shape, fan_in):
-        return (self.rng.standard_normal(shape, dtype=np.float32) * np.float32(np.sqrt(2.0 / fan_in)))
-
-    def conv(self, name, x, oc, k, pad=0, relu=True):
-        c = self.b.shape(x)[1]
-        w = self._he((oc, c, k, k), c * k * k)
-        return self.b.add("conv", name, [x], params={"w": w, "b": np.zeros(oc, np.float32)},
-                          padding=pad, relu=relu)
-
-    def fc(self, name, x, m, relu=True):
-        k = self.b.shape(x)[1]
-        return self.b.add("fc", name, [x], params={"w": self._he((m, k), k), "b": np.zeros(m, np.float32)},
-                          relu=relu)
-
-    def pool(self, name, x, k, s, ceil=True):
-        return self.b.add("maxpool", name, [x], kernel=k, stride=s, ceil_mode=ceil)
-
-    def op(self, type, name, x, **attrs):
-        return self.b.add(type, name, [x], **attrs)
-
-    def head(self, prefix, x, exits, name, root, conv=None, pool=(3, 2)):
-        """A side branch from ``root``: [conv 3x3, pool,] flatten, fc 10, softmax."""
-        first = len(self.b.ops)
-        y = x
-        if conv:
-            y = self.conv(f"{prefix}_conv", y, conv, 3, pad=1)
-            y = self.pool(f"{prefix}_pool", y, *pool)
-        y = self.op("flatten", f"{prefix}_flatten", y)
-        y = self.fc(f"{prefix}_fc", y, NUM_CLASSES, relu=False)
-        y = self.op("softmax", f"{prefix}_prob", y, axis=1)
-        exits.append(Exit(name, root, tuple(o.name for o in self.b.ops[first:]), y))
-        return y
-
-
-def _alexnet(batch: int, seed: int) -> Graph:
-    n = _Builder("branchy_alexnet", (batch, 3, 32, 32), seed)
-    exits: list = []
-    x = n.conv("conv1", "data", 32, 5, pad=2)
-    x = n.pool("pool1", x, 3, 2)
-    x = n.op("lrn", "norm1", x, size=5, alpha=1e-4, beta=0.75, k=1.0)
-    n.head("b1", x, exits, "exit1", x, conv=32)
-    x = n.conv("conv2", x, 64, 5, pad=2)
-    x = n.pool("pool2", x, 3, 2)
-    x = n.op("lrn", "norm2", x, size=5, alpha=1e-4, beta=0.75, k=1.0)
-    n.head("b2", x, exits, "exit2", x, conv=32)
-    x = n.conv("conv3", x, 96, 3, pad=1)
-    n.head("b3", x, exits, "exit3", x, conv=32)
-    x = n.conv("conv4", x, 96, 3, pad=1)
-    n.head("b4", x, exits, "exit4", x, conv=32)
-    root = x
-    first = len(n.b.ops)
-    x = n.conv("conv5", x, 64, 3, pad=1)
-    x = n.pool("pool5", x, 3, 2)
-    x = n.op("flatten", "flatten", x)
-    x = n.fc("fc6", x, 256)
-    x = n.op("dropout", "drop6", x)
-    x = n.fc("fc7", x, 128)
-    x = n.op("dropout", "drop7", x)
-    x = n.fc("fc8", x, NUM_CLASSES, relu=False)
-    x = n.op("softmax", "prob", x, axis=1)
-    exits.append(Exit("exit5", root, tuple(o.name for o in n.b.ops[first:]), x))
-    return n.b.build([e.output for e in exits], exits=exits)
-
-
-def _lenet(batch: int, seed: int) -> Graph:
-    n = _Builder("branchy_lenet", (batch, 1, 28, 28), seed)
-    exits: list = []
-    x = n.conv("conv1", "data", 6, 5, pad=2)
-    x = n.pool("pool1", x, 2, 2, ceil=False)
-    n.head("b1", x, exits, "exit1", x, conv=8, pool=(2, 2))
-    x = n.conv("conv2", x, 16, 5)
-    x = n.pool("pool2", x, 2, 2, ceil=False)
-    n.head("b2", x, exits, "exit2", x)
-    root = x
-    first = len(n.b.ops)
-    x = n.op("flatten", "flatten", x)
-    x = n.fc("fc3", x, 120)
-    x = n.fc("fc4", x, 84)
-    x = n.fc("fc5", x, NUM_CLASSES, relu=False)
-    x = n.op("softmax", "prob", x, axis=1)
-    exits.append(Exit("exit3", root, tuple(o.name for o in n.b.ops[first:]), x))
-    return n.b.build([e.output for e in exits], exits=exits)
-
-
-MODELS = {"branchy_alexnet": _alexnet, "branchy_lenet": _lenet}
+#: The branchy models by name, ``MODELS[name](batch, seed)``: their graph definitions are the
+#: zoo's (:data:`coinfer.graph.zoo.BRANCHY`), with He-initialised weights.
+MODELS = BRANCHY
 
 
 #: Parameters of at least this many elements are stored as int8, one float32 scale per output

@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from .. import ops
 from . import data
 from .exits import check_exits, entropy, evaluate, exit_probabilities, with_exits
 from .models import INT8_MIN_SIZE, MODELS, pack_params, unpack_params
@@ -43,29 +44,29 @@ def _torch_forward(graph, params, x, training, F):
     for op in graph.ops:
         a, xin = op.attrs, env[op.inputs[0]] if op.inputs else None
         t = op.type
-        if t == "conv":
+        if t == ops.CONV:
             pt, pl, pb, pr = a["padding"]
             if (pt, pl) != (pb, pr):
                 xin = F.pad(xin, (pl, pr, pt, pb))
                 pt = pl = 0
             y = F.conv2d(xin, params[f"{op.name}.w"], params.get(f"{op.name}.b"), stride=a["stride"],
                          padding=(pt, pl), dilation=a["dilation"], groups=a["groups"])
-            y = F.relu(y) if a["relu"] else y
-        elif t == "maxpool":
+            y = F.relu(y) if a[ops.FUSED_RELU] else y
+        elif t == ops.MAXPOOL:
             pt, pl, pb, pr = a["padding"]
             y = F.max_pool2d(xin, a["kernel"], a["stride"], (pt, pl), ceil_mode=a["ceil_mode"])
-        elif t == "lrn":
+        elif t == ops.LRN:
             y = F.local_response_norm(xin, a["size"], alpha=a["alpha"], beta=a["beta"], k=a["k"])
-        elif t == "flatten":
+        elif t == ops.FLATTEN:
             y = xin.flatten(1)
-        elif t == "fc":
+        elif t == ops.FC:
             y = F.linear(xin, params[f"{op.name}.w"], params.get(f"{op.name}.b"))
-            y = F.relu(y) if a["relu"] else y
-        elif t == "dropout":
+            y = F.relu(y) if a[ops.FUSED_RELU] else y
+        elif t == ops.DROPOUT:
             y = F.dropout(xin, 0.5, training)
-        elif t == "relu":
+        elif t == ops.RELU:
             y = F.relu(xin)
-        elif t == "softmax":
+        elif t == ops.SOFTMAX:
             y = xin  # logits: the loss applies log-softmax itself
         else:
             raise ValueError(f"train: op type {t!r} ({op.name}) has no torch mapping here")
