@@ -175,13 +175,21 @@ def _traced(rows, exclude) -> list:
     return [r for r in rows if (r.get("model") or "").split("/")[0] not in exclude]
 
 
-def fit_gaps(dataset, exclude=()) -> tuple[dict, list, list]:
+def fit_gaps(dataset, exclude=(), runtime: str = "native") -> tuple[dict, list, list]:
     """(gaps, main_wake, host_copy) from the traced runs' ``gap`` rows (see
     :mod:`coinfer.graph.coexec.timeline`): the median gap of each dispatch path,
-    ``main_wake`` as (fixed s, s per task) and the host copies as (fixed s, s per byte)."""
+    ``main_wake`` as (fixed s, s per task) and the host copies as (fixed s, s per byte).
+
+    Only the runs dispatched by ``runtime`` (``native``: the executor's default, a native
+    program whose gaps are about 1 µs; ``python``: the interpreted path, tens of µs) count,
+    when the dataset has any; the gaps of one path say nothing of the other's."""
     from ..coexec.timeline import DEFAULT_GAPS, DEFAULT_HOST_COPY
 
+    if runtime not in ("native", "python"):
+        raise ValueError(f"fit_gaps: runtime must be 'native' or 'python', got {runtime!r}")
     rows = _traced(dataset.sharing("gap"), exclude)
+    if any(r.get("split") == runtime for r in rows):
+        rows = [r for r in rows if r.get("split") == runtime]
     gaps = dict(DEFAULT_GAPS)
     for path in DEFAULT_GAPS:
         v = [r["seconds"] for r in rows if r["mode"] == path]
