@@ -182,7 +182,31 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
     whole = n * desc["oc"] * max(1, plane) * (1 + max(1, desc["inputs"]))
     l2, l3 = _beyond(whole, moved)
-    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows, "in_l2": l2, "in_l3": l3}
+    return _eltwise_kind(desc), {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows,
+                                 "runs": _eltwise_runs(desc, region, layout), "in_l2": l2, "in_l3": l3}
+
+
+def _eltwise_kind(desc: dict) -> str:
+    """The element-wise kernel a description runs: ``eltwise`` (relu, clip and the copies),
+    ``eltwise_add`` (two inputs a step) or ``eltwise_concat`` (block copies); each its own model."""
+    return {"add": "eltwise_add", "concat": "eltwise_concat"}.get(desc["type"], "eltwise")
+
+
+def _eltwise_runs(desc: dict, region, layout: str) -> int:
+    """Contiguous runs the element-wise kernels loop over (``kernels/buffer/elementwise.py``,
+    ``kernels/image/elementwise.py``): the whole tensor is one run (concat: one per input and
+    image); a region of a buffer one run per (image, channel) plane, of an image one per
+    (image, row); an image concat copies each input's channels row by row."""
+    nr, nc = _region_dims(desc, region)
+    n, k = desc["n"], max(1, desc["inputs"])
+    rows = nr if desc["oh"] > 1 or desc["ow"] > 1 else 1
+    whole = (nr >= desc["oh"] or desc["oh"] <= 1) and nc >= desc["oc"]
+    concat = desc["type"] == "concat"
+    if layout == "image" and concat:
+        return n * k * max(1, rows)
+    if whole:
+        return n * k if concat else 1
+    return n * max(1, rows) if layout == "image" else n * nc
 
 
 def region_share(desc: dict, region) -> float:
