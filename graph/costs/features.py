@@ -169,7 +169,7 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
         cell = 4 if layout == "image" else 1
         return fam, {"one": 1.0, "in": n * planes * desc["h"] * desc["w"] * cell, "planes": n * planes}
     if fam == "fc":
-        return fam, {"one": 1.0, "macs": n * desc["c"] * nc, "out": n * nc, "in": n * desc["c"]}
+        return fam, _fc_terms(desc, nc, layout)
     out = n * nr * nc * (desc["ow"] if desc["oh"] > 1 or desc["ow"] > 1 else 1)
     if plane > 1 and nr:
         out = n * nc * nr * desc["ow"]
@@ -184,6 +184,19 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     l2, l3 = _beyond(whole, moved)
     return _eltwise_kind(desc), {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows,
                                  "runs": _eltwise_runs(desc, region, layout), "in_l2": l2, "in_l3": l3}
+
+
+def _fc_terms(desc: dict, nc: int, layout: str) -> dict:
+    """FC streams its weights: multiply-adds, those whose weights sit past L2 / L3 (the
+    timings are warm, so smaller weights stay cached), the blocks of outputs the kernel
+    computes together (``kernels/buffer/fc.py``: 8 outputs by 4 inputs; images: 4 outputs,
+    one texel), and the reduction's tail past the last 16-float vector, taken a float a step."""
+    n, k = desc["n"], desc["c"]
+    macs = n * k * nc
+    w2, w3 = _beyond(k * nc, k * nc)
+    block = 4 if layout == "image" else 8
+    return {"one": 1.0, "macs": macs, "out": n * nc, "in": n * k, "w_l2": w2 * n, "w_l3": w3 * n,
+            "blocks": _cdiv(n, 4) * _cdiv(nc, block), "tail": n * nc * (k % 16)}
 
 
 def _eltwise_kind(desc: dict) -> str:
