@@ -151,7 +151,10 @@ def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
     scalar = 0 if vector else rows * desc["ow"] * cell * kh * kw
     rows_in = min(desc["h"], (nr - 1) * desc["sh"] + (kh - 1) * max(1, desc["dh"]) + 1) if nr else 0
     floats_in = n * planes * rows_in * desc["w"] * cell
-    return {"vec_taps": vec * kh * kw, "vec": vec, "rows": rows, "in": floats_in, "scalar_taps": scalar}
+    # Depthwise stride 2 loads two vectors a step and picks the even cells: its own cost per tap.
+    s2 = sw == 2 and desc["type"] == "conv"
+    return {"vec_taps": 0 if s2 else vec * kh * kw, "vec_taps_s2": vec * kh * kw if s2 else 0, "vec": vec,
+            "rows": rows, "in": floats_in, "scalar_taps": scalar}
 
 
 def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
