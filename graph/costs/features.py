@@ -185,8 +185,25 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
     whole = n * desc["oc"] * max(1, plane) * (1 + max(1, desc["inputs"]))
     l2, l3 = _beyond(whole, moved)
-    return _eltwise_kind(desc), {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows,
-                                 "runs": _eltwise_runs(desc, region, layout), "in_l2": l2, "in_l3": l3}
+    f = {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows,
+         "runs": _eltwise_runs(desc, region, layout), "in_l2": l2, "in_l3": l3}
+    if desc["type"] == "concat" and layout == "image":
+        f["lanes"] = n * max(1, nr) * desc["ow"] * _unaligned_channels(desc)
+    return _eltwise_kind(desc), f
+
+
+def _unaligned_channels(desc: dict) -> int:
+    """Channels an image concat copies lane by lane (``kernels/image/elementwise.py``): those of
+    an input placed off a texel boundary, and the last partial texel of each other input.  The
+    inputs are taken as equal parts with the remainder on the last (as :func:`~.sampling.build`
+    makes them, and the zoo's concats are)."""
+    k = max(1, desc["inputs"])
+    part = desc["c"] // k
+    slow = 0
+    for i in range(k):
+        p = part + (desc["c"] - part * k if i == k - 1 else 0)
+        slow += p if (i * part) % 4 else p % 4
+    return slow
 
 
 def _fc_terms(desc: dict, nc: int, layout: str) -> dict:
