@@ -3,9 +3,17 @@
 :func:`collect` measures ``n`` sampled op instances (:mod:`.sampling`) on each
 processor's pinned thread with its own kernel set (``cpu`` on buffers,
 ``gpu`` on images where the image kernels support the op), alone and with
-the other processor computing the same op at the same time, each through
-the one timing harness (:mod:`.measure`: a warm-up call, then ``repeats``
-samples, the median).  It adds the sharing operations by bytes: layout
+the other processor computing the same op at the same time.  An op with a
+native entry (every sampled type today) is timed as the default executor runs
+it: a native program of the op's call repeated back to back
+(:func:`native_steps`, C timestamps, no interpreter between calls), its first
+step dropped; with both processors the steps that overlapped the other's.
+Each op is timed in :data:`ROUNDS` rounds over chunks of :data:`ROUND_OPS`
+ops, seconds apart, and the quietest round (least median) is kept:
+``seconds`` is its median step, ``min_seconds`` the fastest step of all rounds.
+An op without a native entry goes through the Python harness
+(:mod:`.measure`: a warm-up call, then ``repeats`` samples, the median).  It
+adds the sharing operations by bytes: layout
 transforms both ways (on the GPU's thread, as the executor runs them), map
 and unmap (cache maintenance, on the CPU's thread), a sync (a ping-pong
 between the threads) and the per-task dispatch time of a processor thread.
@@ -17,12 +25,19 @@ output not in cache, the interpreter shared), and every task's dispatch gap
 by path (:func:`coinfer.graph.coexec.timeline.trace_gaps`).  Predictors learn
 an in-model correction and the dispatch terms from these.
 
-Every timed sample is retaken when another process took its core
+Why native steps and rounds: the same 150 samples timed twice through the Python
+harness agreed within ±10% for 71% / 67% (cpu / gpu, alone) and 44% / 33% (concurrent)
+of the held-out ones.  The Python call (8-15 µs) dominated the small ops, and the
+shared VM runs its cores up to 1.5x slower for seconds at a time (no run-queue wait
+shows it, and a speed probe timed beside the sample tracked it too loosely to
+correct it).  Native steps repeat within about 1%; rounds seconds apart keep a quiet
+timing of most ops.
+
+Samples on the Python path are retaken when another process took its core
 (:func:`~.measure.clocked` with ``retries``) and brought to the thread's
 quiet speed by the speed probe timed before and after it
-(:class:`~.measure.SpeedProbe`: a shared virtual machine's speed drifts with
-its neighbours' load); a timing whose median exceeds its fastest sample by
-more than :data:`MAX_SPREAD`, or taken while the probe ran more than
+(:class:`~.measure.SpeedProbe`); a timing whose median exceeds its fastest
+sample by more than :data:`MAX_SPREAD`, or taken while the probe ran more than
 :data:`QUIET_SLACK` slow, is taken again.  ``probe`` records the slowdown
 the probe saw (1: the quiet speed).
 
