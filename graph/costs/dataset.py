@@ -318,12 +318,13 @@ def native_steps(soc, calls: dict) -> dict:
     for proc, (call, steps) in calls.items():
         for _ in range(int(steps)):
             prog.compute(proc, "sample", call)
-    prog.run(timeout=600)
     soc.trace.clear()
+    prog.run(timeout=600)
     out = {}
-    for k, name in enumerate(prog.names):
-        if name in calls:
-            out[name] = prog._frozen["parts"][k]["times"][:int(calls[name][1])].astype(np.float64) * 1e-9
+    for name in calls:
+        ts = sorted((t.start, t.end) for t in soc.trace.tasks if t.processor == name and t.kind == "compute")
+        out[name] = np.array(ts, np.float64).reshape(-1, 2)
+    soc.trace.clear()
     return out
 
 
