@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 
 from ...kernels.target import conv_tiles
-from ..ops import (CONV, FAMILY_CONV, FAMILY_DEPTHWISE, FAMILY_FC, FAMILY_GLOBALPOOL, FAMILY_LRN, FAMILY_POOL,
-                   FAMILY_SOFTMAX, FC, GLOBALAVGPOOL, LRN, POOLS)
+from ..ops import (ADD, CONCAT, CONV, FAMILY_CONV, FAMILY_DEPTHWISE, FAMILY_ELTWISE, FAMILY_FC, FAMILY_GLOBALPOOL,
+                   FAMILY_LRN, FAMILY_POOL, FAMILY_SOFTMAX, FC, GLOBALAVGPOOL, LRN, POOLS)
 from .sampling import DESC_KEYS, family
 from .sampling import flops as _desc_flops
 
@@ -141,7 +141,10 @@ def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
     scalar = 0 if vector else rows * desc["ow"] * cell * kh * kw
     rows_in = min(desc["h"], (nr - 1) * desc["sh"] + (kh - 1) * max(1, desc["dh"]) + 1) if nr else 0
     floats_in = n * planes * rows_in * desc["w"] * cell
-    return {"vec_taps": vec * kh * kw, "vec": vec, "rows": rows, "in": floats_in, "scalar_taps": scalar}
+    # Depthwise stride 2 loads two vectors a step and picks the even cells: its own cost per tap.
+    s2 = sw == 2 and desc["type"] == CONV
+    return {"vec_taps": 0 if s2 else vec * kh * kw, "vec_taps_s2": vec * kh * kw if s2 else 0, "vec": vec,
+            "rows": rows, "in": floats_in, "scalar_taps": scalar}
 
 
 def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
@@ -159,7 +162,7 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
         cell = 4 if layout == "image" else 1
         return fam, {"one": 1.0, "in": n * planes * desc["h"] * desc["w"] * cell, "planes": n * planes}
     if fam == FAMILY_FC:
-        return fam, {"one": 1.0, "macs": n * desc["c"] * nc, "out": n * nc, "in": n * desc["c"]}
+        return fam, _fc_terms(desc, nc, layout)
     out = n * nr * nc * (desc["ow"] if desc["oh"] > 1 or desc["ow"] > 1 else 1)
     if plane > 1 and nr:
         out = n * nc * nr * desc["ow"]
@@ -172,7 +175,61 @@ def codl(desc: dict, region, layout: str, isa: str) -> tuple[str, dict]:
     moved = out * (1 + max(1, desc["inputs"]))  # floats read and written
     whole = n * desc["oc"] * max(1, plane) * (1 + max(1, desc["inputs"]))
     l2, l3 = _beyond(whole, moved)
-    return fam, {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows, "in_l2": l2, "in_l3": l3}
+    f = {"one": 1.0, "out": out, "in": out * max(1, desc["inputs"]), "rows": rows,
+         "runs": _eltwise_runs(desc, region, layout), "in_l2": l2, "in_l3": l3}
+    if desc["type"] == CONCAT and layout == "image":
+        f["lanes"] = n * max(1, nr) * desc["ow"] * _unaligned_channels(desc)
+    return _eltwise_kind(desc), f
+
+
+def _unaligned_channels(desc: dict) -> int:
+    """Channels an image concat copies lane by lane (``kernels/image/elementwise.py``): those of
+    an input placed off a texel boundary, and the last partial texel of each other input.  The
+    inputs are taken as equal parts with the remainder on the last (as :func:`~.sampling.build`
+    makes them, and the zoo's concats are)."""
+    k = max(1, desc["inputs"])
+    part = desc["c"] // k
+    slow = 0
+    for i in range(k):
+        p = part + (desc["c"] - part * k if i == k - 1 else 0)
+        slow += p if (i * part) % 4 else p % 4
+    return slow
+
+
+def _fc_terms(desc: dict, nc: int, layout: str) -> dict:
+    """FC streams its weights: multiply-adds, those whose weights sit past L2 / L3 (the
+    timings are warm, so smaller weights stay cached), the blocks of outputs the kernel
+    computes together (``kernels/buffer/fc.py``: 8 outputs by 4 inputs; images: 4 outputs,
+    one texel), and the reduction's tail past the last 16-float vector, taken a float a step."""
+    n, k = desc["n"], desc["c"]
+    macs = n * k * nc
+    w2, w3 = _beyond(k * nc, k * nc)
+    block = 4 if layout == "image" else 8
+    return {"one": 1.0, "macs": macs, "out": n * nc, "in": n * k, "w_l2": w2 * n, "w_l3": w3 * n,
+            "blocks": _cdiv(n, 4) * _cdiv(nc, block), "tail": n * nc * (k % 16)}
+
+
+def _eltwise_kind(desc: dict) -> str:
+    """The element-wise kernel a description runs: ``eltwise`` (relu, clip and the copies),
+    ``eltwise_add`` (two inputs a step) or ``eltwise_concat`` (block copies); each its own model."""
+    return {ADD: FAMILY_ELTWISE + "_add", CONCAT: FAMILY_ELTWISE + "_concat"}.get(desc["type"], FAMILY_ELTWISE)
+
+
+def _eltwise_runs(desc: dict, region, layout: str) -> int:
+    """Contiguous runs the element-wise kernels loop over (``kernels/buffer/elementwise.py``,
+    ``kernels/image/elementwise.py``): the whole tensor is one run (concat: one per input and
+    image); a region of a buffer one run per (image, channel) plane, of an image one per
+    (image, row); an image concat copies each input's channels row by row."""
+    nr, nc = _region_dims(desc, region)
+    n, k = desc["n"], max(1, desc["inputs"])
+    rows = nr if desc["oh"] > 1 or desc["ow"] > 1 else 1
+    whole = (nr >= desc["oh"] or desc["oh"] <= 1) and nc >= desc["oc"]
+    concat = desc["type"] == CONCAT
+    if layout == "image" and concat:
+        return n * k * max(1, rows)
+    if whole:
+        return n * k if concat else 1
+    return n * max(1, rows) if layout == "image" else n * nc
 
 
 def region_share(desc: dict, region) -> float:

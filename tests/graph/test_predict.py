@@ -240,3 +240,41 @@ def test_timeline_prices_the_compiled_program_and_reads_gaps_from_a_trace():
         gaps = timeline.trace_gaps(soc.trace)
     assert set(timeline.PATHS) <= set(gaps) and gaps["main_wake"] and gaps["host_in"]
     assert all(v >= -1e-6 for p in timeline.PATHS for v in gaps[p] if p != "submit")
+
+
+def test_gaps_are_fitted_on_the_runtime_that_runs():
+    ds = _synthetic(4)
+    for runtime, wake in (("native", 1e-6), ("python", 5e-5)):
+        ds.rows += [{"kind": "gap", "mode": "wake", "split": runtime, "bytes": 10, "seconds": wake,
+                     "min_seconds": wake, "model": f"alexnet/{runtime}"}]
+    assert P.fit_gaps(ds)[0]["wake"] == pytest.approx(1e-6)
+    assert P.fit_gaps(ds, runtime="python")[0]["wake"] == pytest.approx(5e-5)
+    with pytest.raises(ValueError, match="runtime"):
+        P.fit_gaps(ds, runtime="gpu")
+
+
+def test_native_steps_time_an_op_in_c():
+    from coinfer.graph.costs import dataset as D
+    from coinfer.hw import SoC
+
+    s = next(iter(S.sample(1, 0, zoo=[])))
+    sop = D._Op(s["graph"], s["region"])
+    call = sop.native("buffer")
+    assert call is not None
+    with SoC.host() as soc:
+        times = D.native_steps(soc, {"cpu": (call, 4)})["cpu"]
+        both = D._native_timing(soc, {"cpu": (call, 6), "gpu": (call, 6)})
+    assert times.shape == (4, 2) and (times[:, 1] >= times[:, 0]).all() and (times[1:, 0] >= times[:-1, 1]).all()
+    assert set(both) == {"cpu", "gpu"} and all(0 < len(t.samples) <= 5 for t in both.values())
+
+
+def test_eltwise_kernels_and_concat_lanes():
+    d = S._base("concat", c=10, h=8, w=8, oc=10, oh=8, ow=8, inputs=2)
+    fam, f = F.codl(d, (0, 8, 0, 10), "image", "avx512")
+    # 5 + 5 channels: the first input's last texel holds 1, the second starts at channel 5 (all 5 lane by lane)
+    assert fam == "eltwise_concat" and f["lanes"] == 8 * 8 * (1 + 5)
+    d4 = S._base("concat", c=16, h=8, w=8, oc=16, oh=8, ow=8, inputs=2)
+    assert F.codl(d4, (0, 8, 0, 16), "image", "avx512")[1]["lanes"] == 0
+    relu = S._base("relu", c=8, h=4, w=4, oc=8, oh=4, ow=4, inputs=1)
+    assert F.codl(relu, (0, 4, 0, 8), "buffer", "avx512")[1]["runs"] == 1  # whole: one run
+    assert F.codl(relu, (1, 3, 0, 8), "buffer", "avx512")[1]["runs"] == 8  # a band: one per plane
