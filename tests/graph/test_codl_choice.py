@@ -105,10 +105,12 @@ def test_choice_by_measurement_keeps_the_fastest(squeeze, soc):
     plan = plan_codl(g, TableCosts(same, sync_s=1e-3), prepared=prep, verify_on=soc, x=x, rounds=1)
     n = plan.notes
     assert n["chosen_by"] == "measurement" and "measured" in n["why"]
-    measured = {k: v.get("runoff_s", v["measured_s"]) for k, v in n["candidates"].items() if "measured_s" in v}
-    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(n["candidates"])  # always measured
-    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(measured)
-    assert measured[n["chosen"]] <= min(measured.values()) / (1 - MEASURED_MARGIN)
+    measured = {k: v["measured_s"] for k, v in n["candidates"].items() if "measured_s" in v}
+    assert {"cpu only", "gpu only", "gpu only on buffers"} <= set(measured)  # always measured
+    # A run-off, when there was one, decides among the candidates it ran (the others were 4% behind).
+    ran_off = {k: v["runoff_s"] for k, v in n["candidates"].items() if "runoff_s" in v}
+    final = ran_off or measured
+    assert final[n["chosen"]] <= min(final.values()) / (1 - MEASURED_MARGIN)
 
 
 @pytest.mark.parametrize("co_s, chosen", [(0.90, "co-executed"), (0.99, "cpu only")])
