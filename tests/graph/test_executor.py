@@ -242,8 +242,10 @@ def test_codl_keeps_the_fastest_measured_candidate(soc):
     assert notes["chosen_by"] == "measurement"
     times = {k: v["measured_s"] for k, v in notes["candidates"].items() if "measured_s" in v}
     assert "chains delta=0.3" in times and len(times) >= 2
-    # the fastest, or a single processor within 3% of a co-executed fastest
-    assert times[notes["chosen"]] <= min(times.values()) / (1 - 0.03)
+    # the fastest (by the run-off's times when one decided), or a single processor within 3%
+    # of a co-executed fastest
+    final = {k: v["runoff_s"] for k, v in notes["candidates"].items() if "runoff_s" in v} or times
+    assert final[notes["chosen"]] <= min(final.values()) / (1 - 0.03)
     assert "measured" in notes["why"]
 
 
