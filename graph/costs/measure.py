@@ -156,7 +156,7 @@ class SpeedProbe:
         return t / f if f else 1.0
 
 
-class HostSpeed:
+class SpeedReference:
     """A fixed yardstick for the host's drifting speed: ``factor()`` is the
     :class:`SpeedProbe` time taken at construction over the probe time now (the
     median of ``calls`` probe calls), so ``host seconds x factor()`` is the time

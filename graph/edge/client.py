@@ -311,7 +311,7 @@ class RemoteRunner:
     (its trace is cleared by every part); ``device_scale``: the device profile's
     time scale; ``client``: an :class:`EdgeClient` (connected on first use).
     ``model_id`` defaults to the graph's name; the server's digest must equal
-    this graph's.  ``speed``: a :class:`~coinfer.graph.costs.measure.HostSpeed`
+    this graph's.  ``speed``: a :class:`~coinfer.graph.costs.measure.SpeedReference`
     whose reference the realised device time is brought to (see
     :func:`~coinfer.graph.edge.parts.run_range`); the planner's costs must be
     timed with the same one.

@@ -123,7 +123,7 @@ def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: flo
     would multiply a cold pass's extra time by 100.  ``host`` is the host
     time scaled (the only pass when ``scale <= 1``).
 
-    ``speed`` (a :class:`~coinfer.graph.costs.measure.HostSpeed`, with ``scale > 1``):
+    ``speed`` (a :class:`~coinfer.graph.costs.measure.SpeedReference`, with ``scale > 1``):
     the host time scaled is first brought to the yardstick's reference speed
     (times ``speed.factor()``, probed on ``proc``'s thread before the passes), as
     the planner's costs are when timed with the same yardstick, so the realised

@@ -437,7 +437,9 @@ def main(args) -> int:
     try:
         server = EdgeServer(cfg)
     except (ValueError, ImportError) as e:
-        print(f"coinfer edge-server: {e}", file=sys.stderr)
+        msg = str(e)
+        msg = msg[len("edge-server: "):] if msg.startswith("edge-server: ") else msg  # named once
+        print(f"coinfer edge-server: {msg}", file=sys.stderr)
         return 2
     stop = threading.Event()
 

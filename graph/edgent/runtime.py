@@ -103,7 +103,7 @@ class CoRunner:
         check_exits(graph)
         self.graph = graph
         self.packed = bool(packed)
-        #: A :class:`~coinfer.graph.costs.measure.HostSpeed`: when set, op timings are brought to
+        #: A :class:`~coinfer.graph.costs.measure.SpeedReference`: when set, op timings are brought to
         #: its reference speed (probed on the timed side's thread around every run).
         self.speed = None
         self.timeout = float(timeout)

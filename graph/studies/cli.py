@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from .messages import error_line
 
 
 def _cmd_kernels(args) -> int:
@@ -99,7 +100,14 @@ def _cmd_run(args) -> int:
     strategies = list(STRATEGIES) if args.strategy == "all" else [args.strategy]
     in_name = graph.inputs[0]
     if args.input:
-        x = np.load(args.input, allow_pickle=False)
+        try:
+            x = np.load(args.input, allow_pickle=False)
+        except OSError as e:
+            raise ValueError(f"--input: cannot read {args.input!r}: {e.strerror or e}") from None
+        except ValueError:  # a pickle, or not an .npy file at all
+            raise ValueError(f"--input: {args.input!r} is not a float32 .npy array file") from None
+        if not isinstance(x, np.ndarray):
+            raise ValueError(f"--input: {args.input!r} is an .npz archive; give one float32 .npy array")
         if x.dtype != np.float32 or x.shape != graph.shape(in_name):
             print(f"coinfer run: --input must hold float32 {graph.shape(in_name)}, got {x.dtype} {x.shape}",
                   file=sys.stderr)
@@ -142,6 +150,12 @@ def _cmd_predict(args) -> int:
         print(f"coinfer predict: --samples must be >= 10, got {args.samples}", file=sys.stderr)
         return 2
     models = [m for m in args.models.split(",") if m] if args.models is not None else list(study.MODELS)
+    from .. import zoo
+
+    bad = [m for m in models if m not in zoo.names()]
+    if bad:  # before the measuring pass, not after it
+        raise ValueError(f"--models: unknown zoo model(s) {', '.join(map(repr, bad))}; choose from "
+                         f"{', '.join(zoo.names())}")
     doc = study.run(args.samples, soc_name=args.soc, models=models, repeat=args.repeat, progress=not args.quiet,
                     seed=args.seed, refresh=args.refresh, plan_check=not args.no_plan_check)
     if args.json:
@@ -250,16 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _one_line(e: BaseException, command: str = "") -> str:
-    """The cause of a failure on one line: the message (without a repeat of the
-    subcommand's own prefix), else the exception's type."""
-    msg = " ".join(str(e).split())
-    for prefix in (f"coinfer {command}: ", f"{command}: "):
-        if command and msg.startswith(prefix):
-            msg = msg[len(prefix):]
-    return msg if msg else type(e).__name__
-
-
 def _writable(option: str, path) -> None:
     """Raise ValueError naming ``option`` when ``path``'s directory does not exist, before any work."""
     import os
@@ -286,7 +290,7 @@ def main(argv=None) -> int:
         # ValueError/TypeError/OSError name a mistake in the input (the message says which);
         # anything else may be a fault in coinfer, whose traceback --debug shows.
         hint = "" if isinstance(e, (ValueError, TypeError, OSError)) else " (run with --debug for the traceback)"
-        print(f"coinfer {args.command}: {_one_line(e, args.command)}{hint}", file=sys.stderr)
+        print(error_line(args.command, e, hint), file=sys.stderr)
         return 2
 
 

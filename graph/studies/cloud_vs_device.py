@@ -81,6 +81,7 @@ from ...hw import power as pw
 from ...hw.profile import GUO_HOST_WORK_SCALE, GUO_TABLE_III, get_profile, guo_convert_cost
 from . import model_files
 from . import photos as photo_set
+from .messages import error_line
 
 __all__ = ["MODES", "MODE_PROFILE", "DEFAULT_UPLINK_BPS", "UPLOAD_BYTES", "Config", "Row", "Result", "run",
            "format_table", "findings", "plot", "cli_main", "add_parser"]
@@ -646,7 +647,7 @@ def cli_main(args) -> int:
             import matplotlib  # noqa: F401 - fail before the run, not after it
         res = run(cfg)
     except photo_set.MissingExtra as e:
-        print(f"coinfer cloud-vs-device: {e}", file=sys.stderr)
+        print(error_line("cloud-vs-device", e), file=sys.stderr)
         return 2
     except ImportError as e:  # the study's whole set of extras, not only the one that was missing
         print(f"coinfer cloud-vs-device: {e}; the study needs {photo_set.EXTRA_HINT}", file=sys.stderr)

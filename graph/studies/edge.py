@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hw.link import Link
-from ..costs.measure import HostSpeed
+from ..costs.measure import SpeedReference
 from ...kernels import buffer as buffer_kernels
 from .. import interpret
 from ..edge import live as live_mod
@@ -106,8 +106,8 @@ class RemoteStudy:
         self.client = EdgeClient(host, port, timeout=timeout)
         prof = study.runner.profile
         # One yardstick for the host's speed, probed on the device thread, for the planner's
-        # costs and the realised device time alike (see coinfer.graph.costs.measure.HostSpeed).
-        speed = study.runner.procs["device"].call(HostSpeed, op="speed reference").result(60)[0]
+        # costs and the realised device time alike (see coinfer.graph.costs.measure.SpeedReference).
+        speed = study.runner.procs["device"].call(SpeedReference, op="speed reference").result(60)[0]
         study.runner.speed = speed
         self.runner = RemoteRunner(study.graph, study.runner.procs["device"], prof.scale("device"), self.client,
                                    model_id=study.model, retry_s=retry_s, speed=speed)

@@ -37,6 +37,7 @@ from ..edgent.exits import check_exits
 from ..edgent.models import MODELS, build
 from ..edgent.static import StaticPlanner
 from ..progress import Progress
+from .messages import error_line
 
 SWEEP_STRATEGIES = ("device-only", "edge-only", "neurosurgeon", "edgent")
 #: Host-speed factors the dynamic configuration map is built for (see ConfigurationMap).
@@ -403,13 +404,13 @@ def cli_main(args) -> int:
         if args.trace:
             trace = trace_named(args.trace)
     except (ValueError, OSError) as e:
-        print(f"coinfer edgent: {e}", file=sys.stderr)
+        print(error_line("edgent", e), file=sys.stderr)
         return 2
     if args.plot:
         try:
             _pyplot()
         except ImportError as e:
-            print(f"coinfer edgent: {e}", file=sys.stderr)
+            print(error_line("edgent", e), file=sys.stderr)
             return 2
     if trace is not None:
         from ..edgent.dynamic import _ruptures
@@ -417,7 +418,7 @@ def cli_main(args) -> int:
         try:
             _ruptures()
         except ImportError as e:
-            print(f"coinfer edgent: {e}", file=sys.stderr)
+            print(error_line("edgent", e), file=sys.stderr)
             return 2
     dirs = DIRECTIONS if args.direction == "both" else (args.direction,)
     from ...hw.profile import profiles
@@ -428,13 +429,13 @@ def cli_main(args) -> int:
         try:
             return cli_remote(args, target=target, rtt=rtt, bandwidth=bandwidth, trace=trace, dirs=dirs)
         except (ValueError, OSError, RuntimeError) as e:
-            print(f"coinfer edgent: {e}", file=sys.stderr)
+            print(error_line("edgent", e), file=sys.stderr)
             return 2
     try:
         study = Study(args.model, device=args.device, edge=args.edge, rtt_s=rtt, directions=dirs,
                       progress=not args.quiet)
     except ValueError as e:
-        print(f"coinfer edgent: {e}", file=sys.stderr)
+        print(error_line("edgent", e), file=sys.stderr)
         return 2
     with study:
         if trace is None:

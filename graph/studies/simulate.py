@@ -49,6 +49,7 @@ import numpy as np
 
 from ...hw.link import BandwidthTrace, Link, load_shipped, shipped, trace_named
 from ...hw.sim import Request, SimLink, SimProcessor, infer, simpy
+from .messages import error_line
 
 __all__ = ["Scenario", "Planning", "SimFrame", "FleetResult", "simulate", "scale_out", "check_real",
            "format_table", "DEFAULT_TRACES"]
@@ -472,7 +473,7 @@ def cli_main(args) -> int:
     try:
         simpy()
     except SimPyMissing as e:
-        print(f"coinfer simulate: {e}", file=sys.stderr)
+        print(error_line("simulate", e), file=sys.stderr)
         return 2
     try:
         from ..edgent.dynamic import _ruptures
@@ -496,7 +497,7 @@ def cli_main(args) -> int:
             sc.trace(k)
         planning = Planning(sc)
     except (ValueError, OSError) as e:
-        print(f"coinfer simulate: {e}", file=sys.stderr)
+        print(error_line("simulate", e), file=sys.stderr)
         return 2
     results = scale_out(planning, ns)
     doc = {"scenario": {k: (list(v) if isinstance(v, tuple) else v) for k, v in sc.__dict__.items()},

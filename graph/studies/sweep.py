@@ -58,6 +58,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from .messages import error_line
 
 __all__ = ["Spec", "COLUMNS", "KEY", "run_point", "run_sweep", "make_executor", "read_rows", "write_rows",
            "cli_main", "add_parser", "DistMissing"]
@@ -524,14 +525,14 @@ def cli_main(args) -> int:
         elif args.scheduler not in ("local", "processes"):
             raise ValueError(f"--scheduler must be one of {', '.join(SCHEDULERS)}, got {args.scheduler!r}")
     except (ValueError, OSError, DistMissing) as e:
-        print(f"coinfer sweep: {e}", file=sys.stderr)
+        print(error_line("sweep", e), file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     try:
         with make_executor(args.scheduler, args.workers) as ex:
             res = run_sweep(spec, ex, args.out, progress=not args.quiet)
     except (ValueError, OSError, ImportError) as e:
-        print(f"coinfer sweep: {e}", file=sys.stderr)
+        print(error_line("sweep", e), file=sys.stderr)
         return 2
     for p, msg in res["failed"]:
         print(f"coinfer sweep: point {p} failed: {msg}", file=sys.stderr)
