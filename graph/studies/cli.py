@@ -195,8 +195,17 @@ def _cmd_sweep(args) -> int:
     return cli_main(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with coinfer's error wording: one line naming the subcommand, exit status 2
+    (argparse's own prints the whole usage block first).  Subcommand parsers are of this
+    class too (argparse makes them with the parent's class)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
+    p = _Parser(prog="coinfer", description="Heterogeneous deep-learning inference with real kernels.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="command", required=True)
     k = sub.add_parser("kernels", help="time coinfer's kernels on the benchmark layers against onnxruntime (1 thread)")

@@ -330,9 +330,11 @@ def cli_remote(args, *, target: float, rtt: float, bandwidth: float, trace, dirs
     from .edgent import Study, format_candidates, format_summaries, parse_time
 
     timeout = parse_time(args.edge_timeout, "--edge-timeout")
-    if timeout <= 0 or args.repeat < 1 or not args.speedup > 0:
-        raise ValueError(f"--edge-timeout must be > 0, --repeat >= 1 and --speedup > 0, got "
-                         f"{args.edge_timeout!r}, {args.repeat}, {args.speedup}")
+    for ok, option, rule, given in ((timeout > 0, "--edge-timeout", "> 0", args.edge_timeout),
+                                    (args.repeat >= 1, "--repeat", ">= 1", args.repeat),
+                                    (args.speedup > 0, "--speedup", "> 0", args.speedup)):
+        if not ok:
+            raise ValueError(f"{option} must be {rule}, got {given!r}")
     host, port = parse_address(args.edge, require_port=True)
     with EdgeClient(host, port, timeout=timeout) as first:  # the server's --soc is the edge's profile
         edge = profile_for_scale(first.open(args.model).edge_scale)
