@@ -241,7 +241,7 @@ def get_profile(name) -> CostProfile:
     try:
         return _PROFILES[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown cost profile {name!r}; known: {sorted(_PROFILES)}") from None
+        raise ValueError(f"unknown cost profile {name!r}; known: {', '.join(sorted(_PROFILES))}") from None
 
 
 # ---------------------------------------------------------------------------
