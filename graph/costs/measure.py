@@ -156,30 +156,6 @@ class SpeedProbe:
         return t / f if f else 1.0
 
 
-class SpeedReference:
-    """A fixed yardstick for the host's drifting speed: ``factor()`` is the
-    :class:`SpeedProbe` time taken at construction over the probe time now (the
-    median of ``calls`` probe calls), so ``host seconds x factor()`` is the time
-    the same work would have taken at the reference moment's speed.
-
-    Unlike :meth:`SpeedProbe.slowdown`, the reference never moves: costs timed at
-    one moment and runs realised at another, each scaled by ``factor()`` taken on
-    the thread that did the work, agree however the host's speed drifted between
-    them (on the shared test host a core's speed changed 1.85x within seconds,
-    nothing else running on the VM).  An emulated device many times slower than
-    the host multiplies that drift; the edge study uses this to keep it out of both
-    the planner's costs and the realised device time."""
-
-    def __init__(self, calls: int = 3, reference_calls: int = 9):
-        self.probe = SpeedProbe(calls)
-        ts = [self.probe() for _ in range(max(1, int(reference_calls)))]
-        self.reference = float(statistics.median(ts))
-
-    def factor(self) -> float:
-        """Reference probe time / probe time now (> 1 when the host runs faster than then)."""
-        return self.reference / self.probe()
-
-
 def samples(sample: Callable[[], object], *, repeats: int, warmup: int = 1) -> list:
     """``sample()``'s results after ``warmup`` discarded calls: ``repeats`` of them."""
     if repeats < 1 or warmup < 0:

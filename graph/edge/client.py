@@ -305,22 +305,18 @@ class FrameResult:
 
 
 class RemoteRunner:
-    """``RemoteRunner(graph, device_proc, device_scale, client, model_id=None, retry_s=2.0, speed=None)``.
+    """``RemoteRunner(graph, device_proc, device_scale, client, model_id=None, retry_s=2.0)``.
 
     ``device_proc``: the :class:`~coinfer.hw.Processor` that runs the device's ops
     (its trace is cleared by every part); ``device_scale``: the device profile's
     time scale; ``client``: an :class:`EdgeClient` (connected on first use).
     ``model_id`` defaults to the graph's name; the server's digest must equal
-    this graph's.  ``speed``: a :class:`~coinfer.graph.costs.measure.SpeedReference`
-    whose reference the realised device time is brought to (see
-    :func:`~coinfer.graph.edge.parts.run_range`); the planner's costs must be
-    timed with the same one.
+    this graph's.
     """
 
     def __init__(self, graph, device_proc, device_scale: float, client: EdgeClient, *, model_id: str | None = None,
-                 retry_s: float = 2.0, speed=None):
+                 retry_s: float = 2.0):
         self.graph, self.proc, self.scale, self.client = graph, device_proc, float(device_scale), client
-        self.speed = speed
         self.model_id = model_id or graph.name
         self.digest = graph_digest(graph)
         self.retry_s = float(retry_s)
@@ -344,7 +340,7 @@ class RemoteRunner:
         if not names:
             return 0.0
         t0 = time.perf_counter()
-        run_range(self.proc, self.graph, names, env, scale=self.scale, speed=self.speed)
+        run_range(self.proc, self.graph, names, env, scale=self.scale)
         return time.perf_counter() - t0
 
     def run(self, x: np.ndarray, plan) -> FrameResult:

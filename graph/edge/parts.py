@@ -104,8 +104,7 @@ def _steps(graph, names, env, times):
     return steps
 
 
-def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: float = 120.0,
-              speed=None) -> RangeTime:
+def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: float = 120.0) -> RangeTime:
     """Run ops ``names`` on Processor ``proc`` as one command list with coinfer's buffer
     kernels, reading and writing tensors in ``env``, and realise ``scale``.
 
@@ -121,13 +120,7 @@ def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: flo
     caches went cold).  Per-op costs are measured in a loop, a profile's
     scale assumes that state, and a device 100 times slower than the host
     would multiply a cold pass's extra time by 100.  ``host`` is the host
-    time scaled (the only pass when ``scale <= 1``).
-
-    ``speed`` (a :class:`~coinfer.graph.costs.measure.SpeedReference`, with ``scale > 1``):
-    the host time scaled is first brought to the yardstick's reference speed
-    (times ``speed.factor()``, probed on ``proc``'s thread before the passes), as
-    the planner's costs are when timed with the same yardstick, so the realised
-    device time does not follow the host's speed drift."""
+    time scaled (the only pass when ``scale <= 1``)."""
     times: list = []
     steps = _steps(graph, names, env, times)
     out = {}
@@ -139,15 +132,14 @@ def run_range(proc, graph, names, env: dict, *, scale: float = 1.0, timeout: flo
             start = times[0][0]
             passes = [times[-1][1] - start]
             est = passes[0]
-            k = 1.0 if speed is None else speed.factor()
-            while time.perf_counter() + est < start + scale * k * est:
+            while time.perf_counter() + est < start + scale * est:
                 t = time.perf_counter()
                 for _, fn, _, _, _ in again:
                     fn()
                 passes.append(time.perf_counter() - t)
                 est = float(np.median(passes[1:]))
-            sleep_until(start + scale * k * est)
-            out["host"] = k * est
+            sleep_until(start + scale * est)
+            out["host"] = est
 
         steps.append(("realise", realise, {}, {}, 0))
     submitted = time.perf_counter()

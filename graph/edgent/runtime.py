@@ -50,10 +50,6 @@ __all__ = ["CoRunner", "FrameRun", "ChangeDetector", "SpeedTracker", "STRATEGIES
            "Summary", "summarize"]
 
 
-#: The op name of the speed-probe steps around a timed run (see ``CoRunner.speed``).
-PROBE = "speed probe"
-
-
 def trimmed_mean(values, cut: float = 0.2) -> float:
     """Mean of ``values`` without the lowest and highest ``cut`` share of them."""
     v = np.sort(np.asarray(values, np.float64))
@@ -103,9 +99,6 @@ class CoRunner:
         check_exits(graph)
         self.graph = graph
         self.packed = bool(packed)
-        #: A :class:`~coinfer.graph.costs.measure.SpeedReference`: when set, op timings are brought to
-        #: its reference speed (probed on the timed side's thread around every run).
-        self.speed = None
         self.timeout = float(timeout)
         self.profile = edge_profile(device, edge)
         self.trace = Trace()
@@ -153,16 +146,10 @@ class CoRunner:
         w = self.weights()
         steps = [(n, (lambda op=g.op(n): _run_op(g, op, env, w)), {}, {}, 0) for n in self.placement(exit, 0, "edge-first").ops]
 
-        speed = self.speed
-        factors: list = []
-        probe = [(PROBE, lambda: factors.append(speed.factor()), {}, {}, 0)] if speed is not None else []
-
         def one_run():
             self.trace.clear()
-            factors.clear()
-            self.procs[side].run_list(probe + steps + probe).result(self.timeout)
-            k = float(np.mean(factors)) if factors else 1.0
-            return [(rec.op, rec.duration * k) for rec in self.trace.tasks if rec.op != PROBE]
+            self.procs[side].run_list(steps).result(self.timeout)
+            return [(rec.op, rec.duration) for rec in self.trace.tasks]
 
         out: dict = {n: [] for n, *_ in steps}
         for run in samples(one_run, repeats=repeats, warmup=warmup):

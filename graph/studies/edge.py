@@ -37,7 +37,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...hw.link import Link
-from ..costs.measure import SpeedReference
 from ...kernels import buffer as buffer_kernels
 from .. import interpret
 from ..edge import live as live_mod
@@ -98,19 +97,15 @@ class RemoteStudy:
     def __init__(self, study, address: str, *, timeout: float = 5.0, retry_s: float = 2.0):
         host, port = parse_address(address)
         self.study, self.address = study, f"{host}:{port}"
-        # The client's device part and the server run on weights packed once per model
-        # (edge.parts.run_range): the planner's per-op costs are timed the same way, with the
-        # same speed yardstick.
-        study.runner.packed = True
-        study.remeasure()
+        if not study.runner.packed:
+            # The client's device part and the server run on weights packed once per model
+            # (edge.parts.run_range): the planner's per-op costs must be timed the same way.
+            study.runner.packed = True
+            study.remeasure()
         self.client = EdgeClient(host, port, timeout=timeout)
         prof = study.runner.profile
-        # One yardstick for the host's speed, probed on the device thread, for the planner's
-        # costs and the realised device time alike (see coinfer.graph.costs.measure.SpeedReference).
-        speed = study.runner.procs["device"].call(SpeedReference, op="speed reference").result(60)[0]
-        study.runner.speed = speed
         self.runner = RemoteRunner(study.graph, study.runner.procs["device"], prof.scale("device"), self.client,
-                                   model_id=study.model, retry_s=retry_s, speed=speed)
+                                   model_id=study.model, retry_s=retry_s)
         try:
             info = self.runner.ensure_open()
         except Exception:
