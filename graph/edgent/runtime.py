@@ -32,6 +32,7 @@ starts at its own time.  A frame's accuracy is its exit's measured accuracy if i
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -68,6 +69,20 @@ def _run_op(graph, op, env, weights=None):
         out = np.empty(graph.shape(op.output), np.float32)
         lower_call(graph, op, "buffer", weights[op.name], ins, out)
         env[op.output] = out
+
+
+def _loop_samples(graph, ops, env, weights, repeats: int, warmup: int) -> dict:
+    """{op name: seconds of each of ``repeats`` calls}: ``ops`` run back to back ``warmup +
+    repeats`` times on the calling thread, each call timed on its own."""
+    out: dict = {op.name: [] for op in ops}
+    for r in range(warmup + repeats):
+        for op in ops:
+            t = time.perf_counter()
+            _run_op(graph, op, env, weights)
+            d = time.perf_counter() - t
+            if r >= warmup:
+                out[op.name].append(d)
+    return out
 
 
 @dataclass
@@ -140,11 +155,18 @@ class CoRunner:
 
     def op_samples(self, side: str, exit: int, repeats: int = 1, warmup: int = 1) -> dict:
         """{op: host seconds of each of ``repeats`` calls} for exit ``exit``'s sub-model
-        run on ``side`` as one command list (after ``warmup`` discarded runs)."""
+        run on ``side`` (after ``warmup`` discarded runs): as one command list (a task per
+        op) on the interpreter's path, or, with ``packed``, as the edge runtime runs a part
+        (:func:`coinfer.graph.edge.parts.run_range`): the ops called back to back in one
+        call on the side's thread, each timed around its call."""
         g = self.graph
         env = {g.inputs[0]: np.random.default_rng(0).standard_normal(g.shape(g.inputs[0]), dtype=np.float32)}
         w = self.weights()
-        steps = [(n, (lambda op=g.op(n): _run_op(g, op, env, w)), {}, {}, 0) for n in self.placement(exit, 0, "edge-first").ops]
+        names = self.placement(exit, 0, "edge-first").ops
+        if self.packed:
+            return self.procs[side].call(_loop_samples, g, [g.op(n) for n in names], env, w, repeats, warmup,
+                                         op="time ops").result(self.timeout)[0]
+        steps = [(n, (lambda op=g.op(n): _run_op(g, op, env, w)), {}, {}, 0) for n in names]
 
         def one_run():
             self.trace.clear()
