@@ -49,6 +49,30 @@ def bind_global_avg_pool(x, out, cell, planes, region) -> NativeCall:
                 rl, *os_, np.float32(1.0 / cells), *region, tag="coinfer.kernels._pool global")
 
 
+def pool_binders(pool, noop) -> tuple:
+    """``(max_pool2d, avg_pool2d, global_avg_pool)``: one layout's native pool binders, with
+    the Python kernels' signatures.  ``pool`` is that layout's pool module, whose
+    ``pool_call`` / ``global_avg_pool_call`` check the arguments (raising as the Python
+    kernels do) and name the internal call; ``noop`` binds an empty region."""
+
+    def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, rows=None,
+                   channels=None) -> NativeCall:
+        out, call = pool.pool_call("max_pool2d", x, kernel, stride, padding, ceil_mode, None, out, rows, channels)
+        return noop("max_pool2d") if call is None else bind_pool(*call)
+
+    def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_include_pad=False, out=None,
+                   rows=None, channels=None) -> NativeCall:
+        out, call = pool.pool_call("avg_pool2d", x, kernel, stride, padding, ceil_mode, count_include_pad, out,
+                                   rows, channels)
+        return noop("avg_pool2d") if call is None else bind_pool(*call)
+
+    def global_avg_pool(x, out=None, rows=None, channels=None) -> NativeCall:
+        out, call = pool.global_avg_pool_call(x, out, rows, channels)
+        return noop("global_avg_pool") if call is None else bind_global_avg_pool(*call)
+
+    return max_pool2d, avg_pool2d, global_avg_pool
+
+
 def bind_zero_lanes(out, tail) -> NativeCall:
     """``out[:, r0:r1, block, :, lane:] = 0`` on an image (its padding lanes), ``tail`` =
     (r0, r1, block, first lane)."""

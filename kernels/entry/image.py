@@ -78,22 +78,8 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None, out
     return blk.array(out).ints(b0, b1, m, relu).call("fully_connected", make_fc)
 
 
-def max_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, out=None, rows=None,
-               channels=None) -> NativeCall:
-    out, call = _pool.pool_call("max_pool2d", x, kernel, stride, padding, ceil_mode, None, out, rows, channels)
-    return noop("max_pool2d") if call is None else _window.bind_pool(*call)
-
-
-def avg_pool2d(x, kernel, *, stride=None, padding=0, ceil_mode=False, count_include_pad=False, out=None,
-               rows=None, channels=None) -> NativeCall:
-    out, call = _pool.pool_call("avg_pool2d", x, kernel, stride, padding, ceil_mode, count_include_pad, out, rows,
-                                channels)
-    return noop("avg_pool2d") if call is None else _window.bind_pool(*call)
-
-
-def global_avg_pool(x, out=None, rows=None, channels=None) -> NativeCall:
-    out, call = _pool.global_avg_pool_call(x, out, rows, channels)
-    return noop("global_avg_pool") if call is None else _window.bind_global_avg_pool(*call)
+#: The pool binders, shared with the other layout (see ``_window.pool_binders``).
+max_pool2d, avg_pool2d, global_avg_pool = _window.pool_binders(_pool, noop)
 
 
 def relu(x, out=None, rows=None, channels=None) -> NativeCall:

@@ -250,6 +250,7 @@ def test_episode_records_and_summary(runner):
         recs = run_episode(runner, s, tr, target_s=0.05, frame_s=0.5, frames=6, planners=planners,
                            config_map=cmap)
         assert len(recs) == 6 and all(np.isfinite(r.emulated_s) for r in recs)
+        # transfer_s is the link model's time for the crossing bytes (no clock read): modelled, not timed
         assert all((r.transfer_s > 0) == bool(runner.placement(*r.plan).crossings) for r in recs)
         assert all(r.accuracy == (r.exit_accuracy if r.met else 0.0) for r in recs)
         sm = summarize(s, recs)

@@ -50,6 +50,7 @@ def test_codl_breakdown_is_the_cost_model_of_the_plan():
     assert [c for c in r.plan.chains] == plan.chains
     assert r.total_s == pytest.approx(plan_cost(view, plan.chains, costs))
     assert r.transfer_s == 0.0 and set(r.compute_s) == {"cpu", "gpu"}
+    # the cost model's arithmetic on a fixed cost table (no clock read): overlap never adds time
     assert r.total_s <= r.compute_s["cpu"] + r.compute_s["gpu"] + r.sharing_s + 1e-12
     assert latency(SQUEEZE, "host", "codl-nochain", costs=costs) is r  # planned once
     d = r.as_dict()
