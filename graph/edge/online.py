@@ -31,9 +31,9 @@ import numpy as np
 __all__ = ["WEIGHT", "speed_factors", "online_predictions"]
 
 #: Weight of the newest frame in the speed factor: 1, the last frame's factor alone.  Chosen by
-#: measurement (28 rows of B-AlexNet through the edge server, 9 frames each, AVX-512 host; the
+#: measurement (46 rows of B-AlexNet through the edge server, 9 frames each, AVX-512 host; the
 #: recorded frames replayed with each weight): weights 1 / 0.7 / 0.5 / 0.3 missed the rows' medians
-#: by at most 3.2% / 7.5% / 9.7% / 18.9%, and single frames by 3.8% / 3.8% / 4.1% / 4.7% on mean.
+#: by at most 5.7% / 7.5% / 9.7% / 18.9%, and single frames by 4.0% / 4.0% / 4.2% / 4.7% on mean.
 #: The host's speed moves in steps that last longer than a frame, so older frames add lag, not a
 #: smoother estimate.
 WEIGHT = 1.0
