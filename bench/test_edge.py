@@ -9,7 +9,8 @@ device, desktop_edge edge, RTT 20 ms) and, at 200 kbit/s, 1 Mbit/s and
 (and edge-only where that plan stays on the device) ``COINFER_EDGE_REPEAT``
 times (default 9) through the server, with the link shaped by the client's
 token buckets.  Prints the median measured end-to-end latency next to the
-prediction, and its split: device compute (realised under the device
+prediction (a priori, online-refined from the earlier frames, and on costs timed
+between the frames), and its split: device compute (realised under the device
 profile), transfer (both directions), edge compute, and the rest.
 
 A second test plays a shipped bandwidth trace live (time-lapsed) with
@@ -50,7 +51,9 @@ def test_measured_vs_predicted(benchmark, remote):
     LINES["compare"] = [f"{REPEAT} frames per row (after one warm-up)"] + format_compare(rows).splitlines()
     benchmark.extra_info["rows"] = [
         {"bandwidth_bps": b, "which": kind, "plan": list(m.plan), "predicted_ms": m.predicted_s * 1e3,
-         **m.as_json(), "error": m.error} for b, kind, m in rows]
+         **m.as_json(), "error": m.error, "online_error": m.online_error,
+         "interleaved_error": m.interleaved_error, "parts_ms": [v * 1e3 for v in m.parts_s], "warmup": m.warmup,
+         "per_frame_ms": [[v * 1e3 for v in f] for f in m.per_frame]} for b, kind, m in rows]
     for b, kind, m in rows:
         assert m.fallbacks == 0 and m.max_abs_err <= 1e-6
 

@@ -27,12 +27,19 @@ the prediction leaves out: the frames' 64-byte headers (they cross the
 shaped link), and the server's and client's own Python overheads.  A
 ``desktop_edge`` edge is faster than this host (x0.53), which the server
 cannot realise: its share of the measurement is host time.
+
+Each row carries three predictions of the same latency model: ``predicted``
+(a priori: the planner's, on costs timed before the row), ``online`` (each
+frame's a-priori prediction refined by per-side speed factors from the frames
+before it, as a runtime would: :mod:`coinfer.graph.edge.online`) and
+``interleaved`` (on costs timed between the frames: a check of the model, not
+something a runtime could do without stopping to time).
 """
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -40,6 +47,7 @@ from ...hw.link import Link
 from ...kernels import buffer as buffer_kernels
 from .. import interpret
 from ..edge import live as live_mod
+from ..edge import online
 from ..edge.client import EdgeClient, RemoteRunner, parse_address
 from ..edge.parts import exit_ops
 
@@ -62,8 +70,9 @@ class Measured:
 
     plan: tuple
     bandwidth_bps: float
-    predicted_s: float  # the planner's, from the costs measured before
+    predicted_s: float  # the planner's, from the costs measured before (a priori)
     interleaved_s: float  # the same model on per-op costs measured between the frames
+    online_s: float  # median of each frame's online prediction (edge.online: speed factors from earlier frames)
     measured_s: float
     device_s: float
     transfer_s: float
@@ -73,6 +82,10 @@ class Measured:
     frames: int
     fallbacks: int
     note: str = ""
+    parts_s: tuple = (0.0, 0.0, 0.0)  # the a-priori prediction's device compute, edge compute, transfers
+    # every frame, the ``warmup`` first ones included: [(total, device, edge, transfer, online prediction) s]
+    per_frame: list = field(default_factory=list, repr=False)
+    warmup: int = 0
 
     @property
     def error(self) -> float:
@@ -84,8 +97,21 @@ class Measured:
         """measured / interleaved prediction - 1."""
         return self.measured_s / self.interleaved_s - 1.0
 
+    @property
+    def online_error(self) -> float:
+        """measured / online prediction - 1."""
+        return self.measured_s / self.online_s - 1.0
+
+    @property
+    def online_frame_error(self) -> float:
+        """Mean over the measured frames of |frame's total / its online prediction - 1| (the row's
+        medians share most of their frames, so this is the stricter figure); NaN without per-frame records."""
+        f = self.per_frame[self.warmup:]
+        return float(np.mean([abs(t / o - 1.0) for t, *_, o in f])) if f else float("nan")
+
     def as_json(self) -> dict:
         return {"measured_ms": self.measured_s * 1e3, "interleaved_predicted_ms": self.interleaved_s * 1e3,
+                "online_predicted_ms": self.online_s * 1e3, "online_frame_abs_error": self.online_frame_error,
                 "transfer_ms": self.transfer_s * 1e3,
                 "device_ms": self.device_s * 1e3, "edge_ms": self.edge_s * 1e3, "other_ms": self.other_s * 1e3,
                 "max_abs_err": self.max_abs_err, "frames": self.frames, "fallbacks": self.fallbacks}
@@ -135,7 +161,13 @@ class RemoteStudy:
         model on those costs: this host's speed drifts with what else runs on it,
         and a device 100 times slower than the host multiplies that drift, so
         the comparison that tests the model itself uses costs measured in the
-        same moments as the frames (as :meth:`CoRunner.check_prediction` does)."""
+        same moments as the frames (as :meth:`CoRunner.check_prediction` does).
+
+        ``online_s`` is what a runtime could predict without timing anything
+        between the frames: each frame's a-priori prediction refined by each
+        side's speed factor from the frames before it, the warm-up frames
+        included (:func:`coinfer.graph.edge.online.online_predictions`); the
+        median over the measured frames."""
         from ..edgent.runtime import trimmed_mean
 
         if repeat < 1:
@@ -148,18 +180,21 @@ class RemoteStudy:
         pl = s.runner.placement(*plan)
         host = {side: {n: [] for n in pl.ops} for side in set(pl.sides)}
         refs = {}
-        runs = []
+        frames = []
         for k in range(warmup + repeat):
             if k >= warmup:
                 for side in host:
                     for op, ds in s.runner.op_samples(side, plan[0], 1, warmup=1).items():
                         host[side][op].extend(ds)
-            r = self.runner.run(x, plan)
-            if k >= warmup:
-                runs.append(r)
+            frames.append(self.runner.run(x, plan))
+        runs = frames[warmup:]
         prof = s.runner.profile
-        interleaved = sum(trimmed_mean(host[side][n]) * prof.scale(side) for n, side in zip(pl.ops, pl.sides))
-        interleaved += sum(link.transfer_time(c.nbytes) for c in pl.crossings)
+        link_s = sum(link.transfer_time(c.nbytes) for c in pl.crossings)
+        interleaved = link_s + sum(trimmed_mean(host[side][n]) * prof.scale(side)
+                                   for n, side in zip(pl.ops, pl.sides))
+        parts = tuple(sum(s.costs.seconds(n, side) for n, side in zip(pl.ops, pl.sides) if side == which)
+                      for which in ("device", "edge")) + (link_s,)
+        online_s = online.online_predictions(frames, *parts)
         err = 0.0
         for r in runs:
             if r.exit not in refs:
@@ -169,9 +204,10 @@ class RemoteStudy:
         total = med(lambda r: r.total_s)
         dev, xfer, edge = med(lambda r: r.device_s), med(lambda r: r.transfer_s), med(lambda r: r.edge_s)
         fallbacks = [r.fallback for r in runs if r.fallback]
-        return Measured(plan, float(bandwidth_bps), s.predicted(plan, bandwidth_bps), interleaved, total, dev, xfer,
-                        edge,
-                        total - dev - xfer - edge, err, len(runs), len(fallbacks), fallbacks[0] if fallbacks else "")
+        per_frame = [(r.total_s, r.device_s, r.edge_s, r.transfer_s, float(o)) for r, o in zip(frames, online_s)]
+        return Measured(plan, float(bandwidth_bps), s.predicted(plan, bandwidth_bps), interleaved,
+                        float(np.median(online_s[warmup:])), total, dev, xfer, edge, total - dev - xfer - edge, err,
+                        len(runs), len(fallbacks), fallbacks[0] if fallbacks else "", parts, per_frame, warmup)
 
     def compare(self, bandwidths, target_s: float, repeat: int = 5) -> list:
         """[(bandwidth, "chosen" | "edge-only", Measured)] for each bandwidth; the per-op
@@ -271,21 +307,27 @@ class ServerProcess:
 
 
 def format_compare(rows) -> str:
+    """The table of :meth:`RemoteStudy.compare`'s rows: the three predictions, the measurement, its split."""
     head = (f"{'bandwidth':>10} {'plan':<9} {'exit':>4} {'cut':>4} {'direction':<13} {'predicted':>10} "
-            f"{'interleaved':>11} {'measured':>10} {'error':>7} {'err int':>7} {'device':>8} {'transfer':>9} "
-            f"{'edge':>7} {'other':>7} {'max|err|':>9}")
+            f"{'online':>9} {'interleaved':>11} {'measured':>10} {'err pred':>8} {'err onl':>7} {'frame':>6} {'err int':>7} "
+            f"{'device':>8} {'transfer':>9} {'edge':>7} {'other':>7} {'max|err|':>9}")
     lines = [head, "-" * len(head)]
     for b, kind, m in rows:
         e, p, d = m.plan
         lines.append(f"{b / 1e3:>6.0f}kb/s {kind:<9} {e + 1:>4} {p:>4} {d:<13} {m.predicted_s * 1e3:>8.1f}ms "
-                     f"{m.interleaved_s * 1e3:>9.1f}ms {m.measured_s * 1e3:>8.1f}ms {100 * m.error:>+6.1f}% "
-                     f"{100 * m.interleaved_error:>+6.1f}% {m.device_s * 1e3:>6.1f}ms "
-                     f"{m.transfer_s * 1e3:>7.1f}ms {m.edge_s * 1e3:>5.2f}ms {m.other_s * 1e3:>5.2f}ms "
-                     f"{m.max_abs_err:>9.2g}" + (f"  ({m.fallbacks} fallbacks: {m.note})" if m.fallbacks else ""))
-    lines.append("medians over the frames.  predicted: the planner's (per-op costs measured before); interleaved: "
-                 "the same model on costs measured between the frames; error, err int: measured / them - 1.  "
-                 "device: compute realised under the device profile; transfer: both directions, shaped; edge: "
-                 "the server's compute; other: the rest")
+                     f"{m.online_s * 1e3:>7.1f}ms {m.interleaved_s * 1e3:>9.1f}ms {m.measured_s * 1e3:>8.1f}ms "
+                     f"{100 * m.error:>+7.1f}% {100 * m.online_error:>+6.1f}% {100 * m.online_frame_error:>5.1f}% "
+                     f"{100 * m.interleaved_error:>+6.1f}% "
+                     f"{m.device_s * 1e3:>6.1f}ms {m.transfer_s * 1e3:>7.1f}ms {m.edge_s * 1e3:>5.2f}ms "
+                     f"{m.other_s * 1e3:>5.2f}ms {m.max_abs_err:>9.2g}"
+                     + (f"  ({m.fallbacks} fallbacks: {m.note})" if m.fallbacks else ""))
+    lines.append("medians over the frames.  predicted: the planner's, a priori (per-op costs measured before the "
+                 "row); online: each frame's a-priori prediction with each side's compute scaled by its speed factor "
+                 "from the frames before it (realised / predicted); interleaved: the same model on costs measured "
+                 "between the frames; err pred, err onl, err int: measured / them - 1; frame: each frame against its own "
+                 "online prediction, mean |error|.  device: compute realised "
+                 "under the device profile; transfer: both directions, shaped; edge: the server's compute; other: "
+                 "the rest")
     return "\n".join(lines)
 
 

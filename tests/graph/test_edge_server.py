@@ -374,6 +374,8 @@ def test_cli_edgent_through_the_edge_server(server, capsys):
     plan = out["plan"]
     for k in ("measured_ms", "transfer_ms", "device_ms", "edge_ms", "max_abs_err", "predicted_ms"):
         assert k in plan and plan[k] >= 0
+    # RemoteStudy.measure's online prediction: the a-priori one refined by speed factors from earlier frames
+    assert plan["online_predicted_ms"] > 0 and plan["interleaved_predicted_ms"] > 0
     assert plan["max_abs_err"] <= 1e-6 and plan["frames"] == 2 and plan["fallbacks"] == 0
     assert plan["cut"] > 0 or plan["direction"] == "device-first"  # the edge did some of the work
 
