@@ -17,7 +17,7 @@ from .._conv_simd import FASTMATH, WIDTH, vfma, vload, vsum, vzero
 _OP = "fully_connected"
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _finish(v, b, relu):
     v += b
     if relu and v < 0.0:
