@@ -43,7 +43,7 @@ from ._conv_simd import FASTMATH, aligned_empty, vbroadcast, vfma, vload, vmax0,
 GROUP = 16  # output channels per packed filter group
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_8x32(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
     """res[t, 0:32] = bias[bo:bo+32] + sum_r x[bases[b0+t] + offs[r]] * filter rows r of groups at w0, w1."""
     x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]
@@ -82,7 +82,7 @@ def tile_8x32(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
     vstore(res, 192, c6a); vstore(res, 208, c6b); vstore(res, 224, c7a); vstore(res, 240, c7b)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_12x16(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
     """res[t, 0:16] for the 12 pixels at bases[b0:] and the group at w0 (w1 unused)."""
     x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]
@@ -113,7 +113,7 @@ def tile_12x16(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
     vstore(res, 128, c8); vstore(res, 144, c9); vstore(res, 160, c10); vstore(res, 176, c11)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def tile_6x16(xf, bases, b0, offs, red, wp, w0, w1, bias, bo, relu, res):
     """res[t, 0:16] for the 6 pixels at bases[b0:] and the group at w0 (w1 unused): the AVX2 tile."""
     x0 = bases[b0]; x1 = bases[b0 + 1]; x2 = bases[b0 + 2]; x3 = bases[b0 + 3]; x4 = bases[b0 + 4]; x5 = bases[b0 + 5]

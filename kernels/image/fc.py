@@ -21,7 +21,7 @@ _JB = 4              # output blocks per tile
 _ACC = 16 * _JB      # accumulator lanes: (block, input within a step of 4, output lane)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fc_tile(xe, wf, xb, wb, stride, k_in, res):
     """Partial sums of ``_JB`` output blocks (at ``wb + j*stride`` in w) for one batch row.
 
