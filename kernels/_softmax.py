@@ -60,7 +60,7 @@ def _softmax(x, out, q0, q1, r0, r1, b0, b1):
                         yr[i] *= s[i]
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _softmax_line(xl, yl):
     """yl = softmax of the 1-D xl, in the same operations and order as :func:`_softmax`'s lanes."""
     m = xl[0]

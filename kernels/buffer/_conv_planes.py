@@ -66,7 +66,7 @@ def build_planes(x, x_off, cg, H, W, sh, sw, pt, pl, row0, Hq, Wq, xq):
     _fill_zero(xq, cg * sh * sw * HWq, PLANE_SLACK + Wq)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
+@njit(nogil=True, fastmath=FASTMATH, cache=True)
 def _fill_zero(a, start, count):
     """a[start:start+count] = 0."""
     zero = vzero()
