@@ -16,23 +16,22 @@ from numba import njit
 
 @njit(nogil=True, cache=True)
 def clamp_rows(x, out, lo, hi, use_lo, use_hi, b0, b1, e0, e1):
-    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region."""
+    """out = x clamped below by ``lo`` (if use_lo) and above by ``hi`` (if use_hi), over the region.
+
+    A bound not in use is -inf (below) or +inf (above), which leaves every value as it is,
+    NaN and -0.0 included, so one loop serves ReLU, Clip and a copy (it compiles to less
+    code than a loop for each case; the extra compare is free in this memory-bound loop).
+    """
+    if not use_lo:
+        lo = np.float32(-np.inf)
+    if not use_hi:
+        hi = np.float32(np.inf)
     for a in range(x.shape[0]):
         for b in range(b0, b1):
             xr = x[a, b, e0:e1]
             orow = out[a, b, e0:e1]
-            if use_lo and use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(max(xr[i], lo), hi)
-            elif use_lo:
-                for i in range(e1 - e0):
-                    orow[i] = max(xr[i], lo)
-            elif use_hi:
-                for i in range(e1 - e0):
-                    orow[i] = min(xr[i], hi)
-            else:
-                for i in range(e1 - e0):
-                    orow[i] = xr[i]
+            for i in range(e1 - e0):
+                orow[i] = min(max(xr[i], lo), hi)
 
 
 @njit(nogil=True, cache=True)

@@ -142,6 +142,9 @@ if isa() == "avx512":
 else:
     tile_wide = tile_narrow = tile_6x16
 MAX_MR = max(WIDE_MR, NARROW_MR)
+#: Whether the wide tile has two filter groups (AVX-512).  Branches test ``WIDE and ...`` so that
+#: Numba drops the wide tile's code where it has none (a global constant prunes the branch).
+WIDE = WIDE_LANES == 2 * GROUP
 #: Output pixels per block of :func:`pixel_pass`: a multiple of both tiles' pixels.
 PIXEL_BLOCK = 192
 
@@ -195,11 +198,11 @@ def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, m_lo, m_hi, rel
                 bases[t] = bases[pn - 1]  # pixels past the end repeat the last
         j = j_first
         while j < j_end:
-            wide = WIDE_LANES == 2 * GROUP and j + 1 < j_end
+            wide = WIDE and j + 1 < j_end
             mr = WIDE_MR if wide else NARROW_MR
             wj = w0 + j * red * GROUP
             for t in range(0, pn, mr):
-                if wide:
+                if WIDE and wide:
                     tile_wide(xf, bases, t, offs, red, wf, wj, wj + red * GROUP, bf, bo + j * GROUP, relu, res)
                 else:
                     tile_narrow(xf, bases, t, offs, red, wf, wj, wj, bf, bo + j * GROUP, relu, res)
@@ -208,27 +211,38 @@ def pixel_pass(xf, offs, red, wf, w0, bf, bo, of, npix, ow, lay, m_lo, m_hi, rel
             j += 2 if wide else 1
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _store_tile(res, wide, nv, of, obases, t0, o_lane, texels, c0, l_lo, l_hi):
     """Lanes [l_lo, l_hi) of the tile in ``res`` (block pixels t0 .. t0+nv) into the output: lane l
     is channel c = c0 + l, at ``obases[t] + c*o_lane`` in NCHW planes or in its texel
-    ``obases[t] + (c // 4)*o_lane + c % 4``.  Whole tiles take unrolled copies."""
+    ``obases[t] + (c // 4)*o_lane + c % 4``.  Whole tiles take copies with constant bounds
+    (unrolled): consecutive NCHW pixels per channel plane, or a pixel's 8 (wide) or 4 texels."""
     mr = WIDE_MR if wide else NARROW_MR
     lanes = 2 * GROUP if wide else GROUP
     if nv == mr and l_lo == 0 and l_hi == lanes:
         if not texels:
-            if wide:
-                _planes_wide(res, of, obases[t0] + c0 * o_lane, o_lane)
+            o = obases[t0] + c0 * o_lane
+            if WIDE and wide:
+                for l in range(WIDE_LANES):
+                    for t in range(WIDE_MR):
+                        of[np.uint64(o + l * o_lane + t)] = res[t * WIDE_LANES + l]
             else:
-                _planes_narrow(res, of, obases[t0] + c0 * o_lane, o_lane)
+                for l in range(GROUP):
+                    for t in range(NARROW_MR):
+                        of[np.uint64(o + l * o_lane + t)] = res[t * GROUP + l]
             return
         if c0 & 3 == 0:
             for t in range(mr):
                 o = obases[t0 + t] + (c0 >> 2) * o_lane
-                if wide:
-                    _texels_wide(res, t * lanes, of, o, o_lane)
+                a = t * lanes
+                if WIDE and wide:
+                    for q in range(WIDE_LANES // 4):
+                        for k in range(4):
+                            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
                 else:
-                    _texels_narrow(res, t * lanes, of, o, o_lane)
+                    for q in range(GROUP // 4):
+                        for k in range(4):
+                            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
             return
     for t in range(nv):
         ob = obases[t0 + t]
@@ -236,39 +250,6 @@ def _store_tile(res, wide, nv, of, obases, t0, o_lane, texels, c0, l_lo, l_hi):
             c = c0 + l
             o = ob + ((c >> 2) * o_lane + (c & 3) if texels else c * o_lane)
             of[np.uint64(o)] = res[t * lanes + l]
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _planes_wide(res, of, o, o_lane):
-    """of[o + l*o_lane + t] = res[t, l] for a whole wide tile of consecutive NCHW pixels (constant
-    bounds: unrolled)."""
-    for l in range(WIDE_LANES):
-        for t in range(WIDE_MR):
-            of[np.uint64(o + l * o_lane + t)] = res[t * WIDE_LANES + l]
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _planes_narrow(res, of, o, o_lane):
-    """of[o + l*o_lane + t] = res[t, l] for a whole one-group tile."""
-    for l in range(GROUP):
-        for t in range(NARROW_MR):
-            of[np.uint64(o + l * o_lane + t)] = res[t * GROUP + l]
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _texels_wide(res, a, of, o, o_lane):
-    """The 8 texels of one pixel of a wide tile: of[o + q*o_lane + k] = res[a + 4*q + k]."""
-    for q in range(WIDE_LANES // 4):
-        for k in range(4):
-            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
-
-
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _texels_narrow(res, a, of, o, o_lane):
-    """The 4 texels of one pixel of a one-group tile."""
-    for q in range(GROUP // 4):
-        for k in range(4):
-            of[np.uint64(o + q * o_lane + k)] = res[a + 4 * q + k]
 
 
 def tile_scratch() -> tuple:

@@ -17,7 +17,7 @@ from .._conv_simd import FASTMATH, WIDTH, vfma, vload, vsum, vzero
 _OP = "fully_connected"
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _finish(v, b, relu):
     v += b
     if relu and v < 0.0:
@@ -25,7 +25,7 @@ def _finish(v, b, relu):
     return v
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _gemv(x, xo, w, bias, out, oo, K, c0, c1, relu):
     """out[oo + m] for m in [c0, c1): the dot of x[xo:xo+K] with weight row m."""
     kv = K // WIDTH * WIDTH
@@ -61,7 +61,7 @@ def _gemv(x, xo, w, bias, out, oo, K, c0, c1, relu):
             out[oo + m0 + i] = _finish(v, bias[m0 + i], relu)
 
 
-@njit(nogil=True, fastmath=FASTMATH, cache=True)
+@njit(nogil=True, fastmath=FASTMATH, cache=True, inline="always")
 def _gemm4x4(x, w, bias, out, N, K, M, n0, c0, c1, relu):
     """Rows [n0, n0 + 4) of out (clipped to N), columns [c0, c1)."""
     nv = min(4, N - n0)

@@ -70,11 +70,11 @@ def make_fc(salt):
                 return EKERNEL
             return 0
         a = carray(ia, (14,))
-        x = carray(f32(a[1]), (a[2], 1, a[3], 1, 4))
-        w = carray(f32(a[4]), (a[5], a[6], 4))
-        out = carray(f32(a[9]), (a[2], 1, a[5], 1, 4))
+        x = carray(f32(a[1]), (a[2] * a[3] * 4,))
+        w = carray(f32(a[4]), (a[5] * a[6] * 4,))
+        out = carray(f32(a[9]), (a[2] * a[5] * 4,))
         try:
-            _fc_region(x, w, carray(f32(a[7]), (a[8],)), out, a[10], a[11], a[12], a[13])
+            _fc_region(x, w, carray(f32(a[7]), (a[8],)), out, a[2], a[3], a[5], a[6], a[10], a[11], a[12], a[13])
         except Exception:
             return EKERNEL
         return 0

@@ -44,21 +44,18 @@ def _fc_tile(xe, wf, xb, wb, stride, k_in, res):
 
 
 @njit(nogil=True, fastmath=FASTMATH, cache=True)
-def _fc_region(x, w, bias, out, b0, b1, oc, relu):
+def _fc_region(xf, wf, bias, of, nb, kb, mb_all, k_in, b0, b1, oc, relu):
     """out[:, 0, b0:b1, 0, :] = x @ W.T + bias (then ReLU); lanes >= oc get 0.
 
-    Tiles of ``_JB`` output blocks; each tile runs every batch row while its
-    weights are in cache.  A tile never holds fewer blocks: near the end it
-    starts earlier and recomputes blocks (or, with fewer than ``_JB`` blocks in
-    w, repeats one block), so every output is computed by the same
+    The arrays are flat: ``xf`` the input image (N, 1, KB, 1, 4), ``wf`` the weights
+    (MB, K, 4), ``of`` the output image (N, 1, MB, 1, 4) (flat indices compile to
+    less code than 5-D ones).  Tiles of ``_JB`` output blocks; each tile runs every
+    batch row while its weights are in cache.  A tile never holds fewer blocks: near
+    the end it starts earlier and recomputes blocks (or, with fewer than ``_JB``
+    blocks in w, repeats one block), so every output is computed by the same
     instructions whatever the region, and regions tile the output exactly.
     """
-    nb = x.shape[0]
-    kb = x.shape[2]
-    mb_all, k_in, _ = w.shape
     k4 = k_in * 4
-    xf = x.reshape(x.size)
-    wf = w.reshape(w.size)
     # Each input repeated over the 4 output lanes, so a step is one contiguous product.
     xe = np.empty(nb * k4, np.float32)
     for n in range(nb):
@@ -92,7 +89,7 @@ def _fc_region(x, w, bias, out, b0, b1, oc, relu):
                     v = t + bias[ch]
                     if relu and v < 0.0:  # false for NaN: ReLU keeps NaN
                         v = np.float32(0.0)
-                    out[n, 0, b, 0, k] = v if ch < oc else np.float32(0.0)
+                    of[(n * mb_all + b) * 4 + k] = v if ch < oc else np.float32(0.0)
         bt = stop
 
 
@@ -134,5 +131,6 @@ def fully_connected(x, w, bias=None, *, relu=False, out=None, channels=None,
     """
     x, w, bias_p, out, b0, b1, m, relu = checked(x, w, bias, relu, out, channels, out_channels)
     if b0 < b1:
-        _fc_region(x, w, bias_p, out, b0, b1, m, relu)
+        _fc_region(x.reshape(-1), w.reshape(-1), bias_p, out.reshape(-1), x.shape[0], x.shape[2], w.shape[0],
+                   w.shape[1], b0, b1, m, relu)
     return out
