@@ -87,10 +87,11 @@ def bind_depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation
     (kh, kw), (sh, sw), (dh, dw), (r0, r1, c0, c1) = kernel, stride, dilation, region
     pt, pl = pads[0], pads[1]
     xf, of, wf = x.reshape(-1), out.reshape(-1), w.reshape(-1)
-    if sw <= 2:
-        call = bind("depthwise conv2d", _depthwise._kernel("rows", cell), xf, of, wf, bias, nb, mult, *xs, *os_, h,
+    way = _depthwise.route(kernel, stride, dilation)
+    if way != "scalar":
+        call = bind("depthwise conv2d", _depthwise._kernel(way, cell, sw), xf, of, wf, bias, nb, mult, *xs, *os_, h,
                     wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1,
-                    tag=f"coinfer.kernels._depthwise rows {cell}")
+                    tag=f"coinfer.kernels._depthwise {way} {cell} {sw}")
     else:
         call = bind("depthwise conv2d", _depthwise._kernel("scalar"), xf, of, wf, bias, cell, nb, mult, *xs, *os_,
                     h, wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1)
