@@ -48,7 +48,7 @@ def _fma3(acc, x0, x1, x2, w0, w1, w2):
     return vfma(x2, w2, vfma(x1, w1, vfma(x0, w0, acc)))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _store(of, o, v, n, full):
     """``v`` to ``of[o:o+VW]`` (``full``) or its first ``n`` lanes."""
     if full:
@@ -57,33 +57,71 @@ def _store(of, o, v, n, full):
         vstore_first(of, o, v, n)
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _taps(xf, src, sw, cell, mode, m0, m1, m2, m3):
-    """One input row's three tap vectors for a block of outputs (``src``: the float under tap 0 of
-    the block's lane 0).  Stride 1: the loads at ``src``, ``src+cell``, ``src+2*cell``; stride 2:
-    the even and odd cells of ``[src, src+2*VW)`` and the even cells from ``src+2*cell``.
-    ``mode`` 0: a padding row (zeros); 1: plain loads; 2: plain loads with the lanes outside the
-    masks ``m0..m3`` (from ``vlanes``, one per load) set to zero; 3: masked loads."""
+# One input row's three tap vectors for a block of outputs (``src``: the float under tap 0 of the
+# block's lane 0).  Stride 1: the loads at ``src``, ``src+cell``, ``src+2*cell``; stride 2: the even
+# and odd cells of ``[src, src+2*VW)`` and the even cells from ``src+2*cell``.  Plain loads; masked
+# loads (``m0..m3`` from ``vlanes``, one per load: lanes outside read nothing and are zero); or plain
+# loads with the lanes outside the masks set to zero (AVX2, where masked loads are slow).
+
+@njit(nogil=True, cache=True)
+def _s1_plain(xf, src, cell, m0, m1, m2, m3):
+    return vload(xf, src), vload(xf, src + cell), vload(xf, src + 2 * cell)
+
+
+@njit(nogil=True, cache=True)
+def _s1_masked(xf, src, cell, m0, m1, m2, m3):
+    return vload_mask(xf, src, m0), vload_mask(xf, src + cell, m1), vload_mask(xf, src + 2 * cell, m2)
+
+
+@njit(nogil=True, cache=True)
+def _s1_blend(xf, src, cell, m0, m1, m2, m3):
     zero = vsplat(np.float32(0.0))
-    if mode == 0:
-        return zero, zero, zero
-    if sw == 1:
-        if mode == 1:
-            return vload(xf, src), vload(xf, src + cell), vload(xf, src + 2 * cell)
-        if mode == 2:
-            return (vpick(m0, vload(xf, src), zero), vpick(m1, vload(xf, src + cell), zero),
-                    vpick(m2, vload(xf, src + 2 * cell), zero))
-        return vload_mask(xf, src, m0), vload_mask(xf, src + cell, m1), vload_mask(xf, src + 2 * cell, m2)
-    if mode == 1:
-        a, b = vload(xf, src), vload(xf, src + VW)
-        c, d = vload(xf, src + 2 * cell), vload(xf, src + 2 * cell + VW)
-    elif mode == 2:
-        a, b = vpick(m0, vload(xf, src), zero), vpick(m1, vload(xf, src + VW), zero)
-        c, d = vpick(m2, vload(xf, src + 2 * cell), zero), vpick(m3, vload(xf, src + 2 * cell + VW), zero)
-    else:
-        a, b = vload_mask(xf, src, m0), vload_mask(xf, src + VW, m1)
-        c, d = vload_mask(xf, src + 2 * cell, m2), vload_mask(xf, src + 2 * cell + VW, m3)
+    return (vpick(m0, vload(xf, src), zero), vpick(m1, vload(xf, src + cell), zero),
+            vpick(m2, vload(xf, src + 2 * cell), zero))
+
+
+@njit(nogil=True, cache=True)
+def _s2_plain(xf, src, cell, m0, m1, m2, m3):
+    a, b = vload(xf, src), vload(xf, src + VW)
+    c, d = vload(xf, src + 2 * cell), vload(xf, src + 2 * cell + VW)
     return vevens(a, b, cell), vodds(a, b, cell), vevens(c, d, cell)
+
+
+@njit(nogil=True, cache=True)
+def _s2_masked(xf, src, cell, m0, m1, m2, m3):
+    a, b = vload_mask(xf, src, m0), vload_mask(xf, src + VW, m1)
+    c, d = vload_mask(xf, src + 2 * cell, m2), vload_mask(xf, src + 2 * cell + VW, m3)
+    return vevens(a, b, cell), vodds(a, b, cell), vevens(c, d, cell)
+
+
+@njit(nogil=True, cache=True)
+def _s2_blend(xf, src, cell, m0, m1, m2, m3):
+    zero = vsplat(np.float32(0.0))
+    a, b = vpick(m0, vload(xf, src), zero), vpick(m1, vload(xf, src + VW), zero)
+    c, d = vpick(m2, vload(xf, src + 2 * cell), zero), vpick(m3, vload(xf, src + 2 * cell + VW), zero)
+    return vevens(a, b, cell), vodds(a, b, cell), vevens(c, d, cell)
+
+
+def _edge_row(masked, blend):
+    """A row loader for blocks that reach the plane's edge: a padding row is zeros; else masked
+    loads (AVX-512), or with AVX2 blended plain loads where they stay in the array."""
+    if MASKED_LOADS:
+        @njit(nogil=True, cache=True)
+        def edge_row(xf, src, cell, inside_plane, inside_array, m0, m1, m2, m3):
+            if inside_plane:
+                return masked(xf, src, cell, m0, m1, m2, m3)
+            zero = vsplat(np.float32(0.0))
+            return zero, zero, zero
+    else:
+        @njit(nogil=True, cache=True)
+        def edge_row(xf, src, cell, inside_plane, inside_array, m0, m1, m2, m3):
+            if not inside_plane:
+                zero = vsplat(np.float32(0.0))
+                return zero, zero, zero
+            if inside_array:
+                return blend(xf, src, cell, m0, m1, m2, m3)
+            return masked(xf, src, cell, m0, m1, m2, m3)
+    return edge_row
 
 
 @njit(nogil=True, cache=True)
@@ -136,7 +174,7 @@ def _plane_pairs_s2(xf, of, w, bias, nb, mult, sxn, sxc, rs_x, son, soc, ors, h,
                         vstore_first(of, oc + (oh + 1) * ors, vshift_cells(acc1, zero, 8, 1), ow)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@njit(nogil=True, cache=True)
 def _pair_taps(xf, xa, xc, ih, rs_x, h, ma, mc):
     """Row ``ih``'s three stride-2 tap vectors for two planes (rows from ``xa`` and ``xc``, the
     floats under tap 0 of lane 0): the even, odd and next even columns, plane a in the low lanes.
@@ -152,6 +190,8 @@ def _pair_taps(xf, xa, xc, ih, rs_x, h, ma, mc):
 def _make_three(cell, stride):
     """The 3x3 route (no dilation, equal strides ``stride``, 1 or 2) on planes of ``cell``-float
     cells (both compile-time constants)."""
+    plain = _s1_plain if stride == 1 else _s2_plain
+    edge_row = _edge_row(_s1_masked, _s1_blend) if stride == 1 else _edge_row(_s2_masked, _s2_blend)
 
     @njit(nogil=True, cache=True)
     def three(xf, of, w, bias, nb, mult, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, dh, dw, pt, pl,
@@ -206,45 +246,35 @@ def _make_three(cell, stride):
                         src = xb + hs * rs_x + q0
                         cols_ok = q0 >= 0 and sw * (min(oc0 + VW // cell, ow) - 1) + 2 - pl < wc
                         if rows_ok and cols_ok and last + q0 + reach <= xf.size:
-                            x0, x1, x2 = _taps(xf, src, sw, cell, 1, zero, zero, zero, zero)
-                            y0, y1, y2 = _taps(xf, src + rs_x, sw, cell, 1, zero, zero, zero, zero)
-                            z0, z1, z2 = _taps(xf, src + 2 * rs_x, sw, cell, 1, zero, zero, zero, zero)
-                            acc0 = _fma3(_fma3(_fma3(vb, x0, x1, x2, w0, w1, w2), y0, y1, y2, w3, w4, w5),
-                                         z0, z1, z2, w6, w7, w8)
-                            if sw == 1:
-                                t0, t1, t2 = _taps(xf, src + 3 * rs_x, sw, cell, 1, zero, zero, zero, zero)
-                                acc1 = _fma3(_fma3(_fma3(vb, y0, y1, y2, w0, w1, w2), z0, z1, z2, w3, w4, w5),
-                                             t0, t1, t2, w6, w7, w8)
-                            else:
-                                t0, t1, t2 = _taps(xf, src + 3 * rs_x, sw, cell, 1, zero, zero, zero, zero)
-                                u0, u1, u2 = _taps(xf, src + 4 * rs_x, sw, cell, 1, zero, zero, zero, zero)
-                                acc1 = _fma3(_fma3(_fma3(vb, z0, z1, z2, w0, w1, w2), t0, t1, t2, w3, w4, w5),
-                                             u0, u1, u2, w6, w7, w8)
+                            x0, x1, x2 = plain(xf, src, cell, zero, zero, zero, zero)
+                            y0, y1, y2 = plain(xf, src + rs_x, cell, zero, zero, zero, zero)
+                            z0, z1, z2 = plain(xf, src + 2 * rs_x, cell, zero, zero, zero, zero)
+                            t0, t1, t2 = plain(xf, src + 3 * rs_x, cell, zero, zero, zero, zero)
+                            u0, u1, u2 = t0, t1, t2
+                            if sw == 2:
+                                u0, u1, u2 = plain(xf, src + 4 * rs_x, cell, zero, zero, zero, zero)
                         else:
                             m0, m1, m2, m3 = e0, e1, e2, e3
                             if e > 0:
                                 m0, m1 = vlanes(q0, rl), vlanes(q0 + (cell if sw == 1 else VW), rl)
                                 m2, m3 = vlanes(q0 + 2 * cell, rl), vlanes(q0 + 2 * cell + VW, rl)
-                            # Masked loads (AVX-512, or AVX2 where plain loads would leave the
-                            # array), else plain loads with zeros blended in; padding rows are zeros.
-                            mode = 3 if MASKED_LOADS or first + q0 < 0 or last + q0 + reach > xf.size else 2
-                            x0, x1, x2 = _taps(xf, src, sw, cell, mode if 0 <= hs < h else 0, m0, m1, m2, m3)
-                            y0, y1, y2 = _taps(xf, src + rs_x, sw, cell, mode if 0 <= hs + 1 < h else 0, m0, m1,
-                                               m2, m3)
-                            z0, z1, z2 = _taps(xf, src + 2 * rs_x, sw, cell, mode if 0 <= hs + 2 < h else 0, m0, m1,
-                                               m2, m3)
-                            t0, t1, t2 = _taps(xf, src + 3 * rs_x, sw, cell, mode if 0 <= hs + 3 < h else 0, m0, m1,
-                                               m2, m3)
-                            acc0 = _fma3(_fma3(_fma3(vb, x0, x1, x2, w0, w1, w2), y0, y1, y2, w3, w4, w5),
-                                         z0, z1, z2, w6, w7, w8)
-                            if sw == 1:
-                                acc1 = _fma3(_fma3(_fma3(vb, y0, y1, y2, w0, w1, w2), z0, z1, z2, w3, w4, w5),
-                                             t0, t1, t2, w6, w7, w8)
-                            else:
-                                u0, u1, u2 = _taps(xf, src + 4 * rs_x, sw, cell, mode if 0 <= hs + 4 < h else 0, m0,
-                                                   m1, m2, m3)
-                                acc1 = _fma3(_fma3(_fma3(vb, z0, z1, z2, w0, w1, w2), t0, t1, t2, w3, w4, w5),
-                                             u0, u1, u2, w6, w7, w8)
+                            fits = first + q0 >= 0 and last + q0 + reach <= xf.size
+                            x0, x1, x2 = edge_row(xf, src, cell, 0 <= hs < h, fits, m0, m1, m2, m3)
+                            y0, y1, y2 = edge_row(xf, src + rs_x, cell, 0 <= hs + 1 < h, fits, m0, m1, m2, m3)
+                            z0, z1, z2 = edge_row(xf, src + 2 * rs_x, cell, 0 <= hs + 2 < h, fits, m0, m1, m2, m3)
+                            t0, t1, t2 = edge_row(xf, src + 3 * rs_x, cell, 0 <= hs + 3 < h, fits, m0, m1, m2, m3)
+                            u0, u1, u2 = t0, t1, t2
+                            if sw == 2:
+                                u0, u1, u2 = edge_row(xf, src + 4 * rs_x, cell, 0 <= hs + 4 < h, fits, m0, m1, m2,
+                                                      m3)
+                        acc0 = _fma3(_fma3(_fma3(vb, x0, x1, x2, w0, w1, w2), y0, y1, y2, w3, w4, w5), z0, z1, z2,
+                                     w6, w7, w8)
+                        if sw == 1:
+                            acc1 = _fma3(_fma3(_fma3(vb, y0, y1, y2, w0, w1, w2), z0, z1, z2, w3, w4, w5), t0, t1,
+                                         t2, w6, w7, w8)
+                        else:
+                            acc1 = _fma3(_fma3(_fma3(vb, z0, z1, z2, w0, w1, w2), t0, t1, t2, w3, w4, w5), u0, u1,
+                                         u2, w6, w7, w8)
                         if relu:
                             acc0 = vrelu(acc0)
                             acc1 = vrelu(acc1)
