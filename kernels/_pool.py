@@ -307,8 +307,10 @@ _KERNELS: dict = {}
 def _kernel(mode, route="pool", cell=0, stride=0):
     """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
     both layouts, or "stream" for NCHW planes), made on first use.  The pool route is compiled
-    per cell size and column stride when the stride is 1 or 2 (windows folded in registers)."""
-    key = (mode, route, cell, stride) if route == "pool" and stride in (1, 2) else (mode, route, 0, 0)
+    per cell size (its layout branches fold away; with the cell size a run-time value the loop
+    spilled).  ``stride`` is accepted for a per-stride variant and ignored: one more compile per
+    stride cost about 1 s each for a few percent."""
+    key = (mode, route, cell, 0) if route == "pool" else (mode, route, 0, 0)
     if key not in _KERNELS:
         if mode == "global":
             _KERNELS[key] = _make_global()
