@@ -38,8 +38,8 @@ def bind_pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, reg
         return bind(name, _pool._kernel(mode, "stream"), x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0],
                     xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, tag=tag + " stream")
     inv_h, inv_w = _pool._divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    return bind(name, _pool._kernel(mode, "pool", cell, sw), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h,
-                w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, tag=f"{tag} {cell} {sw if sw <= 2 else 0}")
+    return bind(name, _pool._kernel(mode, "pool", cell), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs,
+                *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, tag=f"{tag} {cell}")
 
 
 def bind_global_avg_pool(x, out, cell, planes, region) -> NativeCall:
