@@ -32,8 +32,8 @@ import numpy as np
 from numba import njit
 
 from .target import isa
-from ._simd import (VW, vcell, vevens, vfma, vlanes, vload, vload_mask, vodds, vpick, vrelu, vshift_cells, vsplat, vstore,
-                    vstore_first, vtexels)
+from ._simd import (VW, vcell, vevens, vfma, vlanes, vload, vload_mask, vodds, vpick, vrelu, vshift_cells, vsplat,
+                    vstore, vstore_first, vtexels)
 
 __all__ = ["depthwise"]
 
