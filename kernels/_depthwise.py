@@ -178,12 +178,18 @@ def _plane_pairs_s2(xf, of, w, bias, nb, mult, sxn, sxc, rs_x, son, soc, ors, h,
 def _pair_taps(xf, xa, xc, ih, rs_x, h, ma, mc):
     """Row ``ih``'s three stride-2 tap vectors for two planes (rows from ``xa`` and ``xc``, the
     floats under tap 0 of lane 0): the even, odd and next even columns, plane a in the low lanes.
-    A padding row gives zeros."""
+    A padding row gives zeros.  Masked loads (AVX-512, or at the array's ends), else plain loads
+    with zeros blended in."""
+    zero = vsplat(np.float32(0.0))
     if ih < 0 or ih >= h:
-        zero = vsplat(np.float32(0.0))
         return zero, zero, zero
-    a, c = vload_mask(xf, xa + ih * rs_x, ma), vload_mask(xf, xc + ih * rs_x, ma)
-    a2, c2 = vload_mask(xf, xa + ih * rs_x + 2, mc), vload_mask(xf, xc + ih * rs_x + 2, mc)
+    pa, pc = xa + ih * rs_x, xc + ih * rs_x
+    if MASKED_LOADS or min(pa, pc) < 0 or max(pa, pc) + 2 + VW > xf.size:
+        a, c = vload_mask(xf, pa, ma), vload_mask(xf, pc, ma)
+        a2, c2 = vload_mask(xf, pa + 2, mc), vload_mask(xf, pc + 2, mc)
+    else:
+        a, c = vpick(ma, vload(xf, pa), zero), vpick(ma, vload(xf, pc), zero)
+        a2, c2 = vpick(mc, vload(xf, pa + 2), zero), vpick(mc, vload(xf, pc + 2), zero)
     return vevens(a, c, 1), vodds(a, c, 1), vevens(a2, c2, 1)
 
 
