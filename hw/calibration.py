@@ -14,7 +14,7 @@ FC and element-wise ops by memory bandwidth.
 
 :func:`host_speed` measures the workloads of :data:`CLASSES` with both kernel
 sets (a few seconds, plus compiling them on a cold Numba cache), caches the
-result as JSON keyed by ISA, CPU and clock (:mod:`.host`) and reads it back
+result as JSON keyed by ISA, CPU, clock (:mod:`.host`) and the kernel sources, and reads it back
 afterwards.  :data:`REFERENCE` holds the reference host's seconds.
 """
 from __future__ import annotations
@@ -170,14 +170,18 @@ def measure_host(repeats: int = 7) -> HostSpeed:
 
 @functools.lru_cache(maxsize=None)
 def host_speed(refresh: bool = False) -> HostSpeed:
-    """This host's :class:`HostSpeed`, from the cache (ISA, CPU, clock) or measured and cached."""
+    """This host's :class:`HostSpeed`, from the cache (ISA, CPU, clock, and a hash of the kernel
+    sources, so changed kernels are measured again) or measured and cached."""
+    from coinfer.kernels.entry.call import sources_salt
+
     hid = _host.host_id()
-    path = None if refresh else _host.find_cached("calibration", hid, ".json", f"v{VERSION}")
+    tag = f"v{VERSION}-k{sources_salt() & 0xFFFFFFFF:08x}"
+    path = None if refresh else _host.find_cached("calibration", hid, ".json", tag)
     if path is not None:
         try:
             return HostSpeed.from_json(json.loads(path.read_text()))
         except (ValueError, KeyError, OSError):
             pass
     hs = measure_host()
-    _host.cache_path("calibration", hid, ".json", f"v{VERSION}").write_text(json.dumps(hs.to_json(), indent=1))
+    _host.cache_path("calibration", hid, ".json", tag).write_text(json.dumps(hs.to_json(), indent=1))
     return hs

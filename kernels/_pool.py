@@ -41,7 +41,9 @@ MAX, AVG = 0, 1
 _LAST = VW - 1  # a literal for vshift_cells
 
 
-def _make(mode):
+def _make(mode, cell_c=0):
+    """The pool and stream loops of ``mode``; a non-zero ``cell_c`` makes the pool loop's cell
+    size a compile-time constant (its layout branches fold away)."""
     is_max = mode == MAX
 
     @njit(nogil=True, cache=True, inline="always")
@@ -60,7 +62,7 @@ def _make(mode):
         return vadd(vadd(acc, v), w)
 
     @njit(nogil=True, cache=True)
-    def pool(xf, of, inv_h, inv_w, cell, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
+    def pool(xf, of, inv_h, inv_w, cell_a, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
              r0, r1, c0, c1):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
@@ -70,6 +72,7 @@ def _make(mode):
         their taps in registers; other windows take a scalar loop.  ``inv_h`` / ``inv_w``
         (averages): the divisors' inverses per output row / output float.
         """
+        cell = cell_c if cell_c else cell_a
         owl = ow * cell
         rl = wc * cell
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
@@ -300,13 +303,18 @@ def _make_global():
 _KERNELS: dict = {}
 
 
-def _kernel(mode, route="pool"):
+def _kernel(mode, route="pool", cell=0):
     """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
-    both layouts, or "stream" for NCHW planes), made on first use."""
-    if (mode, route) not in _KERNELS:
-        made = {"pool": _make_global()} if mode == "global" else dict(zip(("pool", "stream"), _make(mode)))
-        _KERNELS[(mode, route)] = made[route]
-    return _KERNELS[(mode, route)]
+    both layouts, or "stream" for NCHW planes), made on first use.  The pool route is compiled
+    per cell size (its layout branches fold away; with the cell size a run-time value the loop
+    spilled; compiling per column stride too gained a few percent for about 1 s of compile each)."""
+    key = (mode, route, cell if route == "pool" else 0)
+    if key not in _KERNELS:
+        if mode == "global":
+            _KERNELS[key] = _make_global()
+        else:
+            _KERNELS[key] = dict(zip(("pool", "stream"), _make(mode, key[2])))[route]
+    return _KERNELS[key]
 
 
 def _inverse_counts(n_out, k, s, pb, n, pe, include_pad) -> np.ndarray:
@@ -366,8 +374,8 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
                                 w, kh, kw, pads[0], pads[1], r0, r1, c0, c1)
         return
     inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    _kernel(mode)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw, sh, sw,
-                  pads[0], pads[1], r0, r1, c0, c1)
+    _kernel(mode, "pool", cell)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw,
+                                sh, sw, pads[0], pads[1], r0, r1, c0, c1)
 
 
 def global_avg_pool(x, out, cell, planes, region):

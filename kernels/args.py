@@ -36,6 +36,9 @@ def out_array(op: str, out, shape, dtype=np.float32) -> np.ndarray:
 
 def pair(op: str, name: str, v, *, minimum: int = 1) -> tuple[int, int]:
     """An int or a pair of ints -> (a, b), each >= ``minimum``."""
+    if type(v) is tuple and len(v) == 2 and type(v[0]) is int and type(v[1]) is int:  # the common case, fast
+        if v[0] >= minimum and v[1] >= minimum:
+            return v
     if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
         t = (int(v), int(v))
     elif isinstance(v, (tuple, list)) and len(v) == 2 and all(
@@ -51,6 +54,8 @@ def pair(op: str, name: str, v, *, minimum: int = 1) -> tuple[int, int]:
 
 def padding4(op: str, padding) -> tuple[int, int, int, int]:
     """Padding as an int, (ph, pw) or ONNX (top, left, bottom, right) -> (top, left, bottom, right)."""
+    if (type(padding) is tuple and len(padding) == 4 and all(type(e) is int and e >= 0 for e in padding)):
+        return padding  # the common case, fast
     if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
         p = (int(padding),) * 4
     elif isinstance(padding, (tuple, list)) and len(padding) in (2, 4) and all(

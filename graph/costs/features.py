@@ -129,7 +129,8 @@ def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
     The window kernels (``kernels/_pool.py``, ``kernels/_depthwise.py``) fold up to 3
     cells wide at column stride 1 or 2 (pools) or any width at column stride 1 or 2
     (depthwise) in 16-float vectors read straight from the input rows (stride 2
-    loads two vectors a step); other windows take a scalar loop over outputs and taps."""
+    loads two vectors a step; NCHW 3x3 stride-2 planes under 8 outputs wide share a
+    vector two at a time); other windows take a scalar loop over outputs and taps."""
     n = desc["n"]
     nr, nc = _region_dims(desc, region)
     cell = 4 if layout == "image" else 1
@@ -137,7 +138,10 @@ def _window_terms(desc: dict, region, layout: str, kh: int, kw: int) -> dict:
     rows = n * planes * nr
     sw = desc["sw"]
     vector = sw <= 2 and (desc["type"] == CONV or kw <= 3)
-    vec = rows * _cdiv(desc["ow"] * cell * sw, 16) if vector else 0
+    # 3x3 stride-2 depthwise on NCHW planes under 8 outputs wide runs two planes per vector.
+    paired = (desc["type"] == CONV and layout == "buffer" and kh == kw == 3 and desc["sh"] == sw == 2
+              and desc["ow"] < 8 and max(1, desc["dh"]) == max(1, desc["dw"]) == 1)
+    vec = (n * _cdiv(planes, 2) * nr if paired else rows) * _cdiv(desc["ow"] * cell * sw, 16) if vector else 0
     scalar = 0 if vector else rows * desc["ow"] * cell * kh * kw
     rows_in = min(desc["h"], (nr - 1) * desc["sh"] + (kh - 1) * max(1, desc["dh"]) + 1) if nr else 0
     floats_in = n * planes * rows_in * desc["w"] * cell

@@ -293,11 +293,13 @@ def call_every_kernel() -> None:
     convs = [(r(6, 8, 1, 1), {}), (r(6, 8, 3, 3), {"padding": 1}), (r(8, 1, 3, 3), {"padding": 1, "groups": 8})]
     for w, kw in convs:
         kb.conv2d(x, w, relu=True, **kw)
+    kb.conv2d(x, convs[2][0], padding=1, groups=8, stride=2)  # depthwise 3x3 loops are per stride
     kb.conv2d(x, kb.prepack_weights(convs[1][0]), padding=1, relu=True)
     xi, xi2 = layout.to_image(x), layout.to_image(x2)
     for w, kw in convs:
         if kw.get("groups"):
             ki.conv2d(xi, layout.depthwise_to_image(w), relu=True, **kw)
+            ki.conv2d(xi, layout.depthwise_to_image(w), relu=True, stride=2, **kw)
         else:
             ki.conv2d(xi, ki.prepack_filter(layout.filter_to_image(w)), relu=True, **kw)
     for n in (1, 3):

@@ -38,8 +38,8 @@ def bind_pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, reg
         return bind(name, _pool._kernel(mode, "stream"), x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0],
                     xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, tag=tag + " stream")
     inv_h, inv_w = _pool._divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    return bind(name, _pool._kernel(mode), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h,
-                w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, tag=tag)
+    return bind(name, _pool._kernel(mode, "pool", cell), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs,
+                *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, tag=f"{tag} {cell}")
 
 
 def bind_global_avg_pool(x, out, cell, planes, region) -> NativeCall:
@@ -87,10 +87,11 @@ def bind_depthwise(x, w, bias, out, cell, mult, planes, kernel, stride, dilation
     (kh, kw), (sh, sw), (dh, dw), (r0, r1, c0, c1) = kernel, stride, dilation, region
     pt, pl = pads[0], pads[1]
     xf, of, wf = x.reshape(-1), out.reshape(-1), w.reshape(-1)
-    if sw <= 2:
-        call = bind("depthwise conv2d", _depthwise._kernel("rows", cell), xf, of, wf, bias, nb, mult, *xs, *os_, h,
+    way = _depthwise.route(kernel, stride, dilation)
+    if way != "scalar":
+        call = bind("depthwise conv2d", _depthwise._kernel(way, cell, sw), xf, of, wf, bias, nb, mult, *xs, *os_, h,
                     wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1,
-                    tag=f"coinfer.kernels._depthwise rows {cell}")
+                    tag=f"coinfer.kernels._depthwise {way} {cell} {sw}")
     else:
         call = bind("depthwise conv2d", _depthwise._kernel("scalar"), xf, of, wf, bias, cell, nb, mult, *xs, *os_,
                     h, wd, ow, kh, kw, sh, sw, dh, dw, pt, pl, bool(relu), r0, r1, c0, c1)

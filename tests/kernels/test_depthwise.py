@@ -93,6 +93,30 @@ def test_depthwise_regions_are_bit_identical(lay, case, data):
 
 
 @pytest.mark.parametrize("lay", LAYOUTS)
+@given(case=depthwise_cases(kernel=3), stride=st.integers(1, 2), w=st.integers(1, 16), data=st.data())
+def test_depthwise_3x3_narrow_planes_regions(lay, case, stride, w, data):
+    """3x3 with equal strides on planes up to 16 wide (buffer stride 2 under 8 outputs a row
+    pairs planes in one vector): the reference, and regions of any rows and channels (so a plane
+    pairs with another or with itself) bit for bit."""
+    x, wt, bias, kw = case
+    x = np.ascontiguousarray(np.resize(x, x.shape[:3] + (w,)))
+    kw["stride"], kw["padding"] = stride, data.draw(st.integers(0, 1), label="pad")
+    if x.shape[2] + 2 * kw["padding"] < 3 or w + 2 * kw["padding"] < 3:
+        return
+    oc = wt.shape[0]
+    whole = run(lay, x, wt, bias, kw)
+    assert_close(nchw(lay, whole, oc), R.conv2d(x, wt, bias, groups=x.shape[1], **kw), f"depthwise {lay} {kw}")
+    oh = whole.shape[2] if lay == "buffer" else whole.shape[1]
+    rows = image_bands(data, oh, 1, oh, "row cuts")
+    chans = (image_bands(data, oc, 1, oc, "channel cuts") if lay == "buffer"
+             else image_bands(data, 4 * whole.shape[2], 4, oc, "channel cuts"))
+    out = np.full(whole.shape, np.nan, np.float32)
+    for r, ch in [(r, ch) for r in rows for ch in chans]:
+        run(lay, x, wt, bias, kw, out=out, rows=r, channels=ch)
+    np.testing.assert_array_equal(out, whole)
+
+
+@pytest.mark.parametrize("lay", LAYOUTS)
 @given(case=depthwise_cases())
 def test_depthwise_nan_and_inf_match_reference(lay, case):
     """NaN and inf reach the outputs whose window holds them; fused ReLU keeps NaN."""
