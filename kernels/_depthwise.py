@@ -10,9 +10,11 @@ multiplies it with the tap's weight broadcast from the filter.
 3x3 filters (no dilation, equal strides 1 or 2) take their own loop, compiled
 per stride: two output rows at once, straight-line, each input row's three tap
 vectors feeding both rows' multiply-adds, and the nine weights loaded once per
-plane.  A block whose lanes all read inside the plane takes plain loads; the
-others load with lane masks (AVX-512), or plainly with zeros blended in (AVX2,
-whose masked loads are slow) where the loads stay in the array.  On NCHW
+plane.  Every row loads with lane masks (AVX-512: a masked load costs what a
+plain one does), or plainly with zeros blended in (AVX2, whose masked loads
+are slow) where the loads stay in the array.  (A separate plain-load path for
+blocks inside the plane was about 15% faster on wide planes but cost 0.8 s of
+cold compile.)  On NCHW
 planes with stride 2 and output rows under VW/2 wide (MobileNet's 7x7 layers),
 two planes share each vector, so a row's loads and shuffles serve both.  Other
 filters take the general loop (masked loads per tap), and column strides over
@@ -59,14 +61,9 @@ def _store(of, o, v, n, full):
 
 # One input row's three tap vectors for a block of outputs (``src``: the float under tap 0 of the
 # block's lane 0).  Stride 1: the loads at ``src``, ``src+cell``, ``src+2*cell``; stride 2: the even
-# and odd cells of ``[src, src+2*VW)`` and the even cells from ``src+2*cell``.  Plain loads; masked
-# loads (``m0..m3`` from ``vlanes``, one per load: lanes outside read nothing and are zero); or plain
-# loads with the lanes outside the masks set to zero (AVX2, where masked loads are slow).
-
-@njit(nogil=True, cache=True)
-def _s1_plain(xf, src, cell, m0, m1, m2, m3):
-    return vload(xf, src), vload(xf, src + cell), vload(xf, src + 2 * cell)
-
+# and odd cells of ``[src, src+2*VW)`` and the even cells from ``src+2*cell``.  Masked loads
+# (``m0..m3`` from ``vlanes``, one per load: lanes outside read nothing and are zero), or plain loads
+# with the lanes outside the masks set to zero (AVX2, where masked loads are slow).
 
 @njit(nogil=True, cache=True)
 def _s1_masked(xf, src, cell, m0, m1, m2, m3):
@@ -78,13 +75,6 @@ def _s1_blend(xf, src, cell, m0, m1, m2, m3):
     zero = vsplat(np.float32(0.0))
     return (vpick(m0, vload(xf, src), zero), vpick(m1, vload(xf, src + cell), zero),
             vpick(m2, vload(xf, src + 2 * cell), zero))
-
-
-@njit(nogil=True, cache=True)
-def _s2_plain(xf, src, cell, m0, m1, m2, m3):
-    a, b = vload(xf, src), vload(xf, src + VW)
-    c, d = vload(xf, src + 2 * cell), vload(xf, src + 2 * cell + VW)
-    return vevens(a, b, cell), vodds(a, b, cell), vevens(c, d, cell)
 
 
 @njit(nogil=True, cache=True)
@@ -103,8 +93,8 @@ def _s2_blend(xf, src, cell, m0, m1, m2, m3):
 
 
 def _edge_row(masked, blend):
-    """A row loader for blocks that reach the plane's edge: a padding row is zeros; else masked
-    loads (AVX-512), or with AVX2 blended plain loads where they stay in the array."""
+    """A row loader: a padding row is zeros; else masked loads (AVX-512), or with AVX2 blended
+    plain loads where they stay in the array."""
     if MASKED_LOADS:
         @njit(nogil=True, cache=True)
         def edge_row(xf, src, cell, inside_plane, inside_array, m0, m1, m2, m3):
@@ -196,7 +186,6 @@ def _pair_taps(xf, xa, xc, ih, rs_x, h, ma, mc):
 def _make_three(cell, stride):
     """The 3x3 route (no dilation, equal strides ``stride``, 1 or 2) on planes of ``cell``-float
     cells (both compile-time constants)."""
-    plain = _s1_plain if stride == 1 else _s2_plain
     edge_row = _edge_row(_s1_masked, _s1_blend) if stride == 1 else _edge_row(_s2_masked, _s2_blend)
 
     @njit(nogil=True, cache=True)
@@ -207,9 +196,8 @@ def _make_three(cell, stride):
         ``sh = sw`` in {1, 2}).
 
         The two rows read input rows ``hs .. hs+2+sw``; each row's three tap vectors feed both
-        rows' multiply-adds, and each output still takes its taps in (i, j) order.  A block
-        whose lanes all read inside the plane takes straight plain loads; the others load
-        each row with lane masks (AVX-512) or blend zeros into plain loads (AVX2, where the
+        rows' multiply-adds, and each output still takes its taps in (i, j) order.  Each row
+        loads with lane masks (AVX-512) or blends zeros into plain loads (AVX2, where the
         loads stay in the array), and padding rows are zeros.  The nine weights are loaded once
         per plane.
         """
@@ -239,7 +227,6 @@ def _make_three(cell, stride):
                 for oh in range(r0, r1, 2):
                     hs = oh * sw - pt
                     two = oh + 1 < r1
-                    rows_ok = hs >= 0 and hs + rows_in <= h
                     # Whether every row's loads stay inside the array (AVX2 blends only then).
                     first = xb + max(hs, 0) * rs_x
                     last = xb + (min(hs + rows_in, h) - 1) * rs_x
@@ -250,29 +237,18 @@ def _make_three(cell, stride):
                         oc0 = e // cell
                         q0 = (sw * oc0 - pl) * cell  # row float of tap column 0's lane 0
                         src = xb + hs * rs_x + q0
-                        cols_ok = q0 >= 0 and sw * (min(oc0 + VW // cell, ow) - 1) + 2 - pl < wc
-                        if rows_ok and cols_ok and last + q0 + reach <= xf.size:
-                            x0, x1, x2 = plain(xf, src, cell, zero, zero, zero, zero)
-                            y0, y1, y2 = plain(xf, src + rs_x, cell, zero, zero, zero, zero)
-                            z0, z1, z2 = plain(xf, src + 2 * rs_x, cell, zero, zero, zero, zero)
-                            t0, t1, t2 = plain(xf, src + 3 * rs_x, cell, zero, zero, zero, zero)
-                            u0, u1, u2 = t0, t1, t2
-                            if sw == 2:
-                                u0, u1, u2 = plain(xf, src + 4 * rs_x, cell, zero, zero, zero, zero)
-                        else:
-                            m0, m1, m2, m3 = e0, e1, e2, e3
-                            if e > 0:
-                                m0, m1 = vlanes(q0, rl), vlanes(q0 + (cell if sw == 1 else VW), rl)
-                                m2, m3 = vlanes(q0 + 2 * cell, rl), vlanes(q0 + 2 * cell + VW, rl)
-                            fits = first + q0 >= 0 and last + q0 + reach <= xf.size
-                            x0, x1, x2 = edge_row(xf, src, cell, 0 <= hs < h, fits, m0, m1, m2, m3)
-                            y0, y1, y2 = edge_row(xf, src + rs_x, cell, 0 <= hs + 1 < h, fits, m0, m1, m2, m3)
-                            z0, z1, z2 = edge_row(xf, src + 2 * rs_x, cell, 0 <= hs + 2 < h, fits, m0, m1, m2, m3)
-                            t0, t1, t2 = edge_row(xf, src + 3 * rs_x, cell, 0 <= hs + 3 < h, fits, m0, m1, m2, m3)
-                            u0, u1, u2 = t0, t1, t2
-                            if sw == 2:
-                                u0, u1, u2 = edge_row(xf, src + 4 * rs_x, cell, 0 <= hs + 4 < h, fits, m0, m1, m2,
-                                                      m3)
+                        m0, m1, m2, m3 = e0, e1, e2, e3
+                        if e > 0:
+                            m0, m1 = vlanes(q0, rl), vlanes(q0 + (cell if sw == 1 else VW), rl)
+                            m2, m3 = vlanes(q0 + 2 * cell, rl), vlanes(q0 + 2 * cell + VW, rl)
+                        fits = first + q0 >= 0 and last + q0 + reach <= xf.size
+                        x0, x1, x2 = edge_row(xf, src, cell, 0 <= hs < h, fits, m0, m1, m2, m3)
+                        y0, y1, y2 = edge_row(xf, src + rs_x, cell, 0 <= hs + 1 < h, fits, m0, m1, m2, m3)
+                        z0, z1, z2 = edge_row(xf, src + 2 * rs_x, cell, 0 <= hs + 2 < h, fits, m0, m1, m2, m3)
+                        t0, t1, t2 = edge_row(xf, src + 3 * rs_x, cell, 0 <= hs + 3 < h, fits, m0, m1, m2, m3)
+                        u0, u1, u2 = t0, t1, t2
+                        if sw == 2:
+                            u0, u1, u2 = edge_row(xf, src + 4 * rs_x, cell, 0 <= hs + 4 < h, fits, m0, m1, m2, m3)
                         acc0 = _fma3(_fma3(_fma3(vb, x0, x1, x2, w0, w1, w2), y0, y1, y2, w3, w4, w5), z0, z1, z2,
                                      w6, w7, w8)
                         if sw == 1:
