@@ -41,29 +41,30 @@ MAX, AVG = 0, 1
 _LAST = VW - 1  # a literal for vshift_cells
 
 
-def _make(mode, cell_c=0):
-    """The pool and stream loops of ``mode``; a non-zero ``cell_c`` makes the pool loop's cell
-    size a compile-time constant (its layout branches fold away)."""
-    is_max = mode == MAX
+@njit(nogil=True, cache=True, inline="always")
+def _fold(acc, v, is_max):
+    """Fold input vector ``v`` into ``acc``: max (NaN if either is NaN) or sum."""
+    if is_max:
+        return vmax_nan(acc, v)
+    return vadd(acc, v)
 
-    @njit(nogil=True, cache=True, inline="always")
-    def fold(acc, v):
-        """Fold input vector ``v`` into ``acc``: max (NaN if either is NaN) or sum."""
-        if is_max:
-            return vmax_nan(acc, v)
-        return vadd(acc, v)
 
-    @njit(nogil=True, cache=True, inline="always")
-    def fold2(acc, v, w):
-        """Fold ``v`` then ``w`` into ``acc``.  Max: NaN in ``acc`` stays (``vmax_num``), and one
-        compare finds a NaN in ``v`` or ``w``: four operations for two inputs."""
-        if is_max:
-            return vnan_if(vmax_num(vmax_num(acc, v), w), v, w)
-        return vadd(vadd(acc, v), w)
+@njit(nogil=True, cache=True, inline="always")
+def _fold2(acc, v, w, is_max):
+    """Fold ``v`` then ``w`` into ``acc``.  Max: NaN in ``acc`` stays (``vmax_num``), and one
+    compare finds a NaN in ``v`` or ``w``: four operations for two inputs."""
+    if is_max:
+        return vnan_if(vmax_num(vmax_num(acc, v), w), v, w)
+    return vadd(vadd(acc, v), w)
+
+
+def _make_pool(cell):
+    """The folded pool loop on cells of ``cell`` floats (a compile-time constant: the other
+    layout's branches fold away); max or average is its last argument."""
 
     @njit(nogil=True, cache=True)
     def pool(xf, of, inv_h, inv_w, cell_a, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
-             r0, r1, c0, c1):
+             r0, r1, c0, c1, mode):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
@@ -72,7 +73,7 @@ def _make(mode, cell_c=0):
         their taps in registers; other windows take a scalar loop.  ``inv_h`` / ``inv_w``
         (averages): the divisors' inverses per output row / output float.
         """
-        cell = cell_c if cell_c else cell_a
+        is_max = mode == MAX
         owl = ow * cell
         rl = wc * cell
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
@@ -109,15 +110,15 @@ def _make(mode, cell_c=0):
                                     b = vload(xf, src + VW)
                                 for i in range(i0 + 1, i1 - 1, 2):
                                     src += rs_x
-                                    a = fold2(a, vload(xf, src), vload(xf, src + rs_x))
+                                    a = _fold2(a, vload(xf, src), vload(xf, src + rs_x), is_max)
                                     if sw == 2:
-                                        b = fold2(b, vload(xf, src + VW), vload(xf, src + rs_x + VW))
+                                        b = _fold2(b, vload(xf, src + VW), vload(xf, src + rs_x + VW), is_max)
                                     src += rs_x
                                 if (i1 - i0) % 2 == 0:
                                     src += rs_x
-                                    a = fold(a, vload(xf, src))
+                                    a = _fold(a, vload(xf, src), is_max)
                                     if sw == 2:
-                                        b = fold(b, vload(xf, src + VW))
+                                        b = _fold(b, vload(xf, src + VW), is_max)
                                 if q < 0 or q + VW > rl:
                                     a = vfill_outside(a, q, 0, rl, fill)
                                 if sw == 2 and q + 2 * VW > rl:
@@ -125,9 +126,9 @@ def _make(mode, cell_c=0):
                             else:
                                 for i in range(i0, i1):
                                     lo = src - q
-                                    a = fold(a, vload_in(xf, src, lo, lo + rl, fill))
+                                    a = _fold(a, vload_in(xf, src, lo, lo + rl, fill), is_max)
                                     if sw == 2:
-                                        b = fold(b, vload_in(xf, src + VW, lo, lo + rl, fill))
+                                        b = _fold(b, vload_in(xf, src + VW, lo, lo + rl, fill), is_max)
                                     src += rs_x
                             if sw == 1:
                                 cur_e = a
@@ -147,7 +148,7 @@ def _make(mode, cell_c=0):
                                     else:
                                         v = vshift_cells(prev_e, cur_e, 1, 4)
                                     if kw == 2:
-                                        acc = fold(acc, v)
+                                        acc = _fold(acc, v, is_max)
                                     else:  # padded cell 2 of the window: even cell 1 (sw 2), cell 2 (sw 1)
                                         if sw == 2:
                                             w2 = vshift_cells(prev_e, cur_e, 1, 1) if cell == 1 else vshift_cells(
@@ -155,7 +156,7 @@ def _make(mode, cell_c=0):
                                         else:
                                             w2 = vshift_cells(prev_e, cur_e, 2, 1) if cell == 1 else vshift_cells(
                                                 prev_e, cur_e, 2, 4)
-                                        acc = fold2(acc, v, w2)
+                                        acc = _fold2(acc, v, w2, is_max)
                                 if not is_max:
                                     acc = vmul(acc, vmul(vsplat(inv_h[oh]), vload(inv_w, e)))
                                 if e + VW <= owl or orow + e + VW <= later:
@@ -183,6 +184,13 @@ def _make(mode, cell_c=0):
                             if not is_max:
                                 sacc = sacc * (inv_h[oh] * inv_w[o * cell + k])
                             of[np.uint64(ob + oh * ors + o * cell + k)] = sacc
+
+    return pool
+
+
+def _make_stream(mode):
+    """The stream loop of ``mode`` (max or average, a compile-time constant)."""
+    is_max = mode == MAX
 
     @njit(nogil=True, cache=True)
     def stream(xf, of, cmask, inv, nb, sxn, sxc, son, soc, h, w, kh, kw, pt, pl, r0, r1, c0, c1):
@@ -218,26 +226,26 @@ def _make(mode, cell_c=0):
                         v_next = vload(xf, src)
                         for i in range(1, kh - 1, 2):
                             src += w
-                            v_next = fold2(v_next, vload(xf, src), vload(xf, src + w))
+                            v_next = _fold2(v_next, vload(xf, src), vload(xf, src + w), is_max)
                             src += w
                         if kh % 2 == 0:
-                            v_next = fold(v_next, vload(xf, src + w))
+                            v_next = _fold(v_next, vload(xf, src + w), is_max)
                     else:
                         for i in range(kh):
                             if a + i * w + VW > 0 and a + i * w < hw:
-                                v_next = fold(v_next, vload_in(xf, p + a + i * w, p, p + hw, fill))
+                                v_next = _fold(v_next, vload_in(xf, p + a + i * w, p, p + hw, fill), is_max)
                     if u >= u0:
                         acc = v_cur
                         if pl == 1:  # the column left of each lane
                             left = vpick(vload(cmask, col), vshift_cells(v_prev, v_cur, _LAST, 1), fv)
                             if kw - pl == 2:  # and right
-                                acc = fold2(acc, left, vpick(vload(cmask, (kw - 1) * mw + col),
-                                                             vshift_cells(v_cur, v_next, 1, 1), fv))
+                                acc = _fold2(acc, left, vpick(vload(cmask, (kw - 1) * mw + col),
+                                                              vshift_cells(v_cur, v_next, 1, 1), fv), is_max)
                             else:
-                                acc = fold(acc, left)
+                                acc = _fold(acc, left, is_max)
                         elif kw - pl == 2:
-                            acc = fold(acc, vpick(vload(cmask, (kw - 1) * mw + col), vshift_cells(v_cur, v_next, 1, 1),
-                                                  fv))
+                            acc = _fold(acc, vpick(vload(cmask, (kw - 1) * mw + col), vshift_cells(v_cur, v_next, 1, 1),
+                                                   fv), is_max)
                         if not is_max:
                             acc = vmul(acc, vload(inv, u))
                         if u + VW <= u_end:
@@ -250,7 +258,7 @@ def _make(mode, cell_c=0):
                     while col >= w:
                         col -= w
 
-    return pool, stream
+    return stream
 
 
 def _make_global():
@@ -306,14 +314,15 @@ _KERNELS: dict = {}
 def _kernel(mode, route="pool", cell=0):
     """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
     both layouts, or "stream" for NCHW planes), made on first use.  The pool route is compiled
-    per cell size (its layout branches fold away; with the cell size a run-time value the loop
-    spilled; compiling per column stride too gained a few percent for about 1 s of compile each)."""
-    key = (mode, route, cell if route == "pool" else 0)
+    per cell size and takes the mode as its last argument: with the cell size a run-time value
+    the loop spilled; one variant per mode as well cost about 1 s more of cold compile for no
+    measurable speed, and one per column stride a few percent for about 1 s each."""
+    key = ("pool", cell) if route == "pool" else (mode, route)
     if key not in _KERNELS:
         if mode == "global":
             _KERNELS[key] = _make_global()
         else:
-            _KERNELS[key] = dict(zip(("pool", "stream"), _make(mode, key[2])))[route]
+            _KERNELS[key] = _make_pool(cell) if route == "pool" else _make_stream(mode)
     return _KERNELS[key]
 
 
@@ -375,7 +384,7 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
         return
     inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
     _kernel(mode, "pool", cell)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw,
-                                sh, sw, pads[0], pads[1], r0, r1, c0, c1)
+                                sh, sw, pads[0], pads[1], r0, r1, c0, c1, mode)
 
 
 def global_avg_pool(x, out, cell, planes, region):
