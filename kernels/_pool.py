@@ -188,12 +188,11 @@ def _make_pool(cell):
     return pool
 
 
-def _make_stream(mode):
-    """The stream loop of ``mode`` (max or average, a compile-time constant)."""
-    is_max = mode == MAX
+def _make_stream():
+    """The stream loop (max or average: its last argument)."""
 
     @njit(nogil=True, cache=True)
-    def stream(xf, of, cmask, inv, nb, sxn, sxc, son, soc, h, w, kh, kw, pt, pl, r0, r1, c0, c1):
+    def stream(xf, of, cmask, inv, nb, sxn, sxc, son, soc, h, w, kh, kw, pt, pl, r0, r1, c0, c1, mode):
         """Pool output rows [r0, r1) of NCHW planes c0..c1-1 at stride 1 whose output rows are as
         wide as the input's (``w``), windows up to 3 columns wide reaching one column left and
         right at most: output float u of a plane reads input u + (i - pt)*w + (j - pl).
@@ -204,6 +203,7 @@ def _make_stream(mode):
         plus tap j's offset stays in the row).  ``inv`` (averages): the divisors' inverses
         per output float of a plane.
         """
+        is_max = mode == MAX
         hw = h * w
         mw = w + VW
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
@@ -314,15 +314,15 @@ _KERNELS: dict = {}
 def _kernel(mode, route="pool", cell=0):
     """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
     both layouts, or "stream" for NCHW planes), made on first use.  The pool route is compiled
-    per cell size and takes the mode as its last argument: with the cell size a run-time value
+    per cell size; it and the stream route take the mode as their last argument: with the cell size a run-time value
     the loop spilled; one variant per mode as well cost about 1 s more of cold compile for no
     measurable speed, and one per column stride a few percent for about 1 s each."""
-    key = ("pool", cell) if route == "pool" else (mode, route)
+    key = ("global",) if mode == "global" else ("pool", cell) if route == "pool" else ("stream",)
     if key not in _KERNELS:
         if mode == "global":
             _KERNELS[key] = _make_global()
         else:
-            _KERNELS[key] = _make_pool(cell) if route == "pool" else _make_stream(mode)
+            _KERNELS[key] = _make_pool(cell) if route == "pool" else _make_stream()
     return _KERNELS[key]
 
 
@@ -380,7 +380,7 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
         # NCHW planes whose output rows are as wide as the input's: one run per plane.
         cmask, inv = _stream_tables(mode, h, w, oh, kh, kw, pads, include_pad)
         _kernel(mode, "stream")(x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0], xs[1], os_[0], os_[1], h,
-                                w, kh, kw, pads[0], pads[1], r0, r1, c0, c1)
+                                w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, mode)
         return
     inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
     _kernel(mode, "pool", cell)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw,

@@ -32,11 +32,11 @@ def bind_pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, reg
     nb, xs, os_, h, w, oh, ow = planes
     (kh, kw), (sh, sw), r0, r1, c0, c1 = kernel, stride, *region
     name = "max_pool2d" if mode == _pool.MAX else "avg_pool2d"
-    tag = f"coinfer.kernels._pool {'max' if mode == _pool.MAX else 'avg'}"
     if cell == 1 and sh == sw == 1 and ow == w and xs[2] == w and kw <= 3 and pads[1] <= 1 and kw - pads[1] <= 2:
         cmask, inv = _pool._stream_tables(mode, h, w, oh, kh, kw, pads, include_pad)
         return bind(name, _pool._kernel(mode, "stream"), x.reshape(-1), out.reshape(-1), cmask, inv, nb, xs[0],
-                    xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, tag=tag + " stream")
+                    xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, mode,
+                    tag="coinfer.kernels._pool stream")
     inv_h, inv_w = _pool._divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
     return bind(name, _pool._kernel(mode, "pool", cell), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs,
                 *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, mode,
