@@ -58,15 +58,17 @@ def _print_kernel_table(rows, layouts, have_ort, ks, peak) -> None:
     from ..costs.measure import geomean
 
     print(ks.describe_peak(peak))
-    head = f"{'layer':<26} {'shape':<28}"
+    head = f"{'layer':<28} {'shape':<28}"
     for lo in layouts:
         head += f" {lo + ' ms':>10} {'GFLOP/s':>8} {'%peak':>6}"
     if have_ort:
         head += f" {'ort ms':>9} {'GFLOP/s':>8}" + "".join(f" {lo + '/ort':>11}" for lo in layouts)
+    if have_ort:
+        print("buffer/ort, image/ort: speed ratios (onnxruntime's time / ours); above 1x coinfer is faster")
     print(head)
     print("-" * len(head))
     for r in rows:
-        line = f"{r['layer']:<26} {r['shape']:<28}"
+        line = f"{r['layer']:<28} {r['shape']:<28}"
         for lo in layouts:
             line += f" {r[lo + '_ms']:>10.3f} {r[lo + '_gflops']:>8.1f} {100 * r[lo + '_peak']:>5.0f}%"
         if have_ort:

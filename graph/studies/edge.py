@@ -308,13 +308,13 @@ class ServerProcess:
 
 def format_compare(rows) -> str:
     """The table of :meth:`RemoteStudy.compare`'s rows: the three predictions, the measurement, its split."""
-    head = (f"{'bandwidth':>10} {'plan':<9} {'exit':>4} {'cut':>4} {'direction':<13} {'predicted':>10} "
+    head = (f"{'bandwidth':>12} {'plan':<9} {'exit':>4} {'cut':>4} {'direction':<13} {'predicted':>10} "
             f"{'online':>9} {'interleaved':>11} {'measured':>10} {'err pred':>8} {'err onl':>7} {'frame':>6} {'err int':>7} "
             f"{'device':>8} {'transfer':>9} {'edge':>7} {'other':>7} {'max|err|':>9}")
     lines = [head, "-" * len(head)]
     for b, kind, m in rows:
         e, p, d = m.plan
-        lines.append(f"{b / 1e3:>6.0f}kb/s {kind:<9} {e + 1:>4} {p:>4} {d:<13} {m.predicted_s * 1e3:>8.1f}ms "
+        lines.append(f"{b / 1e3:>6.0f}kbit/s {kind:<9} {e + 1:>4} {p:>4} {d:<13} {m.predicted_s * 1e3:>8.1f}ms "
                      f"{m.online_s * 1e3:>7.1f}ms {m.interleaved_s * 1e3:>9.1f}ms {m.measured_s * 1e3:>8.1f}ms "
                      f"{100 * m.error:>+7.1f}% {100 * m.online_error:>+6.1f}% {100 * m.online_frame_error:>5.1f}% "
                      f"{100 * m.interleaved_error:>+6.1f}% "
@@ -332,11 +332,11 @@ def format_compare(rows) -> str:
 
 
 def format_live(frames, target_s: float) -> str:
-    lines = [f"{'t s':>7} {'trace kb/s':>10} {'est kb/s':>9} {'plan':<20} {'pred ms':>8} {'meas ms':>8} "
+    lines = [f"{'t s':>7} {'trace kbit/s':>12} {'est kbit/s':>11} {'plan':<20} {'pred ms':>8} {'meas ms':>8} "
              f"{'met':>4}  fallback"]
     for f in frames:
         e, p, d = f.plan
-        lines.append(f"{f.t_s:>7.1f} {f.bandwidth_bps / 1e3:>10.0f} {f.estimate_bps / 1e3:>9.0f} "
+        lines.append(f"{f.t_s:>7.1f} {f.bandwidth_bps / 1e3:>12.0f} {f.estimate_bps / 1e3:>11.0f} "
                      f"{f'e{e + 1} c{p} {d}':<20} {f.predicted_s * 1e3:>8.1f} {f.measured_s * 1e3:>8.1f} "
                      f"{'yes' if f.met else 'no':>4}  {f.fallback or ''}")
     return "\n".join(lines)

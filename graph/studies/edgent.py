@@ -250,7 +250,7 @@ def format_candidates(res: StaticResult) -> str:
         mark = " <" if (c.exit, c.cut, c.direction) == d.key else ""
         lines.append(f"{c.exit + 1:>4} {c.cut:>4} {c.direction:<13} {c.predicted_s * 1e3:>13.2f} "
                      f"{100 * c.accuracy:>8.2f}%{mark}")
-    verdict = "meets the target" if d.met else "NO candidate meets the target; this is the fastest"
+    verdict = "predicted to meet the target" if d.met else "NO candidate is predicted to meet the target; this is the fastest"
     lines.append(f"plan: exit {d.exit + 1}, cut {d.cut}, {d.direction}: predicted {d.predicted_s * 1e3:.2f} ms, "
                  f"emulated {res.emulated_s * 1e3:.2f} ms, accuracy {100 * d.accuracy:.2f}% ({verdict}); "
                  f"decision {d.decision_s * 1e6:.0f} us")
@@ -368,7 +368,8 @@ def add_parser(sub) -> None:
     e.add_argument("model", help=f"branchy model: {', '.join(MODELS)}")
     e.add_argument("--bandwidth", default="500kbps", help="static plan: link bandwidth (e.g. 500kbps, 1.5Mbps)")
     e.add_argument("--target", default="300ms", help="latency target (e.g. 300ms)")
-    e.add_argument("--direction", default="both", choices=["edge-first", "device-first", "both"])
+    e.add_argument("--direction", default="both", choices=["edge-first", "device-first", "both"],
+                   help="which side runs the first part of a split plan (default: both, the planner picks)")
     e.add_argument("--device", default="raspberry_pi", help="device cost profile")
     e.add_argument("--edge", default="desktop_edge", help="edge cost profile (an emulated edge), or HOST:PORT of "
                    "a `coinfer edge-server` (real co-inference over TCP; the server's --soc is the edge's profile)")

@@ -75,7 +75,10 @@ def block_region(op: str, channels, blocks: int, c: int | None = None) -> tuple[
 
 
 def bias_vector(op: str, bias, oc: int, blocks: int) -> np.ndarray:
-    """Bias ``(oc,)`` float32 (or ``None``) -> zero-padded ``(4*blocks,)`` float32."""
+    """Bias ``(oc,)`` float32 (or ``None``) -> zero-padded ``(4*blocks,)`` float32 (the checked
+    bias itself when it fills the blocks)."""
+    if bias is not None and oc == 4 * blocks:
+        return _args.bias(op, bias, oc)
     padded = np.zeros(4 * blocks, np.float32)
     padded[:oc] = _args.bias(op, bias, oc)
     return padded
