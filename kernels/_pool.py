@@ -58,13 +58,15 @@ def _fold2(acc, v, w, is_max):
     return vadd(vadd(acc, v), w)
 
 
-def _make_pool(cell):
-    """The folded pool loop on cells of ``cell`` floats (a compile-time constant: the other
-    layout's branches fold away); max or average is its last argument."""
+def _make_pool(cell, pool_mode):
+    """The folded pool loop on cells of ``cell`` floats for ``pool_mode`` (both compile-time
+    constants: the other layout's and mode's branches fold away).  Its last argument, the mode
+    again, is not read: the stream loop takes the same arguments and reads it."""
+    is_max = pool_mode == MAX
 
     @njit(nogil=True, cache=True)
     def pool(xf, of, inv_h, inv_w, cell_a, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
-             r0, r1, c0, c1, mode):
+             r0, r1, c0, c1, mode_unused):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
@@ -73,7 +75,6 @@ def _make_pool(cell):
         their taps in registers; other windows take a scalar loop.  ``inv_h`` / ``inv_w``
         (averages): the divisors' inverses per output row / output float.
         """
-        is_max = mode == MAX
         owl = ow * cell
         rl = wc * cell
         fill = np.float32(-np.inf) if is_max else np.float32(0.0)
@@ -314,15 +315,16 @@ _KERNELS: dict = {}
 def _kernel(mode, route="pool", cell=0):
     """The compiled kernel for ``mode`` (MAX, AVG or "global") and ``route`` ("pool", which serves
     both layouts, or "stream" for NCHW planes), made on first use.  The pool route is compiled
-    per cell size; it and the stream route take the mode as their last argument: with the cell size a run-time value
-    the loop spilled; one variant per mode as well cost about 1 s more of cold compile for no
-    measurable speed, and one per column stride a few percent for about 1 s each."""
-    key = ("global",) if mode == "global" else ("pool", cell) if route == "pool" else ("stream",)
+    per cell size and mode: with the cell size a run-time value the loop spilled, and with the
+    mode a run-time value buffer max pools ran 7-12% slower (one variant per column stride too
+    gained a few percent for about 1 s of compile each).  The stream route takes the mode as its
+    last argument (one compile for both)."""
+    key = ("global",) if mode == "global" else ("pool", mode, cell) if route == "pool" else ("stream",)
     if key not in _KERNELS:
         if mode == "global":
             _KERNELS[key] = _make_global()
         else:
-            _KERNELS[key] = _make_pool(cell) if route == "pool" else _make_stream()
+            _KERNELS[key] = _make_pool(cell, mode) if route == "pool" else _make_stream()
     return _KERNELS[key]
 
 
