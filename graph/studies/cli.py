@@ -290,7 +290,11 @@ def main(argv=None) -> int:
     that fails) prints one line naming the cause on stderr and returns 2;
     ``--debug`` (before or after the subcommand) lets the traceback through.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # argparse's own message would name only "coinfer", not the subcommand
+        parser.exit(2, f"coinfer {args.command}: unrecognized arguments: {' '.join(extra)} "
+                       f"(see coinfer {args.command} --help)\n")
     if getattr(args, "debug", False):
         return args.func(args)
     try:

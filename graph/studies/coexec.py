@@ -31,8 +31,12 @@ def load_model(spec: str, *, input_size: int | None = None, batch: int = 1):
     from .. import zoo
 
     if spec.endswith(".onnx"):
+        import os
+
         from .. import onnx as onnx_import
 
+        if not os.path.isfile(spec):
+            raise FileNotFoundError(f"model file {spec!r}: no such file")
         g = onnx_import.load(spec, batch=batch)
     elif spec in zoo.names():
         g = zoo.build(spec, batch=batch, input_size=input_size)

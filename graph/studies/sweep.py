@@ -116,6 +116,8 @@ class Spec:
                 doc = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"sweep spec {path}: not valid TOML: {e}") from None
+        except OSError as e:
+            raise OSError(f"sweep spec {str(path)!r}: cannot read it: {e.strerror or e}") from None
         return cls.from_dict(doc, str(path))
 
     @classmethod

@@ -66,6 +66,25 @@ def test_bad_options_are_refused_before_any_work(args, msg, capsys):
     assert msg in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("args", [["run", "squeezenet", "--bogus"], ["kernels", "--bogus"]])
+def test_unknown_option_names_the_subcommand(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"coinfer {args[0]}: unrecognized arguments: --bogus") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["run", "/nonexistent/m.onnx"], "model file '/nonexistent/m.onnx': no such file"),
+    (["sweep", "/nonexistent/s.toml"], "sweep spec '/nonexistent/s.toml': cannot read it"),
+])
+def test_missing_files_are_named(args, msg, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and err.count("\n") == 1
+
+
 def test_run_bad_input_file(tmp_path, capsys):
     np.save(tmp_path / "x.npy", np.zeros((1, 3, 8, 8), np.float64))
     assert main(["run", "squeezenet", "--input-size", "35", "--input", str(tmp_path / "x.npy"), "--quiet"]) == 2
