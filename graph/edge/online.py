@@ -21,12 +21,14 @@ the log ratios with weight ``weight`` on the newest frame, started at the
 first frame that ran the side (``weight=1``: the last frame's factor).  Until
 a side has run it keeps 1 (the a-priori costs).  Frames that fell back to
 device-only, and sides whose predicted part is under ``min_s``, give no ratio.
+The mean is :class:`coinfer.graph.edgent.runtime.SpeedTracker`'s, the live
+runtime's (there one factor for the whole plan, weight 0.3, starting at 1).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from ..edgent.runtime import SpeedTracker
 
 __all__ = ["WEIGHT", "speed_factors", "online_predictions"]
 
@@ -51,13 +53,11 @@ def speed_factors(realised, predicted: float, *, weight: float = WEIGHT, min_s: 
     if not 0.0 < weight <= 1.0:
         raise ValueError(f"speed_factors: weight must be in (0, 1], got {weight!r}")
     out = np.ones(len(realised), np.float64)
-    log_f = None
+    tracker = SpeedTracker(alpha=weight, min_s=min_s, from_first=True)
     for k, r in enumerate(realised):
-        out[k] = 1.0 if log_f is None else math.exp(log_f)
-        if r is None or not predicted >= min_s or not r > 0:  # also skips NaN
-            continue
-        x = math.log(r / predicted)
-        log_f = x if log_f is None else (1.0 - weight) * log_f + weight * x
+        out[k] = tracker.speed
+        if r is not None:
+            tracker.update(r, predicted)
     return out
 
 

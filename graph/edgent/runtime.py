@@ -303,16 +303,21 @@ class SpeedTracker:
     """How much slower than predicted the emulated compute runs: an exponentially
     weighted mean (weight ``alpha`` on the newest) of log(emulated compute /
     predicted compute) over frames whose predicted compute is at least
-    ``min_s``.  :attr:`speed` is its exponential (1: as measured)."""
+    ``min_s``.  :attr:`speed` is its exponential (1: as measured).  The mean
+    starts at 0 (speed 1), or with ``from_first`` at the first frame's ratio."""
 
-    def __init__(self, alpha: float = 0.3, min_s: float = 1e-3):
+    def __init__(self, alpha: float = 0.3, min_s: float = 1e-3, *, from_first: bool = False):
         self.alpha, self.min_s = float(alpha), float(min_s)
         self.log_speed = 0.0
+        self._started = not from_first
 
     def update(self, emulated_compute_s: float, predicted_compute_s: float) -> None:
+        """Fold one frame in (a frame with too little predicted compute, or a realised time
+        that is not > 0, NaN included, is skipped)."""
         if predicted_compute_s >= self.min_s and emulated_compute_s > 0:
             r = math.log(emulated_compute_s / predicted_compute_s)
-            self.log_speed = (1 - self.alpha) * self.log_speed + self.alpha * r
+            self.log_speed = (1 - self.alpha) * self.log_speed + self.alpha * r if self._started else r
+            self._started = True
 
     @property
     def speed(self) -> float:
