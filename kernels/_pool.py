@@ -60,13 +60,12 @@ def _fold2(acc, v, w, is_max):
 
 def _make_pool(cell, pool_mode):
     """The folded pool loop on cells of ``cell`` floats for ``pool_mode`` (both compile-time
-    constants: the other layout's and mode's branches fold away).  Its last argument, the mode
-    again, is not read: the stream loop takes the same arguments and reads it."""
+    constants: the other layout's and mode's branches fold away)."""
     is_max = pool_mode == MAX
 
     @njit(nogil=True, cache=True)
-    def pool(xf, of, inv_h, inv_w, cell_a, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl,
-             r0, r1, c0, c1, mode_unused):
+    def pool(xf, of, inv_h, inv_w, nb, sxn, sxc, rs_x, son, soc, ors, h, wc, ow, kh, kw, sh, sw, pt, pl, r0, r1,
+             c0, c1):
         """Pool output rows [r0, r1) of planes c0..c1-1 of ``nb`` images (module doc).
 
         Plane (n, c) of x starts at float ``n*sxn + c*sxc`` (``h`` rows ``rs_x`` floats
@@ -385,8 +384,8 @@ def pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, region):
                                 w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, mode)
         return
     inv_h, inv_w = _divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    _kernel(mode, "pool", cell)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs, *os_, h, w, ow, kh, kw,
-                                sh, sw, pads[0], pads[1], r0, r1, c0, c1, mode)
+    _kernel(mode, "pool", cell)(x.reshape(-1), out.reshape(-1), inv_h, inv_w, nb, *xs, *os_, h, w, ow, kh, kw, sh,
+                                sw, pads[0], pads[1], r0, r1, c0, c1)
 
 
 def global_avg_pool(x, out, cell, planes, region):

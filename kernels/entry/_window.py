@@ -38,8 +38,8 @@ def bind_pool(x, out, cell, mode, planes, kernel, stride, pads, include_pad, reg
                     xs[1], os_[0], os_[1], h, w, kh, kw, pads[0], pads[1], r0, r1, c0, c1, mode,
                     tag="coinfer.kernels._pool stream")
     inv_h, inv_w = _pool._divisors(cell, mode, h, w, oh, ow, kh, kw, sh, sw, pads, include_pad)
-    return bind(name, _pool._kernel(mode, "pool", cell), x.reshape(-1), out.reshape(-1), inv_h, inv_w, cell, nb, *xs,
-                *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1, mode,
+    return bind(name, _pool._kernel(mode, "pool", cell), x.reshape(-1), out.reshape(-1), inv_h, inv_w, nb, *xs,
+                *os_, h, w, ow, kh, kw, sh, sw, pads[0], pads[1], r0, r1, c0, c1,
                 tag=f"coinfer.kernels._pool {'max' if mode == _pool.MAX else 'avg'} {cell}")
 
 
